@@ -1,0 +1,1 @@
+"""The helpdesk's domain and storage: tickets, messages, threading; no sockets."""

@@ -1,0 +1,80 @@
+"""The one exception tree of postdesk; the SMTP edge and the CLI translate it.
+
+    PostdeskError
+    ├── ConfigError          a setting is missing, unknown or of the wrong type
+    ├── StorageError         the database failed; the caller may retry later
+    │   ├── SchemaOutOfDate  the database needs `postdesk db upgrade`
+    │   └── ThreadRace       another gateway opened a ticket for the same thread; retry
+    ├── MessageRejected      inbound mail the gateway refuses outright
+    │   ├── RecipientRefused an address the helpdesk does not accept mail for
+    │   └── MessageTooLarge  bigger than `[smtp] max_message_size`
+    ├── UnparseableMessage   raw bytes that cannot become a message (quarantined)
+    ├── TicketNotFound       no ticket has that mask
+    └── UsageError           a command was given arguments it cannot act on
+"""
+
+from __future__ import annotations
+
+
+class PostdeskError(Exception):
+    """Base of every error postdesk raises on purpose."""
+
+
+class ConfigError(PostdeskError):
+    """A setting is wrong; carries the dotted key so the message can name it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"setting {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class StorageError(PostdeskError):
+    """The database could not complete a write; nothing was acknowledged."""
+
+
+class SchemaOutOfDate(StorageError):
+    """The database schema is behind the code."""
+
+
+class ThreadRace(StorageError):
+    """Two gateways opened tickets for one thread at once; the loser's transaction is retried."""
+
+
+class MessageRejected(PostdeskError):
+    """Inbound mail refused before it was accepted; carries the SMTP reply."""
+
+    smtp_reply = "550 5.7.1 Message rejected"
+
+
+class RecipientRefused(MessageRejected):
+    """The helpdesk does not accept mail for this address (never an open relay)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"not a helpdesk address: {address}")
+        self.address = address
+        self.smtp_reply = f"550 5.1.1 <{address}>: not a helpdesk address"
+
+
+class MessageTooLarge(MessageRejected):
+    """The message exceeds the configured size limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} bytes exceeds the limit of {limit}")
+        self.smtp_reply = f"552 5.3.4 Message size exceeds fixed limit of {limit} bytes"
+
+
+class UnparseableMessage(PostdeskError):
+    """Raw bytes that cannot be read as a message; they go to quarantine, not away."""
+
+
+class TicketNotFound(PostdeskError):
+    """No ticket carries the mask the user gave."""
+
+    def __init__(self, mask: str) -> None:
+        super().__init__(f"no ticket with mask {mask}")
+        self.mask = mask
+
+
+class UsageError(PostdeskError):
+    """A command cannot act on the arguments it was given."""

@@ -1,0 +1,38 @@
+"""Groups and their buckets: where a ticket lands, decided by the address it was sent to."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import Bucket, Group
+from core.settings import HelpdeskSettings
+from core.upsert import insert_ignore
+
+INBOX = "Inbox"
+
+
+def ensure_default_group(session: Session, helpdesk: HelpdeskSettings) -> Group:
+    """The group named in settings, with its inbox, created on first use."""
+    insert_ignore(session, Group.__table__, {"name": helpdesk.default_group,
+                                             "address": helpdesk.default_address, "auto_reply": True})
+    group = session.scalars(select(Group).where(Group.name == helpdesk.default_group)).one()
+    insert_ignore(session, Bucket.__table__, {"group_id": group.id, "name": INBOX})
+    return group
+
+
+def inbox_of(session: Session, group: Group) -> Bucket:
+    bucket = session.scalars(select(Bucket).where(Bucket.group_id == group.id, Bucket.name == INBOX)).first()
+    if bucket is None:
+        insert_ignore(session, Bucket.__table__, {"group_id": group.id, "name": INBOX})
+        bucket = session.scalars(select(Bucket).where(Bucket.group_id == group.id, Bucket.name == INBOX)).one()
+    return bucket
+
+
+def group_for_recipients(session: Session, rcpt_tos: tuple[str, ...], helpdesk: HelpdeskSettings) -> Group:
+    """The group whose address the mail was sent to; the default group otherwise."""
+    if rcpt_tos:
+        group = session.scalars(select(Group).where(Group.address.in_(rcpt_tos)).order_by(Group.id)).first()
+        if group is not None:
+            return group
+    return ensure_default_group(session, helpdesk)

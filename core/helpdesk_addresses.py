@@ -1,0 +1,25 @@
+"""Decides which addresses belong to the helpdesk itself: accepted for mail, never recipients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.addresses import try_normalize
+from core.settings import HelpdeskSettings
+
+
+@dataclass(frozen=True)
+class OwnAddresses:
+    domains: frozenset[str]
+    addresses: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, helpdesk: HelpdeskSettings) -> OwnAddresses:
+        return cls(frozenset(helpdesk.domains), frozenset(helpdesk.addresses) | {helpdesk.default_address})
+
+    def accepts(self, address: str) -> bool:
+        """True for an address the gateway takes mail for (the SMTP RCPT decision)."""
+        normalized = try_normalize(address)
+        if normalized is None:
+            return False
+        return normalized in self.addresses or normalized.rsplit("@", 1)[1] in self.domains

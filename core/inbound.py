@@ -1,0 +1,50 @@
+"""The frozen value every inbound mail becomes at the edge; nothing downstream reads raw headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from core.addresses import Address
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the SMTP session (or the MTA pipe) said about the mail, as opposed to its headers."""
+
+    source: str
+    mail_from: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    message_id: str
+    sender: Address
+    subject: str
+    envelope: Envelope
+    raw: bytes
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    text: str = ""
+    html: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[InboundAttachment, ...] = ()
+    defects: tuple[str, ...] = field(default=())
+    is_automated: bool = False
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """Ids this mail answers, most telling first: In-Reply-To, then References newest first."""
+        ordered = list(self.in_reply_to) + list(reversed(self.references))
+        return tuple(dict.fromkeys(i for i in ordered if i != self.message_id))

@@ -1,0 +1,254 @@
+"""The stored shape of the helpdesk: tickets, messages, their parts, the spool and quarantine."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no zone, PostgreSQL must not shift it."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Status(str, enum.Enum):
+    OPEN = "open"
+    WAITING = "waiting"
+    CLOSED = "closed"
+    DELETED = "deleted"
+
+
+class Priority(str, enum.Enum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class LastAction(str, enum.Enum):
+    NEW = "new"
+    RECIPIENT_REPLIED = "recipient_replied"
+    WORKER_REPLIED = "worker_replied"
+
+
+class KeyOrigin(str, enum.Enum):
+    """Why a Message-ID points at a ticket; only `sent` ids prove the sender saw our mail."""
+
+    RECEIVED = "received"
+    SENT = "sent"
+    REFERENCED = "referenced"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e], native_enum=False,
+                validate_strings=True, length=24)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AddressRow(Base):
+    """Every mailbox the helpdesk has seen, stored once, normalised."""
+
+    __tablename__ = "addresses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    bouncing: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    domain: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    auto_reply: Mapped[bool] = mapped_column(Boolean, default=True)
+    buckets: Mapped[list[Bucket]] = relationship(back_populates="group")
+
+
+class Bucket(Base):
+    __tablename__ = "buckets"
+    __table_args__ = (UniqueConstraint("group_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    group: Mapped[Group] = relationship(back_populates="buckets")
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_updated", "status", "updated_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mask: Mapped[str] = mapped_column(String(16), unique=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[Status] = mapped_column(_enum(Status, "ticket_status"), default=Status.OPEN)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "ticket_priority"), default=Priority.NORMAL)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id"))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="SET NULL"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_action: Mapped[LastAction] = mapped_column(_enum(LastAction, "ticket_last_action"), default=LastAction.NEW)
+    first_wrote_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+    last_wrote_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+
+    group: Mapped[Group] = relationship()
+    bucket: Mapped[Bucket] = relationship()
+    organization: Mapped[Organization | None] = relationship()
+    owner: Mapped[Worker | None] = relationship()
+    first_wrote: Mapped[AddressRow | None] = relationship(foreign_keys=[first_wrote_id])
+    last_wrote: Mapped[AddressRow | None] = relationship(foreign_keys=[last_wrote_id])
+    recipients: Mapped[list[AddressRow]] = relationship(secondary="ticket_recipients", order_by="AddressRow.id")
+    messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
+
+
+class TicketRecipient(Base):
+    __tablename__ = "ticket_recipients"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    """One mail on a ticket, as parsed at the edge, with its raw bytes kept."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"))
+    is_outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
+    unverified_sender: Mapped[bool] = mapped_column(Boolean, default=False)
+    to_addrs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cc_addrs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    headers: Mapped[list[Any]] = deferred(mapped_column(JSON, default=list))
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str] = deferred(mapped_column(Text, default=""))
+    defects: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    sender: Mapped[AddressRow] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.position")
+
+
+class Blob(Base):
+    """Attachment content, stored once per SHA-256 however many messages carry it."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(Text, default="")
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    blob: Mapped[Blob] = relationship()
+
+
+class ThreadKey(Base):
+    """A Message-ID that leads to a ticket: one we received, sent, or saw referenced."""
+
+    __tablename__ = "thread_keys"
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    origin: Mapped[KeyOrigin] = mapped_column(_enum(KeyOrigin, "thread_key_origin"))
+
+
+class SpoolItem(Base):
+    """Raw mail acknowledged to its sender and not yet built into a ticket."""
+
+    __tablename__ = "spool"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(String(20))
+    mail_from: Mapped[str] = mapped_column(Text, default="")
+    rcpt_tos: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class QuarantineItem(Base):
+    """Raw mail that could not become a ticket message, kept with the reason."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(String(20))
+    mail_from: Mapped[str] = mapped_column(Text, default="")
+    rcpt_tos: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+
+
+class AuditEntry(Base):
+    """Who or what changed a ticket, and how."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[str] = mapped_column(Text, default="")

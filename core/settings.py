@@ -1,0 +1,161 @@
+"""Loads settings once into frozen, typed objects; a wrong key stops start-up by name."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from core.addresses import normalize_address, normalize_domain
+from core.errors import ConfigError
+
+CONFIG_ENV = "POSTDESK_CONFIG"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "settings.toml"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///var/postdesk.db"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    listen: str = "127.0.0.1:2525"
+    hostname: str = "postdesk.example.com"
+    max_message_size: int = 26214400
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class HelpdeskSettings:
+    domains: tuple[str, ...] = ("example.com",)
+    addresses: tuple[str, ...] = ()
+    default_group: str = "Support"
+    default_address: str = "support@example.com"
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = DatabaseSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    helpdesk: HelpdeskSettings = HelpdeskSettings()
+    logging: LoggingSettings = LoggingSettings()
+    source: Path | None = None
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The file to read: --config, else $POSTDESK_CONFIG, else the shipped settings.toml."""
+    chosen = explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+    return Path(chosen).expanduser().resolve()
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and validate one TOML file; every problem is a ConfigError naming its key."""
+    source = config_path(path)
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"file not found: {source}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(source), f"not valid TOML: {exc}") from None
+    return settings_from_dict(data, base_dir=source.parent, source=source)
+
+
+def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> Settings:
+    """Build Settings from parsed TOML, resolving relative paths against base_dir."""
+    sections = {f.name: f.type for f in fields(Settings) if f.name != "source"}
+    for name in data:
+        if name not in sections:
+            raise ConfigError(name, "unknown section")
+    database = _section(DatabaseSettings, "database", data.get("database", {}))
+    smtp = _section(SmtpSettings, "smtp", data.get("smtp", {}))
+    helpdesk = _section(HelpdeskSettings, "helpdesk", data.get("helpdesk", {}))
+    logging_ = _section(LoggingSettings, "logging", data.get("logging", {}))
+    database = DatabaseSettings(url=_resolve_db_url(database.url, base_dir))
+    _check_smtp(smtp)
+    helpdesk = _normalize_helpdesk(helpdesk)
+    return Settings(database, smtp, helpdesk, logging_, source)
+
+
+def _section(cls: type, name: str, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, "must be a table")
+    defaults = {f.name: f.default for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in defaults:
+            raise ConfigError(f"{name}.{key}", "unknown key")
+        values[key] = _coerce(f"{name}.{key}", value, defaults[key])
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, "must be a list of strings")
+        return tuple(value)
+    if isinstance(default, bool) or not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+        raise ConfigError(key, f"must be a {type(default).__name__}")
+    return value
+
+
+def _resolve_db_url(url: str, base_dir: Path) -> str:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("database.url", f"not a database URL: {url!r}") from None
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or Path(database).is_absolute():
+        return url
+    absolute = (base_dir / database).resolve()
+    return parsed.set(database=str(absolute)).render_as_string(hide_password=False)
+
+
+def _check_smtp(smtp: SmtpSettings) -> None:
+    if ":" not in smtp.listen:
+        raise ConfigError("smtp.listen", f"expected HOST:PORT, got {smtp.listen!r}")
+    try:
+        port = smtp.port
+    except ValueError:
+        raise ConfigError("smtp.listen", f"port is not a number in {smtp.listen!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError("smtp.listen", f"port {port} out of range")
+    if smtp.max_message_size <= 0:
+        raise ConfigError("smtp.max_message_size", "must be positive")
+
+
+def _normalize_helpdesk(helpdesk: HelpdeskSettings) -> HelpdeskSettings:
+    try:
+        domains = tuple(normalize_domain(d) for d in helpdesk.domains)
+    except ValueError as exc:
+        raise ConfigError("helpdesk.domains", str(exc)) from None
+    try:
+        addresses = tuple(normalize_address(a) for a in helpdesk.addresses)
+    except ValueError as exc:
+        raise ConfigError("helpdesk.addresses", str(exc)) from None
+    try:
+        default_address = normalize_address(helpdesk.default_address)
+    except ValueError as exc:
+        raise ConfigError("helpdesk.default_address", str(exc)) from None
+    if not helpdesk.default_group.strip():
+        raise ConfigError("helpdesk.default_group", "must not be empty")
+    return HelpdeskSettings(domains, addresses, helpdesk.default_group.strip(), default_address)

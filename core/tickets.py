@@ -1,0 +1,151 @@
+"""Writes tickets and their messages: opening, appending, recipients, thread keys, audit."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.addresses import Address
+from core.errors import ThreadRace
+from core.inbound import InboundMessage
+from core.masks import new_mask
+from core.models import (
+    AddressRow,
+    Attachment,
+    AuditEntry,
+    Blob,
+    Bucket,
+    Group,
+    KeyOrigin,
+    Message,
+    Status,
+    ThreadKey,
+    Ticket,
+    TicketRecipient,
+)
+from core.upsert import insert_ignore
+
+MASK_ATTEMPTS = 10
+NO_SUBJECT = "(no subject)"
+
+
+def address_row(session: Session, address: Address) -> AddressRow:
+    """The stored row of a mailbox, created on first sight; a display name fills in a blank one."""
+    insert_ignore(session, AddressRow.__table__, {"email": address.email, "name": address.name[:200],
+                                                  "bouncing": False})
+    row = session.scalars(select(AddressRow).where(AddressRow.email == address.email)).one()
+    if address.name and not row.name:
+        row.name = address.name[:200]
+    return row
+
+
+def open_ticket(session: Session, message: InboundMessage, group: Group, bucket: Bucket,
+                now: datetime) -> Ticket:
+    """A new open ticket under a fresh mask (a collision, however unlikely, draws again)."""
+    sender = address_row(session, message.sender)
+    for _ in range(MASK_ATTEMPTS):
+        ticket = Ticket(mask=new_mask(), subject=message.subject or NO_SUBJECT, status=Status.OPEN,
+                        group_id=group.id, bucket_id=bucket.id, created_at=now, updated_at=now,
+                        first_wrote_id=sender.id, last_wrote_id=sender.id)
+        try:
+            with session.begin_nested():
+                session.add(ticket)
+                session.flush()
+            return ticket
+        except IntegrityError:
+            continue
+    raise ThreadRace("could not draw an unused mask")
+
+
+def add_recipients(session: Session, ticket: Ticket, addresses: list[Address]) -> list[AddressRow]:
+    """Make these mailboxes recipients of the ticket; returns the ones that were new."""
+    added = []
+    for address in addresses:
+        row = address_row(session, address)
+        if insert_ignore(session, TicketRecipient.__table__, {"ticket_id": ticket.id, "address_id": row.id,
+                                                              "added_at": ticket.updated_at}):
+            added.append(row)
+    if added:
+        session.expire(ticket, ["recipients"])
+    return added
+
+
+def store_message(session: Session, ticket: Ticket, message: InboundMessage, *, verified: bool,
+                  now: datetime) -> Message:
+    """Append the mail to the ticket with its attachments, each content stored once."""
+    row = Message(ticket_id=ticket.id, message_id=message.message_id,
+                  sender_id=address_row(session, message.sender).id, is_outgoing=False,
+                  unverified_sender=not verified, to_addrs=_plain(message.to), cc_addrs=_plain(message.cc),
+                  subject=message.subject, date=message.date, received_at=now,
+                  headers=[list(h) for h in message.headers], text=message.text, html=message.html,
+                  defects=list(message.defects), raw=message.raw)
+    session.add(row)
+    session.flush()
+    for position, attachment in enumerate(message.attachments):
+        digest = hashlib.sha256(attachment.data).hexdigest()
+        insert_ignore(session, Blob.__table__, {"sha256": digest, "size": len(attachment.data),
+                                                "data": attachment.data})
+        session.add(Attachment(message_id=row.id, position=position, filename=attachment.filename,
+                               content_type=attachment.content_type, blob_sha256=digest))
+    return row
+
+
+def _plain(addresses: tuple[Address, ...]) -> list[dict[str, str]]:
+    return [{"email": a.email, "name": a.name} for a in addresses]
+
+
+def record_thread_keys(session: Session, ticket: Ticket, message: InboundMessage, *, opened: bool) -> None:
+    """Remember the mail's id and the ids it answers, so later mail of the thread finds this ticket.
+
+    When this mail just opened the ticket, an id already pointing elsewhere means another gateway
+    opened a ticket for the same thread at the same moment: raise, so this one retries and joins it.
+    """
+    _claim_key(session, ticket, message.message_id, KeyOrigin.RECEIVED, opened)
+    for referenced in message.thread_ids:
+        _claim_key(session, ticket, referenced, KeyOrigin.REFERENCED, opened)
+
+
+def _claim_key(session: Session, ticket: Ticket, message_id: str, origin: KeyOrigin, opened: bool) -> None:
+    values = {"message_id": message_id, "ticket_id": ticket.id, "origin": origin}
+    if insert_ignore(session, ThreadKey.__table__, values):
+        return
+    existing = session.get(ThreadKey, message_id, populate_existing=True)
+    if existing is None:
+        return
+    if existing.ticket_id != ticket.id:
+        if opened:
+            raise ThreadRace(f"{message_id} already belongs to another ticket")
+        return
+    if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
+        existing.origin = KeyOrigin.RECEIVED
+
+
+def record_sent_message_id(session: Session, ticket: Ticket, message_id: str) -> None:
+    """Remember an id the helpdesk generated for mail about this ticket (replies to it prove the sender)."""
+    session.add(ThreadKey(message_id=message_id, ticket_id=ticket.id, origin=KeyOrigin.SENT))
+
+
+def set_status(session: Session, ticket: Ticket, status: Status, *, actor: str, reason: str, now: datetime) -> None:
+    if ticket.status is status:
+        return
+    audit(session, ticket, actor=actor, action="status", detail=f"{ticket.status.value} -> {status.value}: {reason}",
+          now=now)
+    ticket.status = status
+    ticket.updated_at = now
+
+
+def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, detail: str, now: datetime) -> None:
+    session.add(AuditEntry(ticket_id=ticket.id if ticket else None, at=now, actor=actor, action=action,
+                           detail=detail))
+
+
+def message_exists(session: Session, message_id: str) -> bool:
+    return session.scalar(select(Message.id).where(Message.message_id == message_id)) is not None
+
+
+def touch(session: Session, ticket_id: int, now: datetime) -> None:
+    session.execute(update(Ticket).where(Ticket.id == ticket_id).values(updated_at=now))

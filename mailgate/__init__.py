@@ -1,0 +1,1 @@
+"""The edge: bytes and sockets in and out, no business rules."""

@@ -1,0 +1,220 @@
+"""Test kit: real databases (SQLite always, PostgreSQL when configured), a real daemon, mail builders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from core.db import Database, open_database
+from core.schema import upgrade
+from core.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora"
+POSTGRES_ENV = "POSTDESK_TEST_POSTGRES_URL"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll until predicate() is truthy; fail the test with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {getattr(predicate, '__name__', predicate)}")
+        time.sleep(interval)
+
+
+def _fresh_postgres_database(admin_url: str) -> tuple[str, Callable[[], None]]:
+    name = f"postdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+def _backends() -> list[object]:
+    postgres = pytest.mark.postgres
+    reason = f"{POSTGRES_ENV} is not set (CI sets it; see .ci/run)"
+    return ["sqlite", pytest.param("postgresql", marks=[postgres, pytest.mark.skipif(
+        not os.environ.get(POSTGRES_ENV), reason=reason)])]
+
+
+@pytest.fixture(params=_backends())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file, and (when configured) a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'postdesk.db'}"
+        return
+    url, drop = _fresh_postgres_database(os.environ[POSTGRES_ENV])
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database; skips (locally) when none is configured."""
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        pytest.skip(f"{POSTGRES_ENV} is not set (CI sets it; see .ci/run)")
+    url, drop = _fresh_postgres_database(admin)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+def write_config(folder: Path, db_url: str, port: int | None = None, **extra: str) -> Path:
+    """A throwaway settings file: the shipped defaults but this database and a free port."""
+    port = port or free_port()
+    max_size = extra.get("max_message_size", "1048576")
+    path = folder / "settings.toml"
+    path.write_text(
+        f'[database]\nurl = "{db_url}"\n\n'
+        f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "postdesk.test"\nmax_message_size = {max_size}\n\n'
+        '[helpdesk]\ndomains = ["example.com"]\naddresses = ["help@other.test"]\n'
+        'default_group = "Support"\ndefault_address = "support@example.com"\n\n'
+        '[logging]\nlevel = "INFO"\n')
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, db_url: str) -> Path:
+    return write_config(tmp_path, db_url)
+
+
+@pytest.fixture
+def settings(config_path: Path) -> Settings:
+    return load_settings(config_path)
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    db = open_database(settings.database.url)
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+@dataclass
+class Daemon:
+    """A real `postdesk serve` process; start, stop with SIGTERM, restart."""
+
+    config: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.config)
+
+    @property
+    def port(self) -> int:
+        return self.settings.smtp.port
+
+    def start(self) -> Daemon:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "workers", "--config", str(self.config), "serve"],
+                                        stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postdesk serve exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"postdesk serve did not listen:\n{self.log.read_text()}")
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self.process = None
+        return code
+
+    def smtp(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=30)
+
+    def send(self, raw: bytes, to: tuple[str, ...] = ("support@example.com",), sender: str = "customer@outside.test") -> None:
+        with self.smtp() as client:
+            client.sendmail(sender, list(to), raw)
+
+
+@pytest.fixture
+def daemon(config_path: Path, tmp_path: Path) -> Iterator[Daemon]:
+    """A started daemon on its own database and port; stopped (SIGTERM) after the test."""
+    running = Daemon(config_path, tmp_path / "daemon.log").start()
+    yield running
+    if running.process is not None:
+        if running.process.poll() is None:
+            running.stop()
+
+
+def run_cli(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the real `postdesk` command as a whole process."""
+    return subprocess.run([sys.executable, "-m", "workers", "--config", str(config), *args],
+                          input=stdin, capture_output=True, cwd=ROOT, timeout=300)
+
+
+def make_mail(subject: str = "Printer on fire", body: str = "Help, please.", sender: str = "Alice <alice@customer.test>",
+              to: str = "support@example.com", cc: str | None = None, message_id: str | None = None,
+              in_reply_to: str | None = None, references: str | None = None, charset: str = "utf-8",
+              attachments: list[tuple[str, str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    if cc:
+        mail["Cc"] = cc
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc))
+    mail["Message-ID"] = message_id or make_msgid(domain="customer.test")
+    if in_reply_to:
+        mail["In-Reply-To"] = in_reply_to
+    if references:
+        mail["References"] = references
+    mail.set_content(body, charset=charset)
+    for filename, content_type, data in attachments:
+        maintype, subtype = content_type.split("/")
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return mail
+
+
+def cli_json(config: Path, *args: str) -> Any:
+    result = run_cli(config, *args, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)

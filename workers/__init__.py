@@ -1,0 +1,1 @@
+"""What helpdesk workers use: the `postdesk` command and (later) mail commands."""

@@ -1,0 +1,114 @@
+"""The `postdesk` command: turns each expected error into one readable line and exit status 1."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import PostdeskError, StorageError
+from core.inbound import Envelope
+from mailgate.deliver import EX_TEMPFAIL, deliver
+from workers.app import App
+from workers.import_command import import_mail
+from workers.read_commands import show, tickets
+
+
+class PostdeskGroup(click.Group):
+    """A click group whose commands report PostdeskError as `postdesk: <message>` and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PostdeskError as exc:
+            click.echo(f"postdesk: {exc}", err=True)
+            ctx.exit(1)
+        except SQLAlchemyError as exc:
+            click.echo(f"postdesk: database error: {getattr(exc, 'orig', None) or exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=PostdeskGroup)
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="POSTDESK_CONFIG",
+              help="Settings file (default: $POSTDESK_CONFIG, else the shipped settings.toml).")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """postdesk: an email-driven helpdesk.
+
+    \b
+    Examples:
+      postdesk serve                      run the SMTP gateway
+      postdesk tickets --status waiting   list waiting tickets
+      postdesk show XER-83472-879         read one conversation
+    """
+    app = App(config)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+@main.command()
+@click.pass_obj
+def serve(app: App) -> None:
+    """Run the daemon: SMTP gateway and spool runner, until SIGTERM.
+
+    Creates the database schema when the database is empty.
+    """
+    from mailgate.daemon import serve as run_daemon
+
+    run_daemon(app.settings)
+
+
+@main.command("deliver")
+@click.option("--from", "mail_from", default="", help="Envelope sender, as the MTA passes it.")
+@click.option("--to", "rcpt_tos", multiple=True, help="Envelope recipient (repeatable).")
+@click.pass_obj
+def deliver_command(app: App, mail_from: str, rcpt_tos: tuple[str, ...]) -> None:
+    """Take one message on stdin (for an MTA pipe); exit 0 once stored, 75 on a temporary failure.
+
+    \b
+    Example (Postfix master.cf / aliases):
+      support: "|postdesk deliver --from ${sender} --to ${recipient}"
+    """
+    raw = sys.stdin.buffer.read()
+    try:
+        deliver(app.database(), app.settings, raw, Envelope("deliver", mail_from, rcpt_tos))
+    except StorageError as exc:
+        click.echo(f"postdesk: temporary failure, message not stored: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(app: App) -> None:
+    """Apply pending schema migrations."""
+    from core.schema import upgrade
+
+    before, after = upgrade(app.database(create=False))
+    click.echo(f"schema: {before or 'empty'} -> {after}")
+
+
+@main.group()
+def quarantine() -> None:
+    """Mail that could not be filed, kept raw with the reason."""
+
+
+@quarantine.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def quarantine_list(app: App, as_json: bool) -> None:
+    """List quarantined mail, newest first."""
+    from workers.quarantine_view import print_quarantine
+
+    print_quarantine(app.database(), as_json)
+
+
+main.add_command(tickets)
+main.add_command(show)
+main.add_command(import_mail)

@@ -1,0 +1,85 @@
+"""`postdesk tickets` and `postdesk show`: the read side of the worker's desk."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from core.models import Status
+from core.queries import DEFAULT_STATUSES, list_tickets, show_ticket
+from workers.app import App
+
+STATUS_CHOICES = [s.value for s in Status] + ["all"]
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@click.command()
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_CHOICES),
+              help="Only tickets in this status (repeatable; `all` for every status). Default: open and waiting.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON objects with stable field names.")
+@click.pass_obj
+def tickets(app: App, statuses: tuple[str, ...], as_json: bool) -> None:
+    """List tickets, most recent activity first.
+
+    \b
+    Examples:
+      postdesk tickets
+      postdesk tickets --status closed --json
+    """
+    chosen = tuple(Status) if "all" in statuses else (tuple(Status(s) for s in statuses) or DEFAULT_STATUSES)
+    with app.database().read() as session:
+        rows = list_tickets(session, chosen)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("subject", "status", "priority", "messages")
+    table.add_column("mask", no_wrap=True)
+    table.columns.insert(0, table.columns.pop())
+    table.add_column("created", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    for row in rows:
+        table.add_row(row["mask"], row["subject"], row["status"], row["priority"], str(row["message_count"]),
+                      row["created"][:16].replace("T", " "), row["updated"][:16].replace("T", " "))
+    Console().print(table)
+
+
+@click.command()
+@click.argument("mask")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the ticket and its messages.")
+@click.pass_obj
+def show(app: App, mask: str, as_json: bool) -> None:
+    """Print a ticket's fields and its conversation.
+
+    \b
+    Example:
+      postdesk show XER-83472-879
+    """
+    with app.database().read() as session:
+        ticket = show_ticket(session, mask)
+    if as_json:
+        _print_json(ticket)
+        return
+    _print_ticket(ticket)
+
+
+def _print_ticket(ticket: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"[bold]{ticket['mask']}[/bold]  {ticket['subject']}", markup=True, highlight=False)
+    for key in ("status", "priority", "group", "bucket", "owner", "organization", "created", "updated",
+                "last_action", "first_wrote", "last_wrote"):
+        console.print(f"  {key:<13} {ticket[key] if ticket[key] is not None else '-'}", highlight=False)
+    console.print(f"  {'recipients':<13} {', '.join(ticket['recipients']) or '-'}", highlight=False)
+    for number, message in enumerate(ticket["messages"], 1):
+        flag = "  [unverified sender]" if message["unverified_sender"] else ""
+        console.rule(f"#{number} {message['from']}  {message['date'] or message['received']}{flag}")
+        console.print(message["text"], markup=False, highlight=False)
+        for attachment in message["attachments"]:
+            console.print(f"  attachment: {attachment['filename'] or '(unnamed)'} "
+                          f"({attachment['content_type']}, {attachment['size']} bytes)", highlight=False)
