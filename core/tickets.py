@@ -27,6 +27,7 @@ from core.models import (
     Ticket,
     TicketRecipient,
 )
+from core.threads import is_participant
 from core.upsert import insert_ignore
 
 MASK_ATTEMPTS = 10
@@ -104,12 +105,13 @@ def record_thread_keys(session: Session, ticket: Ticket, message: InboundMessage
     When this mail just opened the ticket, an id already pointing elsewhere means another gateway
     opened a ticket for the same thread at the same moment: raise, so this one retries and joins it.
     """
-    _claim_key(session, ticket, message.message_id, KeyOrigin.RECEIVED, opened)
+    _claim_key(session, ticket, message, message.message_id, KeyOrigin.RECEIVED, opened)
     for referenced in message.thread_ids:
-        _claim_key(session, ticket, referenced, KeyOrigin.REFERENCED, opened)
+        _claim_key(session, ticket, message, referenced, KeyOrigin.REFERENCED, opened)
 
 
-def _claim_key(session: Session, ticket: Ticket, message_id: str, origin: KeyOrigin, opened: bool) -> None:
+def _claim_key(session: Session, ticket: Ticket, message: InboundMessage, message_id: str,
+               origin: KeyOrigin, opened: bool) -> None:
     values = {"message_id": message_id, "ticket_id": ticket.id, "origin": origin}
     if insert_ignore(session, ThreadKey.__table__, values):
         return
@@ -117,11 +119,23 @@ def _claim_key(session: Session, ticket: Ticket, message_id: str, origin: KeyOri
     if existing is None:
         return
     if existing.ticket_id != ticket.id:
-        if opened:
+        if opened and _threading_would_have_followed(session, existing, origin, message):
             raise ThreadRace(f"{message_id} already belongs to another ticket")
         return
     if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
         existing.origin = KeyOrigin.RECEIVED
+
+
+def _threading_would_have_followed(session: Session, existing: ThreadKey, origin: KeyOrigin,
+                                   message: InboundMessage) -> bool:
+    """Whether core.threads would have joined the key's ticket had the key been there in time.
+
+    It always follows a received or sent id, and the mail's own id; a merely referenced id only
+    for a participant of that ticket (otherwise the key was skipped on purpose, not raced).
+    """
+    if existing.origin is not KeyOrigin.REFERENCED or origin is KeyOrigin.RECEIVED:
+        return True
+    return is_participant(session, existing.ticket_id, message.sender.email)
 
 
 def record_sent_message_id(session: Session, ticket: Ticket, message_id: str) -> None:

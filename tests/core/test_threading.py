@@ -1,0 +1,164 @@
+"""Threading and sender-trust rules, through the real spool, runner and pipeline on a real database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Database
+from core.inbound import Envelope
+from core.models import Message, Status, Ticket
+from core.queries import show_ticket
+from core.settings import Settings
+from core.tickets import record_sent_message_id
+from mailgate.deliver import deliver
+from testkit import make_mail
+
+ALICE = "Alice <alice@customer.test>"
+
+
+def send(database: Database, settings: Settings, mail: object) -> None:
+    deliver(database, settings, mail.as_bytes(), Envelope("deliver", "", ("support@example.com",)))  # type: ignore[attr-defined]
+
+
+def tickets(database: Database) -> list[Ticket]:
+    with database.read() as session:
+        return list(session.scalars(select(Ticket).order_by(Ticket.id)))
+
+
+def shown(database: Database, mask: str) -> dict:
+    with database.read() as session:
+        return show_ticket(session, mask)
+
+
+def set_status(database: Database, mask: str, status: Status) -> None:
+    with database.write() as session:
+        session.scalars(select(Ticket).where(Ticket.mask == mask)).one().status = status
+
+
+def test_new_ticket_has_mask_and_outside_recipients(database: Database, settings: Settings) -> None:
+    send(database, settings, make_mail(sender=ALICE, to="support@example.com, bob@customer.test",
+                                       cc="carol@partner.test, sales@example.com"))
+    (ticket,) = tickets(database)
+    assert re.fullmatch(r"[A-Z]{3}-\d{5}-\d{3}", ticket.mask)
+    view = shown(database, ticket.mask)
+    assert view["recipients"] == ["alice@customer.test", "bob@customer.test", "carol@partner.test"]
+    assert view["status"] == "open" and view["last_action"] == "new" and view["priority"] == "normal"
+    assert view["group"] == "Support" and view["bucket"] == "Inbox"
+
+
+@pytest.mark.parametrize("subject", ["Re: [{mask}] Printer on fire", "Re: Printer on fire {mask}",
+                                     "RE: printer [{lower}]"])
+def test_follow_up_by_mask(database: Database, settings: Settings, subject: str) -> None:
+    send(database, settings, make_mail(sender=ALICE))
+    (ticket,) = tickets(database)
+    send(database, settings, make_mail(sender=ALICE, body="more",
+                                       subject=subject.format(mask=ticket.mask, lower=ticket.mask.lower())))
+    assert len(tickets(database)) == 1
+    view = shown(database, ticket.mask)
+    assert view["message_count"] == 2 and not view["messages"][1]["unverified_sender"]
+    assert view["last_action"] == "recipient_replied"
+
+
+def test_follow_up_by_in_reply_to_and_by_references_only(database: Database, settings: Settings) -> None:
+    first = make_mail(sender=ALICE)
+    send(database, settings, first)
+    second = make_mail(sender=ALICE, subject="no mask here", in_reply_to=first["Message-ID"])
+    send(database, settings, second)
+    third = make_mail(sender=ALICE, subject="nor here", references=f"<unknown@else.test> {second['Message-ID']}")
+    send(database, settings, third)
+    (ticket,) = tickets(database)
+    assert shown(database, ticket.mask)["message_count"] == 3
+
+
+def test_unknown_mask_is_treated_as_no_mask(database: Database, settings: Settings) -> None:
+    send(database, settings, make_mail(sender=ALICE, subject="Re: [ABC-12345-678] hello"))
+    send(database, settings, make_mail(sender=ALICE, subject="Re: [ABC-12345-678] hello again"))
+    assert len(tickets(database)) == 2
+
+
+def test_same_message_id_twice_is_stored_once(database: Database, settings: Settings) -> None:
+    mail = make_mail(sender=ALICE, message_id="<once@customer.test>")
+    send(database, settings, mail)
+    send(database, settings, mail)
+    (ticket,) = tickets(database)
+    assert shown(database, ticket.mask)["message_count"] == 1
+
+
+def test_stranger_quoting_a_mask_is_unverified_and_not_a_recipient(database: Database, settings: Settings) -> None:
+    send(database, settings, make_mail(sender=ALICE))
+    (ticket,) = tickets(database)
+    set_status(database, ticket.mask, Status.CLOSED)
+    send(database, settings, make_mail(sender="Mallory <mallory@evil.test>", subject=f"Re: [{ticket.mask}]"))
+    view = shown(database, ticket.mask)
+    assert view["message_count"] == 2
+    assert view["messages"][1]["unverified_sender"] is True
+    assert view["recipients"] == ["alice@customer.test"]
+    assert view["status"] == "closed", "an unverified sender must not reopen the ticket"
+    assert view["last_wrote"] == "alice@customer.test"
+
+
+def test_stranger_answering_a_helpdesk_message_id_becomes_recipient(database: Database, settings: Settings) -> None:
+    send(database, settings, make_mail(sender=ALICE))
+    (ticket,) = tickets(database)
+    with database.write() as session:
+        record_sent_message_id(session, session.get(Ticket, ticket.id), "<sent-by-us.x7f3@postdesk.test>")
+    send(database, settings, make_mail(sender="Dave <dave@customer.test>", subject="Re: something",
+                                       in_reply_to="<sent-by-us.x7f3@postdesk.test>"))
+    view = shown(database, ticket.mask)
+    assert view["message_count"] == 2 and view["messages"][1]["unverified_sender"] is False
+    assert "dave@customer.test" in view["recipients"]
+
+
+def test_stranger_answering_a_customer_message_id_is_unverified(database: Database, settings: Settings) -> None:
+    first = make_mail(sender=ALICE)
+    send(database, settings, first)
+    send(database, settings, make_mail(sender="eve@other.test", in_reply_to=first["Message-ID"]))
+    (ticket,) = tickets(database)
+    view = shown(database, ticket.mask)
+    assert view["messages"][1]["unverified_sender"] is True
+    assert view["recipients"] == ["alice@customer.test"]
+
+
+@pytest.mark.parametrize("status, expected", [(Status.WAITING, "open"), (Status.CLOSED, "open"),
+                                              (Status.DELETED, "deleted")])
+def test_recipient_follow_up_reopens_unless_deleted(database: Database, settings: Settings,
+                                                    status: Status, expected: str) -> None:
+    first = make_mail(sender=ALICE)
+    send(database, settings, first)
+    (ticket,) = tickets(database)
+    set_status(database, ticket.mask, status)
+    send(database, settings, make_mail(sender=ALICE, in_reply_to=first["Message-ID"]))
+    assert shown(database, ticket.mask)["status"] == expected
+
+
+def test_reply_filed_before_its_original_joins_one_ticket(database: Database, settings: Settings) -> None:
+    original = make_mail(sender=ALICE, message_id="<orig@customer.test>")
+    reply = make_mail(sender=ALICE, subject="Re: Printer on fire", in_reply_to="<orig@customer.test>",
+                      references="<orig@customer.test>")
+    send(database, settings, reply)
+    send(database, settings, original)
+    (ticket,) = tickets(database)
+    assert shown(database, ticket.mask)["message_count"] == 2
+
+
+def test_planted_reference_does_not_capture_a_strangers_thread(database: Database, settings: Settings) -> None:
+    """Mallory mentions an id; a different sender's mail answering that id must not join Mallory's ticket."""
+    send(database, settings, make_mail(sender="mallory@evil.test", references="<victim-thread@bank.test>"))
+    send(database, settings, make_mail(sender="victim@bank.test", in_reply_to="<victim-thread@bank.test>"))
+    assert len(tickets(database)) == 2
+
+
+def test_mask_never_reveals_private_id(database: Database, settings: Settings) -> None:
+    send(database, settings, make_mail(sender=ALICE))
+    view = shown(database, tickets(database)[0].mask)
+    assert "id" not in view and all("id" not in m for m in view["messages"])
+
+
+def test_messages_keep_raw_bytes(database: Database, settings: Settings) -> None:
+    mail = make_mail(sender=ALICE)
+    send(database, settings, mail)
+    with database.read() as session:
+        assert session.scalars(select(Message.raw)).one() == mail.as_bytes()
