@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,7 @@ def make_mail(subject: str = "Printer on fire", body: str = "Help, please.", sen
               to: str = "support@example.com", cc: str | None = None, message_id: str | None = None,
               in_reply_to: str | None = None, references: str | None = None, charset: str = "utf-8",
               attachments: list[tuple[str, str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
-    mail = EmailMessage()
+    mail = EmailMessage(policy=SMTP)  # CRLF line ends, as a real client sends them
     mail["From"] = sender
     mail["To"] = to
     if cc:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
 from core.db import Database
 from core.models import QuarantineItem
+from workers.output import print_json, print_table
 
 
 def print_quarantine(db: Database, as_json: bool) -> None:
@@ -18,9 +15,7 @@ def print_quarantine(db: Database, as_json: bool) -> None:
         rows = [{"id": q.id, "received": q.received_at.isoformat(), "source": q.source,
                  "mail_from": q.mail_from, "rcpt_tos": q.rcpt_tos, "reason": q.reason} for q in items]
     if as_json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return
-    table = Table("id", "received", "source", "from", "reason")
-    for row in rows:
-        table.add_row(str(row["id"]), row["received"][:19], row["source"], row["mail_from"], row["reason"])
-    Console().print(table)
+    print_table(["id", "received", "source", "from", "reason"],
+                [[str(r["id"]), r["received"][:19], r["source"], r["mail_from"], r["reason"]] for r in rows])

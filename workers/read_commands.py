@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from core.models import Status
 from core.queries import DEFAULT_STATUSES, list_tickets, show_ticket
 from workers.app import App
+from workers.output import print_json, print_table
 
 STATUS_CHOICES = [s.value for s in Status] + ["all"]
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @click.command()
@@ -37,17 +32,15 @@ def tickets(app: App, statuses: tuple[str, ...], as_json: bool) -> None:
     with app.database().read() as session:
         rows = list_tickets(session, chosen)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    table = Table("subject", "status", "priority", "messages")
-    table.add_column("mask", no_wrap=True)
-    table.columns.insert(0, table.columns.pop())
-    table.add_column("created", no_wrap=True)
-    table.add_column("updated", no_wrap=True)
-    for row in rows:
-        table.add_row(row["mask"], row["subject"], row["status"], row["priority"], str(row["message_count"]),
-                      row["created"][:16].replace("T", " "), row["updated"][:16].replace("T", " "))
-    Console().print(table)
+    print_table(["mask", "subject", "status", "priority", "messages", "created", "updated"],
+                [[row["mask"], row["subject"], row["status"], row["priority"], str(row["message_count"]),
+                  _minute(row["created"]), _minute(row["updated"])] for row in rows])
+
+
+def _minute(iso: str) -> str:
+    return iso[:16].replace("T", " ")
 
 
 @click.command()
@@ -64,7 +57,7 @@ def show(app: App, mask: str, as_json: bool) -> None:
     with app.database().read() as session:
         ticket = show_ticket(session, mask)
     if as_json:
-        _print_json(ticket)
+        print_json(ticket)
         return
     _print_ticket(ticket)
 
