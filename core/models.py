@@ -174,11 +174,11 @@ class Message(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    headers: Mapped[list[Any]] = deferred(mapped_column(JSON, default=list))
+    headers: Mapped[list[Any]] = deferred(mapped_column(JSON, default=list, nullable=False))
     text: Mapped[str] = mapped_column(Text, default="")
-    html: Mapped[str] = deferred(mapped_column(Text, default=""))
+    html: Mapped[str] = deferred(mapped_column(Text, default="", nullable=False))
     defects: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     sender: Mapped[AddressRow] = relationship()
@@ -191,7 +191,7 @@ class Blob(Base):
     __tablename__ = "blobs"
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
-    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
 
 
 class Attachment(Base):
@@ -239,7 +239,7 @@ class QuarantineItem(Base):
     mail_from: Mapped[str] = mapped_column(Text, default="")
     rcpt_tos: Mapped[list[Any]] = mapped_column(JSON, default=list)
     reason: Mapped[str] = mapped_column(Text)
-    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
 
 
 class AuditEntry(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -45,11 +46,11 @@ def address_row(session: Session, address: Address) -> AddressRow:
 
 
 def open_ticket(session: Session, message: InboundMessage, group: Group, bucket: Bucket,
-                now: datetime) -> Ticket:
+                now: datetime, draw_mask: Callable[[], str] = new_mask) -> Ticket:
     """A new open ticket under a fresh mask (a collision, however unlikely, draws again)."""
     sender = address_row(session, message.sender)
     for _ in range(MASK_ATTEMPTS):
-        ticket = Ticket(mask=new_mask(), subject=message.subject or NO_SUBJECT, status=Status.OPEN,
+        ticket = Ticket(mask=draw_mask(), subject=message.subject or NO_SUBJECT, status=Status.OPEN,
                         group_id=group.id, bucket_id=bucket.id, created_at=now, updated_at=now,
                         first_wrote_id=sender.id, last_wrote_id=sender.id)
         try:
