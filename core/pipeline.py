@@ -6,9 +6,8 @@ Later stages (spam scoring, notifications) are added to PIPELINE, in order, here
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -32,8 +31,6 @@ from core.tickets import (
     store_message,
 )
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class Delivery:
@@ -49,7 +46,6 @@ class Delivery:
     opened: bool = False
     done: bool = False
     outcome: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 Step = Callable[[Delivery], None]

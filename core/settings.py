@@ -111,7 +111,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(key, "must be a list of strings")
         return tuple(value)
-    if isinstance(default, bool) or not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+    # bool is a subclass of int in Python, but `max_message_size = true` is still wrong
+    if type(value) is not type(default):
         raise ConfigError(key, f"must be a {type(default).__name__}")
     return value
 

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -160,7 +160,3 @@ def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, d
 
 def message_exists(session: Session, message_id: str) -> bool:
     return session.scalar(select(Message.id).where(Message.message_id == message_id)) is not None
-
-
-def touch(session: Session, ticket_id: int, now: datetime) -> None:
-    session.execute(update(Ticket).where(Ticket.id == ticket_id).values(updated_at=now))
