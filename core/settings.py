@@ -47,6 +47,32 @@ class HelpdeskSettings:
 
 
 @dataclass(frozen=True)
+class RelaySettings:
+    """The smarthost every outbound mail goes through; the password may come from the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    password_env: str = "POSTDESK_RELAY_PASSWORD"
+    timeout_seconds: float = 30.0
+    retry_initial_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    give_up_after_seconds: float = 259200.0
+
+    def resolved_password(self) -> str:
+        return os.environ.get(self.password_env, "") or self.password if self.password_env else self.password
+
+
+@dataclass(frozen=True)
+class AutoReplySettings:
+    """Loop protection: at most one automatic reply per sender address per window."""
+
+    window_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -56,6 +82,8 @@ class Settings:
     database: DatabaseSettings = DatabaseSettings()
     smtp: SmtpSettings = SmtpSettings()
     helpdesk: HelpdeskSettings = HelpdeskSettings()
+    relay: RelaySettings = RelaySettings()
+    auto_reply: AutoReplySettings = AutoReplySettings()
     logging: LoggingSettings = LoggingSettings()
     source: Path | None = None
 
@@ -87,11 +115,14 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     database = _section(DatabaseSettings, "database", data.get("database", {}))
     smtp = _section(SmtpSettings, "smtp", data.get("smtp", {}))
     helpdesk = _section(HelpdeskSettings, "helpdesk", data.get("helpdesk", {}))
+    relay = _section(RelaySettings, "relay", data.get("relay", {}))
+    auto_reply = _section(AutoReplySettings, "auto_reply", data.get("auto_reply", {}))
     logging_ = _section(LoggingSettings, "logging", data.get("logging", {}))
     database = DatabaseSettings(url=_resolve_db_url(database.url, base_dir))
     _check_smtp(smtp)
+    _check_relay(relay)
     helpdesk = _normalize_helpdesk(helpdesk)
-    return Settings(database, smtp, helpdesk, logging_, source)
+    return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, source)
 
 
 def _section(cls: type, name: str, raw: Any) -> Any:
@@ -111,6 +142,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(key, "must be a list of strings")
         return tuple(value)
+    if isinstance(default, float) and type(value) is int:
+        return float(value)
     # bool is a subclass of int in Python, but `max_message_size = true` is still wrong
     if type(value) is not type(default):
         raise ConfigError(key, f"must be a {type(default).__name__}")
@@ -142,6 +175,14 @@ def _check_smtp(smtp: SmtpSettings) -> None:
         raise ConfigError("smtp.listen", f"port {port} out of range")
     if smtp.max_message_size <= 0:
         raise ConfigError("smtp.max_message_size", "must be positive")
+
+
+def _check_relay(relay: RelaySettings) -> None:
+    if not 0 < relay.port <= 65535:
+        raise ConfigError("relay.port", f"port {relay.port} out of range")
+    for key in ("timeout_seconds", "retry_initial_seconds", "retry_max_seconds", "give_up_after_seconds"):
+        if getattr(relay, key) <= 0:
+            raise ConfigError(f"relay.{key}", "must be positive")
 
 
 def _normalize_helpdesk(helpdesk: HelpdeskSettings) -> HelpdeskSettings:

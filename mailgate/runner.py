@@ -90,12 +90,15 @@ class SpoolRunner:
         if not items:
             return False
         parsed = [(item, _parse(item)) for item in items]
+        failures = 0
         with self._db.write() as session:
-            failures = [(item, error) for item, result in parsed
-                        if (error := self._file_one(session, item, result)) is not None]
-            for item, error in failures:
-                self._record_failure(session, item, error)
-        return len(failures) < len(items)
+            for item, result in parsed:
+                # A failure is recorded before the next item: spool rows are then locked in id order,
+                # as every runner locks them, so two runners may wait for each other but never deadlock.
+                if (error := self._file_one(session, item, result)) is not None:
+                    self._record_failure(session, item, error)
+                    failures += 1
+        return failures < len(items)
 
     def _fetch(self) -> list[_Spooled]:
         with self._db.read() as session:
