@@ -87,7 +87,11 @@ def send_together(groups: list[list[tuple[Daemon, EmailMessage, str]]]) -> None:
 
 
 def in_rounds(url: str, groups: list[list[tuple[Daemon, EmailMessage, str]]]) -> None:
-    """One group at a time, each filed before the next: both runners then wake for the same few mails."""
+    """One group at a time, each filed before the next: both runners then wake for the same few mails.
+
+    Sent in one burst, the mail would mostly be filed by one runner while the other waits on its
+    spool rows; small rounds are what makes the two decide about one thread at the same moment.
+    """
     for group in groups:
         send_together([group])
         settled(url)
@@ -166,6 +170,7 @@ def test_an_original_and_its_replies_at_two_gateways_make_one_ticket(gateways: t
 
 
 def test_replies_filed_before_their_original_join_its_ticket(daemon: Daemon, db_url: str) -> None:
+    """One gateway, mail out of order: every reply is filed before its original arrives."""
     conversations = [conversation(n) for n in range(CONVERSATIONS // 2)]
     send_together([[(daemon, reply, talk.customer)] for talk in conversations for reply in talk.mails[1:]])
     assert len(settled(db_url).ticket_of) == len(conversations) * REPLIES
