@@ -8,12 +8,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from core.db import Database
 from core.errors import SchemaOutOfDate
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SCHEMA_LOCK_KEY = 0x706F7374  # "post": any fixed number shared by every postdesk process
 
 
 def _alembic_config() -> Config:
@@ -36,6 +37,9 @@ def upgrade(db: Database) -> tuple[str | None, str | None]:
     before = current_revision(db)
     config = _alembic_config()
     with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # two daemons starting on one empty database: the second waits, then finds it current
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return before, current_revision(db)
