@@ -1,0 +1,1 @@
+"""Jinja2 templates of every mail the daemon writes; rendered by core.outgoing."""
