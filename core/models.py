@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    false,
     JSON,
     Boolean,
     DateTime,
@@ -64,6 +65,22 @@ class LastAction(str, enum.Enum):
     WORKER_REPLIED = "worker_replied"
 
 
+class MessageKind(str, enum.Enum):
+    """What a stored message is in the conversation."""
+
+    INBOUND = "inbound"    # mail from a recipient (or a stranger, flagged unverified)
+    REPLY = "reply"        # a worker's answer, relayed to the recipients
+    COMMENT = "comment"    # a worker's internal note, relayed to nobody
+    BOUNCE = "bounce"      # a delivery status notification about one of our messages
+
+
+class OutboxState(str, enum.Enum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class KeyOrigin(str, enum.Enum):
     """Why a Message-ID points at a ticket; only `sent` ids prove the sender saw our mail."""
 
@@ -104,6 +121,7 @@ class Group(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     address: Mapped[str] = mapped_column(String(320), unique=True)
     auto_reply: Mapped[bool] = mapped_column(Boolean, default=True)
+    close_notice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     buckets: Mapped[list[Bucket]] = relationship(back_populates="group")
 
 
@@ -141,6 +159,7 @@ class Ticket(Base):
     last_action: Mapped[LastAction] = mapped_column(_enum(LastAction, "ticket_last_action"), default=LastAction.NEW)
     first_wrote_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
     last_wrote_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+    waiting_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     group: Mapped[Group] = relationship()
     bucket: Mapped[Bucket] = relationship()
@@ -169,6 +188,9 @@ class Message(Base):
     sender_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"))
     is_outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
     unverified_sender: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind, "message_kind"), default=MessageKind.INBOUND,
+                                              server_default=MessageKind.INBOUND.value)
+    author_worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
     to_addrs: Mapped[list[Any]] = mapped_column(JSON, default=list)
     cc_addrs: Mapped[list[Any]] = mapped_column(JSON, default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -252,3 +274,40 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(320))
     action: Mapped[str] = mapped_column(String(50))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class GroupMember(Base):
+    """A worker belongs to any number of groups; a group's mail goes to its members."""
+
+    __tablename__ = "group_members"
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True)
+
+
+class OutboxItem(Base):
+    """One outbound mail, built and given its Message-ID before anything is sent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    purpose: Mapped[str] = mapped_column(String(30))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_tos: Mapped[list[Any]] = mapped_column(JSON)
+    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState, "outbox_state"), default=OutboxState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AutoReplySent(Base):
+    """When a sender last got an automatic reply, so two robots cannot answer each other forever."""
+
+    __tablename__ = "auto_replies_sent"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
