@@ -10,6 +10,8 @@
     │   └── MessageTooLarge  bigger than `[smtp] max_message_size`
     ├── UnparseableMessage   raw bytes that cannot become a message (quarantined)
     ├── TicketNotFound       no ticket has that mask
+    ├── NotFound             no worker, group or other record by that name
+    ├── AlreadyExists        a worker, group or address that is taken
     └── UsageError           a command was given arguments it cannot act on
 """
 
@@ -74,6 +76,14 @@ class TicketNotFound(PostdeskError):
     def __init__(self, mask: str) -> None:
         super().__init__(f"no ticket with mask {mask}")
         self.mask = mask
+
+
+class NotFound(PostdeskError):
+    """No record answers to the name the user gave."""
+
+
+class AlreadyExists(PostdeskError):
+    """The name or address is taken already."""
 
 
 class UsageError(PostdeskError):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+
 from core.db import Database, open_database
+from core.groups import ensure_default_group
+from core.models import Group
 from core.schema import ensure_schema
 from core.settings import Settings, load_settings
 
@@ -33,7 +37,16 @@ class App:
             self._db = open_database(self.settings.database.url)
             if create:
                 ensure_schema(self._db)
+                self._ensure_default_group(self._db)
         return self._db
+
+    def _ensure_default_group(self, db: Database) -> None:
+        """The settings' default group exists before any command looks for it (`worker add --group Support`)."""
+        with db.read() as session:
+            present = session.scalar(select(Group.id).where(Group.name == self.settings.helpdesk.default_group))
+        if present is None:
+            with db.write() as session:
+                ensure_default_group(session, self.settings.helpdesk)
 
     def close(self) -> None:
         if self._db is not None:

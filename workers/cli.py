@@ -14,6 +14,7 @@ from mailgate.deliver import EX_TEMPFAIL, deliver
 from workers.app import App
 from workers.import_command import import_mail
 from workers.read_commands import show, tickets
+from workers.staff_commands import group, worker
 
 
 class PostdeskGroup(click.Group):
@@ -112,3 +113,5 @@ def quarantine_list(app: App, as_json: bool) -> None:
 main.add_command(tickets)
 main.add_command(show)
 main.add_command(import_mail)
+main.add_command(worker)
+main.add_command(group)

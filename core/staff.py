@@ -1,0 +1,118 @@
+"""Workers and groups: who answers the mail, and which address each group's mail arrives at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from core.addresses import normalize_address
+from core.errors import AlreadyExists, NotFound, UsageError
+from core.groups import INBOX
+from core.models import Bucket, Group, GroupMember, Ticket, Worker
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    email: str
+    name: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GroupView:
+    name: str
+    address: str
+    auto_reply: bool
+    close_notice: bool
+    members: tuple[str, ...]
+
+
+def _address(value: str) -> str:
+    try:
+        return normalize_address(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def find_group(session: Session, name: str) -> Group:
+    group = session.scalars(select(Group).where(func.lower(Group.name) == name.strip().lower())).first()
+    if group is None:
+        raise NotFound(f"no group named {name!r}")
+    return group
+
+
+def find_worker(session: Session, email: str) -> Worker:
+    worker = session.scalars(select(Worker).where(Worker.email == _address(email))).first()
+    if worker is None:
+        raise NotFound(f"no worker with address {email}")
+    return worker
+
+
+def add_worker(session: Session, email: str, name: str, groups: list[str]) -> WorkerView:
+    address = _address(email)
+    if session.scalar(select(Worker.id).where(Worker.email == address)) is not None:
+        raise AlreadyExists(f"worker {address} exists already")
+    if session.scalar(select(Group.id).where(Group.address == address)) is not None:
+        raise UsageError(f"{address} is a group's address, not a person's")
+    worker = Worker(email=address, name=name.strip() or address)
+    session.add(worker)
+    session.flush()
+    for group_name in groups:
+        session.add(GroupMember(group_id=find_group(session, group_name).id, worker_id=worker.id))
+    session.flush()
+    return worker_view(session, worker)
+
+
+def remove_worker(session: Session, email: str) -> None:
+    session.delete(find_worker(session, email))
+
+
+def worker_view(session: Session, worker: Worker) -> WorkerView:
+    groups = session.scalars(select(Group.name).join(GroupMember, GroupMember.group_id == Group.id)
+                             .where(GroupMember.worker_id == worker.id).order_by(Group.name))
+    return WorkerView(worker.email, worker.name, tuple(groups))
+
+
+def list_workers(session: Session) -> list[WorkerView]:
+    return [worker_view(session, w) for w in session.scalars(select(Worker).order_by(Worker.email))]
+
+
+def add_group(session: Session, name: str, address: str, auto_reply: bool, close_notice: bool) -> GroupView:
+    address = _address(address)
+    if session.scalar(select(Group.id).where((func.lower(Group.name) == name.strip().lower())
+                                             | (Group.address == address))) is not None:
+        raise AlreadyExists(f"a group named {name!r} or at {address} exists already")
+    if session.scalar(select(Worker.id).where(Worker.email == address)) is not None:
+        raise UsageError(f"{address} is a worker's address")
+    group = Group(name=name.strip(), address=address, auto_reply=auto_reply, close_notice=close_notice)
+    session.add(group)
+    session.flush()
+    session.add(Bucket(group_id=group.id, name=INBOX))
+    session.flush()
+    return group_view(session, group)
+
+
+def remove_group(session: Session, name: str) -> None:
+    group = find_group(session, name)
+    tickets = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.group_id == group.id))
+    if tickets:
+        raise UsageError(f"group {group.name} still has {tickets} tickets; move them first")
+    session.execute(delete(Bucket).where(Bucket.group_id == group.id))
+    session.delete(group)
+
+
+def group_view(session: Session, group: Group) -> GroupView:
+    return GroupView(group.name, group.address, group.auto_reply, group.close_notice,
+                     tuple(group_members(session, group.id)))
+
+
+def group_members(session: Session, group_id: int) -> list[str]:
+    """The addresses of a group's workers, in a stable order."""
+    return list(session.scalars(select(Worker.email).join(GroupMember, GroupMember.worker_id == Worker.id)
+                                .where(GroupMember.group_id == group_id).order_by(Worker.email)))
+
+
+def list_groups(session: Session) -> list[GroupView]:
+    return [group_view(session, g) for g in session.scalars(select(Group).order_by(Group.name))]

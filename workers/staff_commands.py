@@ -1,0 +1,106 @@
+"""`postdesk worker …` and `postdesk group …`: who answers the mail and where it arrives."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from core.staff import add_group, add_worker, list_groups, list_workers, remove_group, remove_worker
+from workers.app import App
+from workers.output import print_json, print_table
+
+
+@click.group()
+def worker() -> None:
+    """Helpdesk workers (their addresses are never shown to customers)."""
+
+
+@worker.command("add")
+@click.argument("email")
+@click.option("--name", required=True, help="Display name customers see on replies.")
+@click.option("--group", "groups", multiple=True, help="Group to join (repeatable).")
+@click.pass_obj
+def worker_add(app: App, email: str, name: str, groups: tuple[str, ...]) -> None:
+    """Add a worker.
+
+    \b
+    Example:
+      postdesk worker add jane@corp.example --name "Jane Doe" --group Support
+    """
+    with app.database().write() as session:
+        added = add_worker(session, email, name, list(groups))
+    click.echo(f"added worker {added.email} ({', '.join(added.groups) or 'no group'})")
+
+
+@worker.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def worker_list(app: App, as_json: bool) -> None:
+    """List workers and their groups."""
+    with app.database().read() as session:
+        rows = list_workers(session)
+    if as_json:
+        print_json([asdict(r) for r in rows])
+        return
+    print_table(["email", "name", "groups"], [[r.email, r.name, ", ".join(r.groups)] for r in rows])
+
+
+@worker.command("remove")
+@click.argument("email")
+@click.pass_obj
+def worker_remove(app: App, email: str) -> None:
+    """Remove a worker (tickets they own become unowned)."""
+    with app.database().write() as session:
+        remove_worker(session, email)
+    click.echo(f"removed worker {email}")
+
+
+@click.group()
+def group() -> None:
+    """Groups: each has an address, an inbox, and members who are notified."""
+
+
+@group.command("add")
+@click.argument("name")
+@click.option("--address", required=True, help="The address customers write to, e.g. support@example.com.")
+@click.option("--auto-reply/--no-auto-reply", default=True, show_default=True,
+              help="Acknowledge a new ticket to its sender.")
+@click.option("--close-notice/--no-close-notice", default=False, show_default=True,
+              help="Mail recipients a transcript when a ticket closes.")
+@click.pass_obj
+def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice: bool) -> None:
+    """Add a group.
+
+    \b
+    Example:
+      postdesk group add Billing --address billing@example.com --no-auto-reply
+    """
+    with app.database().write() as session:
+        added = add_group(session, name, address, auto_reply, close_notice)
+    click.echo(f"added group {added.name} <{added.address}>")
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def group_list(app: App, as_json: bool) -> None:
+    """List groups with their addresses, options and members."""
+    with app.database().read() as session:
+        rows = list_groups(session)
+    if as_json:
+        print_json([asdict(r) for r in rows])
+        return
+    print_table(["name", "address", "auto_reply", "close_notice", "members"],
+                [[r.name, r.address, "yes" if r.auto_reply else "no", "yes" if r.close_notice else "no",
+                  ", ".join(r.members)] for r in rows])
+
+
+@group.command("remove")
+@click.argument("name")
+@click.pass_obj
+def group_remove(app: App, name: str) -> None:
+    """Remove a group that has no tickets."""
+    with app.database().write() as session:
+        remove_group(session, name)
+    click.echo(f"removed group {name}")
