@@ -3,40 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.db import Database
 from core.inbound import Envelope
 from core.settings import Settings
+from mailgate.mail_sources import SourcedMessage
 from mailgate.runner import RunStats, SpoolRunner
 from mailgate.spool import spool_messages
 
 CHUNK = 200
+CHUNK_BYTES = 64 * 1024 * 1024  # a chunk is held in memory and committed in one transaction
+IMPORT_ENVELOPE = Envelope("import", "", ())
 
 
 @dataclass
 class ImportReport:
+    """What an import read and what became of it; every message read is in exactly one count."""
+
     read: int = 0
-    too_large: int = 0
-    stats: RunStats | None = None
+    too_large: list[tuple[str, int]] = field(default_factory=list)  # (origin, size), not stored
+    stats: RunStats = field(default_factory=RunStats)
+
+    @property
+    def left_for_retry(self) -> int:
+        """Spooled but not yet filed (a failing pipeline step); the daemon files them later."""
+        done = self.stats.filed + self.stats.duplicates + self.stats.quarantined
+        return max(0, self.read - len(self.too_large) - done)
 
 
-def import_messages(db: Database, settings: Settings, messages: Iterable[bytes],
+def import_messages(db: Database, settings: Settings, messages: Iterable[SourcedMessage],
                     progress: Callable[[int], None] = lambda n: None) -> ImportReport:
-    """Spool in chunks and file each chunk; an oversize message is counted and skipped, not stored."""
+    """Spool in chunks and file each chunk; an oversize message is reported and skipped, not stored."""
     report = ImportReport()
     runner = SpoolRunner(db, settings.helpdesk)
-    envelope = Envelope("import", "", ())
+    limit = settings.smtp.max_message_size
     chunk: list[tuple[bytes, Envelope]] = []
-    for raw in messages:
+    chunk_bytes = 0
+    for message in messages:
         report.read += 1
-        if len(raw) > settings.smtp.max_message_size:
-            report.too_large += 1
-        else:
-            chunk.append((raw, envelope))
-        if len(chunk) >= CHUNK:
+        if len(message.raw) > limit:
+            report.too_large.append((message.origin, len(message.raw)))
+            progress(1)
+            continue
+        chunk.append((message.raw, IMPORT_ENVELOPE))
+        chunk_bytes += len(message.raw)
+        if len(chunk) >= CHUNK or chunk_bytes >= CHUNK_BYTES:
             _file(db, runner, chunk, progress)
-            chunk = []
+            chunk, chunk_bytes = [], 0
     _file(db, runner, chunk, progress)
     report.stats = runner.stats
     return report

@@ -1,97 +1,137 @@
-"""The one parser entry: raw bytes in, a frozen InboundMessage out, or UnparseableMessage."""
+"""The one parser entry: raw bytes in, a frozen InboundMessage out, or UnparseableMessage.
+
+It reads with the stdlib's compat32 policy, which never raises while a header is read (the modern
+policy raises IndexError or AttributeError on real mail), and does every decoding step itself,
+tolerantly (mailgate.decoding). Every string in the result is clean for any database and bounded
+in length; the raw bytes are kept whole beside it, so nothing cut here is lost.
+"""
 
 from __future__ import annotations
 
-import email.message
+import email
 import hashlib
-import logging
 import re
 from datetime import datetime, timezone
-from email.header import decode_header, make_header
-from email.utils import getaddresses
-from typing import Any
-
-import html2text
-import mailparser
+from email.message import Message
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
 
 from core.addresses import Address, try_normalize
 from core.errors import UnparseableMessage
-from core.inbound import Envelope, InboundAttachment, InboundMessage
+from core.inbound import Envelope, InboundMessage
+from mailgate.decoding import clean_text, header_text, raw_header_text
+from mailgate.mime_parts import read_content
 
-log = logging.getLogger(__name__)
+MAX_ID = 998  # the width of messages.message_id and thread_keys.message_id
+MAX_REFERENCES = 100  # the thread's root and the newest ids are what threading needs
+MAX_SUBJECT = 998
+MAX_HEADERS = 1_000
+MAX_HEADER_VALUE = 16_384
+MAX_ADDRESS_FIELD = 32_768  # the stdlib's address parser is pure Python: bound its input
+MAX_ADDRESS = 254  # RFC 5321's limit on a path; longer is no mailbox
+MAX_REASON = 500
 
+_BOM = b"\xef\xbb\xbf"
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_OBSOLETE_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:", re.MULTILINE)
 _MSGID = re.compile(r"<[^<>\s]+>")
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 _BULK_PRECEDENCE = {"bulk", "junk", "list"}
 _ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster"}
 
+Fields = dict[str, list[str]]
+
 
 def parse_message(raw: bytes, envelope: Envelope) -> InboundMessage:
-    """Read raw mail; anything mail-parser or the stdlib cannot make sense of is UnparseableMessage."""
+    """Read raw mail; whatever cannot become a message is UnparseableMessage, never another error."""
     if not raw.strip():
         raise UnparseableMessage("empty message")
     try:
-        parsed = mailparser.parse_from_bytes(raw)
-        return _build(parsed, raw, envelope)
+        return _build(_read(raw), raw, envelope)
     except UnparseableMessage:
         raise
-    except Exception as exc:  # mail-parser and email raise anything from IndexError to LookupError
-        raise UnparseableMessage(f"{type(exc).__name__}: {exc}") from exc
+    except RecursionError as exc:
+        raise UnparseableMessage("MIME structure nested too deeply to read") from exc
+    except Exception as exc:  # the stdlib raises anything from IndexError to LookupError on odd mail
+        raise UnparseableMessage(clean_text(f"{type(exc).__name__}: {exc}")[:MAX_REASON]) from exc
 
 
-def _build(parsed: mailparser.MailParser, raw: bytes, envelope: Envelope) -> InboundMessage:
-    message = parsed.message
-    if message is None or not message.keys():
+def _read(raw: bytes) -> Message:
+    """The stdlib's reading of the bytes; a leading byte-order mark is not part of the mail."""
+    message = email.message_from_bytes(_accept_obsolete_names(raw.removeprefix(_BOM)), policy=compat32)
+    if not message.keys():
         raise UnparseableMessage("no header fields")
-    sender = _sender(message, envelope)
-    text, html = _bodies(parsed)
+    return message
+
+
+def _accept_obsolete_names(raw: bytes) -> bytes:
+    """`Subject  : x` is obsolete but valid (RFC 5322 4.5.8); the stdlib would end the header there."""
+    blank = _HEADER_END.search(raw)
+    end = blank.start() if blank else len(raw)
+    head = raw[:end]
+    return _OBSOLETE_NAME.sub(rb"\1:", head) + raw[end:] if _OBSOLETE_NAME.search(head) else raw
+
+
+def _build(message: Message, raw: bytes, envelope: Envelope) -> InboundMessage:
+    pairs = [(raw_header_text(name), raw_header_text(value)) for name, value in message.raw_items()]
+    fields: Fields = {}
+    for name, value in pairs:
+        fields.setdefault(name.lower(), []).append(value)
+    sender = _sender(fields, envelope)
+    content = read_content(message)
     return InboundMessage(
-        message_id=_message_id(message, raw),
+        message_id=_message_id(fields, raw),
         sender=sender,
-        subject=_one_line(str(parsed.subject or "")),
+        subject=header_text(_first(fields, "subject"))[:MAX_SUBJECT],
         envelope=envelope,
         raw=raw,
-        to=tuple(_addresses(message, "to")),
-        cc=tuple(_addresses(message, "cc")),
-        in_reply_to=tuple(_ids(message.get_all("in-reply-to", []))),
-        references=tuple(_ids(message.get_all("references", []))),
-        date=_date(parsed.date),
-        text=text,
-        html=html,
-        headers=tuple((name, _header_str(value)) for name, value in message.items()),
-        attachments=tuple(_attachments(message)),
-        defects=tuple(_defects(parsed)),
-        is_automated=_is_automated(message, sender, envelope),
+        to=tuple(_addresses(fields, "to")),
+        cc=tuple(_addresses(fields, "cc")),
+        in_reply_to=tuple(_ids(fields, "in-reply-to")[:MAX_REFERENCES]),
+        references=tuple(_references(fields)),
+        date=_date(_first(fields, "date")),
+        text=content.text,
+        html=content.html,
+        headers=tuple((name[:MAX_HEADER_VALUE], value[:MAX_HEADER_VALUE]) for name, value in pairs[:MAX_HEADERS]),
+        attachments=content.attachments,
+        defects=content.defects,
+        is_automated=_is_automated(fields, sender, envelope),
     )
 
 
-def _header_str(value: Any) -> str:
-    return str(value)
+def _first(fields: Fields, name: str, default: str = "") -> str:
+    values = fields.get(name)
+    return values[0] if values else default
 
 
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
+def _addresses(fields: Fields, name: str) -> list[Address]:
+    found: dict[str, Address] = {}
+    for value in fields.get(name, []):
+        for address in _mailboxes(value[:MAX_ADDRESS_FIELD]):
+            found.setdefault(address.email, address)
+    return list(found.values())
 
 
-def _addresses(message: email.message.Message, name: str) -> list[Address]:
-    values = [_header_str(v) for v in message.get_all(name, [])]
-    found: list[Address] = []
-    for display, addr in getaddresses(values):
-        normalized = try_normalize(addr)
-        if normalized and all(a.email != normalized for a in found):
-            found.append(Address(normalized, _decoded(display)))
-    return found
-
-
-def _decoded(text: str) -> str:
+def _mailboxes(value: str) -> list[Address]:
+    """The field's mailboxes; the bare addresses in it when it is too broken to parse."""
     try:
-        return _one_line(str(make_header(decode_header(text))))
-    except Exception:  # a broken encoded-word: keep it as written
-        return _one_line(text)
+        pairs = getaddresses([value])
+    except RecursionError:  # nested comments or groups recurse once per level in the stdlib
+        pairs = []
+    found = [a for a in (_mailbox(addr, display) for display, addr in pairs) if a]
+    return found or [a for a in (_mailbox(addr, "") for addr in _BARE_ADDRESS.findall(value)) if a]
 
 
-def _sender(message: email.message.Message, envelope: Envelope) -> Address:
+def _mailbox(addr: str, display: str) -> Address | None:
+    normalized = try_normalize(addr)
+    if not normalized or len(normalized) > MAX_ADDRESS:
+        return None
+    return Address(normalized, header_text(display))
+
+
+def _sender(fields: Fields, envelope: Envelope) -> Address:
     for header in ("from", "sender", "reply-to"):
-        found = _addresses(message, header)
+        found = _addresses(fields, header)
         if found:
             return found[0]
     fallback = try_normalize(envelope.mail_from)
@@ -100,84 +140,48 @@ def _sender(message: email.message.Message, envelope: Envelope) -> Address:
     raise UnparseableMessage("no sender address in From, Sender, Reply-To or the envelope")
 
 
-def _ids(values: list[Any]) -> list[str]:
+def _ids(fields: Fields, name: str) -> list[str]:
     found: list[str] = []
-    for value in values:
-        text = _header_str(value)
-        tokens = _MSGID.findall(text) or [f"<{t}>" for t in text.split() if "@" in t]
-        found.extend(tokens)
-    return list(dict.fromkeys(t[:998] for t in found))
+    for text in fields.get(name, []):
+        found.extend(_MSGID.findall(text) or [f"<{t.strip('<>')}>" for t in text.split() if "@" in t])
+    return list(dict.fromkeys(t[:MAX_ID] for t in found))
 
 
-def _message_id(message: email.message.Message, raw: bytes) -> str:
+def _references(fields: Fields) -> list[str]:
+    ids = _ids(fields, "references")
+    return ids if len(ids) <= MAX_REFERENCES else ids[:1] + ids[-(MAX_REFERENCES - 1):]
+
+
+def _message_id(fields: Fields, raw: bytes) -> str:
     """The mail's own id; one made from its bytes when it has none, so a re-delivery still dedups."""
-    ids = _ids(message.get_all("message-id", []))
+    ids = _ids(fields, "message-id")
     if ids:
         return ids[0]
     return f"<{hashlib.sha256(raw).hexdigest()}@no-message-id.postdesk.invalid>"
 
 
-def _date(value: datetime | None) -> datetime | None:
-    if not isinstance(value, datetime):
+def _date(value: str) -> datetime | None:
+    """The Date header in UTC; None when missing, unreadable or out of any database's range."""
+    if not value:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        parsed = parsedate_to_datetime(value)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (TypeError, ValueError, LookupError, OverflowError):
+        return None
 
 
-def _bodies(parsed: mailparser.MailParser) -> tuple[str, str]:
-    text = "\n".join(parsed.text_plain).strip("\r\n")
-    html = "\n".join(parsed.text_html)
-    if not text and html:
-        text = html_to_text(html)
-    return text, html
-
-
-def html_to_text(html: str) -> str:
-    converter = html2text.HTML2Text(bodywidth=0)
-    converter.ignore_images = True
-    return converter.handle(html).strip()
-
-
-def _attachments(message: email.message.Message) -> list[InboundAttachment]:
-    found: list[InboundAttachment] = []
-    for part in message.walk():
-        if part.is_multipart() or not _is_attachment(part):
-            continue
-        data = _part_bytes(part)
-        if data is None:
-            continue
-        filename = _decoded(part.get_filename() or "") if part.get_filename() else ""
-        found.append(InboundAttachment(filename, part.get_content_type(), data))
-    return found
-
-
-def _is_attachment(part: email.message.Message) -> bool:
-    if part.get_content_disposition() == "attachment" or part.get_filename():
-        return True
-    return part.get_content_maintype() not in ("text", "multipart", "message")
-
-
-def _part_bytes(part: email.message.Message) -> bytes | None:
-    if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner:
-            return inner[0].as_bytes()
-    data = part.get_payload(decode=True)
-    return data if isinstance(data, bytes) else None
-
-
-def _defects(parsed: mailparser.MailParser) -> list[str]:
-    return sorted({str(c) for c in parsed.defects_categories})
-
-
-def _is_automated(message: email.message.Message, sender: Address, envelope: Envelope) -> bool:
+def _is_automated(fields: Fields, sender: Address, envelope: Envelope) -> bool:
     """Mail from a robot: never to be answered automatically (RFC 3834, plus common practice)."""
-    auto = _header_str(message.get("auto-submitted", "no")).strip().lower()
-    precedence = _header_str(message.get("precedence", "")).strip().lower()
+    auto = _first(fields, "auto-submitted", "no").strip().lower()
+    precedence = _first(fields, "precedence").strip().lower()
     null_sender = envelope.source == "smtp" and envelope.mail_from in ("", "<>")
     return (
         (auto != "" and not auto.startswith("no"))
         or precedence in _BULK_PRECEDENCE
-        or message.get("list-id") is not None
+        or "list-id" in fields
         or null_sender
         or sender.email.split("@")[0] in _ROBOT_LOCALPARTS
     )

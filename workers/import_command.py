@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.progress import Progress
 
-from mailgate.importer import import_messages
+from mailgate.importer import ImportReport, import_messages
 from mailgate.mail_sources import count_messages, read_messages
 from workers.app import App
 
@@ -18,6 +19,10 @@ from workers.app import App
 def import_mail(app: App, path: Path) -> None:
     """Import every message of an mbox file, a Maildir, or a folder of message files.
 
+    Mail already stored (same Message-ID) is not stored twice, so an import can be repeated.
+    Mail that cannot be read goes to the quarantine (`postdesk quarantine list`); mail larger
+    than [smtp] max_message_size is listed on stderr and not imported.
+
     \b
     Examples:
       postdesk import ~/mail/support.mbox
@@ -25,12 +30,18 @@ def import_mail(app: App, path: Path) -> None:
     """
     db = app.database()
     total = count_messages(path)
-    with Progress(transient=False) as progress:
+    with Progress(console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(f"importing {path.name}", total=total)
         report = import_messages(db, app.settings, read_messages(path),
                                  lambda n: progress.advance(task, n))
+    _print_report(report, app.settings.smtp.max_message_size)
+
+
+def _print_report(report: ImportReport, limit: int) -> None:
+    for origin, size in report.too_large:
+        click.echo(f"postdesk: not imported, {size} bytes is over [smtp] max_message_size ({limit}): {origin}",
+                   err=True)
     stats = report.stats
-    assert stats is not None
     click.echo(f"read {report.read}: filed {stats.filed}, duplicates {stats.duplicates}, "
-               f"quarantined {stats.quarantined}, too large {report.too_large}, "
-               f"left for retry {max(0, report.read - report.too_large - stats.filed - stats.duplicates - stats.quarantined)}")
+               f"quarantined {stats.quarantined}, too large {len(report.too_large)}, "
+               f"left for retry {report.left_for_retry}")

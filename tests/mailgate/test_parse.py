@@ -1,0 +1,271 @@
+"""parse_message on odd input: it returns a clean, bounded value or raises UnparseableMessage, fast."""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from datetime import timedelta
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+import pytest
+
+from core.errors import UnparseableMessage
+from core.inbound import Envelope, InboundMessage
+from mailgate.mime_parts import MAX_PARTS
+from mailgate.parse import MAX_ID, MAX_REFERENCES, parse_message
+from testkit import make_mail
+
+IMPORTED = Envelope("import")
+FROM_SMTP = Envelope("smtp", "customer@outside.test", ("support@example.com",))
+
+
+def parse(raw: bytes, envelope: Envelope = IMPORTED) -> InboundMessage:
+    """parse_message, held to what every caller relies on: quick, and every string storable."""
+    started = time.monotonic()
+    message = parse_message(raw, envelope)
+    assert time.monotonic() - started < 2, "one message must never take seconds"
+    assert_storable(message)
+    return message
+
+
+def assert_storable(value: Any) -> None:
+    """No NUL (PostgreSQL refuses it) and no lone surrogate (no codec can write one), anywhere."""
+    if isinstance(value, str):
+        assert "\x00" not in value
+        assert not any("\ud800" <= c <= "\udfff" for c in value), repr(value[:80])
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            assert_storable(item)
+    elif is_dataclass(value):
+        for field in fields(value):
+            assert_storable(getattr(value, field.name))
+
+
+def lines(*text: str) -> bytes:
+    return "\r\n".join(text).encode("utf-8")
+
+
+def test_an_ordinary_mail_keeps_its_fields() -> None:
+    mail = make_mail(subject="Printer on fire", body="Help, please.", cc="Bob <BOB@Customer.TEST>")
+    parsed = parse(mail.as_bytes())
+    assert parsed.message_id == mail["Message-ID"]
+    assert (parsed.sender.email, parsed.sender.name) == ("alice@customer.test", "Alice")
+    assert [a.email for a in parsed.cc] == ["bob@customer.test"]
+    assert parsed.subject == "Printer on fire"
+    assert parsed.text.strip() == "Help, please."
+    assert parsed.date is not None and parsed.date.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("raw", [b"", b"   \r\n\r\n  "])
+def test_empty_input_is_unparseable(raw: bytes) -> None:
+    with pytest.raises(UnparseableMessage, match="empty"):
+        parse_message(raw, IMPORTED)
+
+
+def test_text_without_headers_is_unparseable() -> None:
+    with pytest.raises(UnparseableMessage, match="no header fields"):
+        parse_message(b"Just some words\nand more words, no header at all.\n", FROM_SMTP)
+
+
+def test_no_sender_anywhere_is_unparseable_but_the_envelope_can_stand_in() -> None:
+    raw = lines("Subject: who am I", "", "body")
+    with pytest.raises(UnparseableMessage, match="no sender"):
+        parse_message(raw, IMPORTED)
+    assert parse(raw, FROM_SMTP).sender.email == "customer@outside.test"
+
+
+def test_html_only_mail_gets_readable_text() -> None:
+    raw = lines("From: a@customer.test", "Content-Type: text/html; charset=utf-8", "",
+                "<html><body><p>The <b>printer</b> is on fire.</p><script>x()</script></body></html>")
+    parsed = parse(raw)
+    assert "<b>" in parsed.html
+    assert "printer" in parsed.text and "<" not in parsed.text
+
+
+def test_undecodable_charset_falls_back_and_says_so() -> None:
+    raw = lines("From: a@customer.test", "Content-Type: text/plain; charset=x-no-such-charset", "",
+                "") + "Grüße".encode("latin-1")
+    parsed = parse(raw)
+    assert parsed.text == "Grüße"
+    assert "CharsetDecodeDefect" in parsed.defects
+
+
+def test_bytes_wrong_for_the_declared_charset_still_read() -> None:
+    raw = lines("From: a@customer.test", "Content-Type: text/plain; charset=utf-8", "", "") + b"caf\xe9 \xff\xfe"
+    parsed = parse(raw)
+    assert parsed.text.startswith("caf")
+    assert "CharsetDecodeDefect" in parsed.defects
+
+
+def test_refused_codec_is_not_run() -> None:
+    """punycode is a Python codec but no charset; on hostile input it takes quadratic time."""
+    body = b"a" * 200_000 + b"-" + b"b" * 200_000
+    raw = lines("From: a@customer.test", "Content-Type: text/plain; charset=punycode", "", "") + body
+    assert parse(raw).text.startswith("aaaa")
+
+
+def test_nul_bytes_are_stripped_everywhere() -> None:
+    raw = (b"From: Al\x00ice <alice@customer.test>\r\nSubject: fire\x00!\r\nX-Odd: a\x00b\r\n"
+           b"Message-ID: <id\x00@customer.test>\r\n\r\nhelp\x00 me\r\n")
+    parsed = parse(raw)
+    assert parsed.subject == "fire!"
+    assert parsed.text.strip() == "help me"
+    assert ("X-Odd", "ab") in parsed.headers
+    assert parsed.raw == raw
+
+
+def test_raw_8bit_headers_are_read_as_utf8_or_windows_1252() -> None:
+    raw = ("From: \"Jöhn Doe\" <jdöe@mächine.example>\r\nSubject: Säying Hello\r\n\r\nbody\r\n").encode("utf-8")
+    parsed = parse(raw)
+    assert parsed.subject == "Säying Hello"
+    assert parsed.sender.name == "Jöhn Doe"
+    assert parsed.sender.email == "jdöe@" + "mächine.example".encode("idna").decode()
+    latin = parse(b"From: a@customer.test\r\nSubject: Gr\xfc\xdfe\r\n\r\nbody\r\n")
+    assert latin.subject == "Grüße"
+
+
+def test_encoded_words_with_unknown_charset_do_not_fail() -> None:
+    parsed = parse(lines("From: =?x-unknown?B?QWxpY2U=?= <a@customer.test>", "Subject: =?NONE?B?VEVTVA=?=",
+                         "", "body"))
+    assert parsed.sender.email == "a@customer.test"
+    assert parsed.subject
+
+
+def test_surrogates_from_broken_utf7_are_replaced() -> None:
+    raw = lines("From: a@customer.test", "Content-Type: text/plain; charset=utf-7", "", "+2D3cAQ- and +2D0-")
+    assert "and" in parse(raw).text
+
+
+def test_attachment_bytes_are_exact() -> None:
+    data = bytes(range(256)) * 64
+    mail = make_mail(attachments=[("blob.bin", "application/octet-stream", data),
+                                  ("notes.txt", "text/plain", "Zeile 1\r\nZeile 2\r\n".encode("utf-8"))])
+    parsed = parse(mail.as_bytes())
+    assert [(a.filename, a.content_type) for a in parsed.attachments] == [
+        ("blob.bin", "application/octet-stream"), ("notes.txt", "text/plain")]
+    assert parsed.attachments[0].data == data
+    assert parsed.attachments[1].data == "Zeile 1\r\nZeile 2\r\n".encode("utf-8")
+    assert parsed.text.strip() == "Help, please."
+
+
+def test_attached_message_is_kept_as_one_attachment() -> None:
+    inner = make_mail(subject="Original", body="inner body")
+    outer = make_mail(subject="Fwd: Original", body="see attached")
+    outer.add_attachment(inner)
+    parsed = parse(outer.as_bytes())
+    (attached,) = parsed.attachments
+    assert attached.content_type == "message/rfc822"
+    assert b"Subject: Original" in attached.data
+    assert "inner body" not in parsed.text
+
+
+def test_multipart_without_boundary_keeps_its_text() -> None:
+    raw = lines("From: a@customer.test", "Content-Type: multipart/mixed", "", "The words are still here.")
+    parsed = parse(raw)
+    assert "still here" in parsed.text
+    assert "NoBoundaryInMultipartDefect" in parsed.defects
+
+
+def test_address_group_that_breaks_the_modern_stdlib_parser() -> None:
+    raw = lines("From: Mail Delivery <postmaster@host.test>", "To: undisclosed-recipients:;",
+                "Cc: group: a@customer.test, b@customer.test;", "", "bounce")
+    parsed = parse(raw)
+    assert [a.email for a in parsed.cc] == ["a@customer.test", "b@customer.test"]
+    assert parsed.is_automated
+
+
+def test_broken_from_still_yields_the_address_in_it() -> None:
+    parsed = parse(lines("From: Big Bug bb@bug.com", "", "body"))
+    assert parsed.sender.email == "bb@bug.com"
+
+
+def test_deeply_nested_comments_in_from_do_not_recurse_the_parser_to_death() -> None:
+    raw = lines("From: " + "(" * 5000 + " a@customer.test", "", "body")
+    assert parse(raw).sender.email == "a@customer.test"
+
+
+def test_obsolete_space_before_colon_is_accepted() -> None:
+    parsed = parse(lines("From  : Alice <a@customer.test>", "Subject   : hello", "", "body"))
+    assert (parsed.sender.email, parsed.subject) == ("a@customer.test", "hello")
+
+
+def test_byte_order_mark_before_the_headers_is_ignored() -> None:
+    assert parse(b"\xef\xbb\xbf" + lines("From: a@customer.test", "", "body")).sender.email == "a@customer.test"
+
+
+def test_over_long_header_values_are_bounded_and_fast() -> None:
+    raw = lines("From: a@customer.test", "Subject: " + "x" * 300_000,
+                "To: " + ", ".join(f"<p{i}@customer.test>" for i in range(40_000)),
+                "Message-ID: <" + "i" * 5000 + "@customer.test>",
+                "References: " + " ".join(f"<r{i}@customer.test>" for i in range(5000)), "", "body")
+    parsed = parse(raw)
+    assert len(parsed.subject) <= 998
+    assert len(parsed.message_id) <= MAX_ID
+    assert all(len(value) <= 16_384 for _, value in parsed.headers)
+    assert len(parsed.references) == MAX_REFERENCES
+    assert parsed.references[0] == "<r0@customer.test>" and parsed.references[-1] == "<r4999@customer.test>"
+
+
+def test_deep_nesting_is_cut_with_a_defect_not_a_crash() -> None:
+    depth = 200
+    head = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(depth))
+    tail = "".join(f"\r\n--b{i}--" for i in reversed(range(depth)))
+    raw = ("From: a@customer.test\r\n" + head + "Content-Type: text/plain\r\n\r\ndeep" + tail).encode()
+    try:
+        parsed = parse(raw)
+    except UnparseableMessage:
+        return  # the stdlib's own parser may give up first: quarantine is an acceptable end
+    assert "NestingTooDeepDefect" in parsed.defects
+
+
+def test_thousands_of_parts_are_cut_with_a_defect() -> None:
+    parts = "".join(f"--b\r\nContent-Type: application/octet-stream; name=f{i}.bin\r\n\r\nxx\r\n"
+                    for i in range(5000))
+    raw = ("From: a@customer.test\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + "--b--\r\n")
+    parsed = parse(raw.encode())
+    assert len(parsed.attachments) == MAX_PARTS
+    assert "TooManyPartsDefect" in parsed.defects
+
+
+def test_huge_html_only_mail_gets_text_quickly() -> None:
+    html = "<table>" + "<tr><td>a</td><td>b</td></tr>" * 60_000 + "</table>"
+    parsed = parse(lines("From: a@customer.test", "Content-Type: text/html", "", html))
+    assert parsed.html.strip() == html and parsed.text
+    assert "HtmlTextCutDefect" in parsed.defects
+
+
+@pytest.mark.parametrize("date", ["Fri, 31 Dec 9999 23:59:59 -1200",
+                                  "not a date", "Thu, 32 Foo 2021 99:99:99 +9999"])
+def test_impossible_dates_become_none(date: str) -> None:
+    assert parse(lines("From: a@customer.test", f"Date: {date}", "", "body")).date is None
+
+
+def test_mangled_mail_only_ever_raises_unparseable() -> None:
+    """Random byte damage to a real-looking mail: the parser never lets another error out."""
+    mail = make_mail(attachments=[("a.pdf", "application/pdf", b"%PDF-1.4 " * 50)], cc="Bob <bob@customer.test>")
+    del mail["Subject"]
+    mail["Subject"] = "=?utf-8?q?Gr=C3=BC=C3=9Fe?= aus =?iso-8859-1?q?M=FCnchen?="
+    original = mail.as_bytes()
+    rng = random.Random(20261125)
+    for _ in range(300):
+        damaged = bytearray(original)
+        for _ in range(rng.randint(1, 40)):
+            position = rng.randrange(len(damaged))
+            damaged[position:position + rng.randint(0, 3)] = rng.choice(
+                [b"", b"\x00", b"\xff", b":", b"(", b"\r\n", b"=?", b"--", b"\r\n\r\n", b"<", b'"'])
+        try:
+            parse(bytes(damaged), FROM_SMTP)
+        except UnparseableMessage:
+            pass
+
+
+def test_base64_garbage_in_an_attachment_is_kept_not_fatal() -> None:
+    raw = lines("From: a@customer.test", 'Content-Type: multipart/mixed; boundary="b"', "", "--b",
+                "Content-Type: text/plain", "", "hello", "--b",
+                'Content-Type: application/pdf; name="x.pdf"', "Content-Transfer-Encoding: base64", "",
+                base64.b64encode(b"%PDF").decode() + "!!@@not base64", "--b--")
+    parsed = parse(raw)
+    assert parsed.text.strip() == "hello"
+    assert parsed.attachments[0].filename == "x.pdf"
