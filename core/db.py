@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from core.errors import StorageError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_CACHE = "postdesk.cache"
+T = TypeVar("T")
 
 
 @dataclass
@@ -93,3 +95,27 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get("postdesk_write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def cached(session: Session, key: Hashable, load: Callable[[], T]) -> T:
+    """What `load` returns, loaded once per transaction: for rows a batch of mail reads again and again.
+
+    The value is forgotten when the transaction ends and on any rollback, a savepoint's included,
+    since that may have undone an insert the cache remembers. Use it only for rows the transaction
+    does not change behind the cached value's back.
+    """
+    values: dict[Hashable, Any] = session.info.setdefault(_CACHE, {})
+    if key not in values:
+        values[key] = load()
+    return cast(T, values[key])
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, _transaction: SessionTransaction) -> None:
+    session.info.pop(_CACHE, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CACHE, None)

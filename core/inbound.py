@@ -25,6 +25,15 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class BounceReport:
+    """A delivery status notification (RFC 3464): which of our mails failed, for whom."""
+
+    original_message_ids: tuple[str, ...]
+    failed_recipients: tuple[str, ...] = ()
+    status: str = ""
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     message_id: str
     sender: Address
@@ -42,6 +51,7 @@ class InboundMessage:
     attachments: tuple[InboundAttachment, ...] = ()
     defects: tuple[str, ...] = field(default=())
     is_automated: bool = False
+    bounce: BounceReport | None = None
 
     @property
     def thread_ids(self) -> tuple[str, ...]:

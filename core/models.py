@@ -139,7 +139,6 @@ class Worker(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
 
 
 class Ticket(Base):
@@ -186,7 +185,6 @@ class Message(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
     sender_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"))
-    is_outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
     unverified_sender: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind, "message_kind"), default=MessageKind.INBOUND,
                                               server_default=MessageKind.INBOUND.value)

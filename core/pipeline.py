@@ -14,11 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
+from core.bounces import file_bounce
+from core.conversation import answer_as_worker, worker_by_email
+from core.db import cached
 from core.groups import group_for_recipients, inbox_of
 from core.helpdesk_addresses import OwnAddresses
 from core.inbound import InboundMessage
-from core.models import LastAction, Message, Status, Ticket, Worker
+from core.models import Bucket, Group, LastAction, Message, Status, Ticket, Worker
 from core.settings import HelpdeskSettings
+from core.notify import Outbound, notify_workers, send_auto_reply
+from core.quarantine import quarantine_raw
 from core.threads import ThreadMatch, thread_message
 from core.tickets import (
     add_recipients,
@@ -40,6 +45,7 @@ class Delivery:
     message: InboundMessage
     helpdesk: HelpdeskSettings
     now: datetime
+    outbound: Outbound
     match: ThreadMatch | None = None
     ticket: Ticket | None = None
     stored: Message | None = None
@@ -58,6 +64,21 @@ def skip_duplicate(delivery: Delivery) -> None:
         delivery.outcome = "duplicate"
 
 
+def file_bounce_report(delivery: Delivery) -> None:
+    """A delivery report joins the ticket of the mail that bounced; one for mail we never sent is quarantined."""
+    report = delivery.message.bounce
+    if report is None:
+        return
+    delivery.done = True
+    delivery.ticket = file_bounce(delivery.session, delivery.message, report, delivery.now)
+    if delivery.ticket is not None:
+        delivery.outcome = "bounce"
+        return
+    quarantine_raw(delivery.session, delivery.message.raw, delivery.message.envelope, delivery.now,
+                   "delivery report for mail the helpdesk did not send")
+    delivery.outcome = "quarantined"
+
+
 def thread(delivery: Delivery) -> None:
     delivery.match = thread_message(delivery.session, delivery.message)
     delivery.ticket = delivery.match.ticket
@@ -68,12 +89,29 @@ def open_new_ticket(delivery: Delivery) -> None:
     if delivery.ticket is not None:
         return
     session, message = delivery.session, delivery.message
-    group = group_for_recipients(session, message.envelope.rcpt_tos + tuple(a.email for a in message.to),
-                                 delivery.helpdesk)
-    delivery.ticket = open_ticket(session, message, group, inbox_of(session, group), delivery.now)
+    recipients = message.envelope.rcpt_tos + tuple(a.email for a in message.to)
+    group = cached(session, (Group, recipients), lambda: group_for_recipients(session, recipients, delivery.helpdesk))
+    inbox = cached(session, (Bucket, group.id), lambda: inbox_of(session, group))
+    delivery.ticket = open_ticket(session, message, group, inbox, delivery.now)
     delivery.opened = True
     audit(session, delivery.ticket, actor=message.sender.email, action="created",
           detail=f"opened by mail {message.message_id}", now=delivery.now)
+
+
+def answer_worker(delivery: Delivery) -> None:
+    """A worker's mail on a ticket is an answer: commands applied, text relayed (core.conversation)."""
+    if delivery.opened or delivery.ticket is None:
+        return
+    if delivery.message.sender.email not in worker_emails(delivery.session):
+        return
+    worker = worker_by_email(delivery.session, delivery.message.sender.email)
+    if worker is None:
+        return
+    delivery.stored = answer_as_worker(delivery.session, delivery.outbound, delivery.ticket, worker,
+                                       delivery.message, delivery.now)
+    record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=False)
+    delivery.done = True
+    delivery.outcome = "worker_answer"
 
 
 def store(delivery: Delivery) -> None:
@@ -92,7 +130,7 @@ def update_recipients(delivery: Delivery) -> None:
     if not match.sender_verified:
         return
     own = OwnAddresses.from_settings(delivery.helpdesk)
-    workers = set(delivery.session.scalars(select(Worker.email)))
+    workers = worker_emails(delivery.session)
     sender_is_worker = message.sender.email in workers
     candidates: list[Address] = [] if sender_is_worker else [message.sender]
     if delivery.opened or not sender_is_worker:
@@ -109,21 +147,40 @@ def update_ticket(delivery: Delivery) -> None:
     if delivery.opened or not match.sender_verified:
         return
     sender = address_row(delivery.session, delivery.message.sender)
-    is_worker = delivery.session.scalar(select(Worker.id).where(Worker.email == sender.email)) is not None
     ticket.last_wrote_id = sender.id
-    ticket.last_action = LastAction.WORKER_REPLIED if is_worker else LastAction.RECIPIENT_REPLIED
-    if not is_worker and ticket.status in (Status.WAITING, Status.CLOSED):
+    ticket.last_action = LastAction.RECIPIENT_REPLIED  # a worker's mail took answer_worker's path
+    if ticket.status in (Status.WAITING, Status.CLOSED):
         set_status(delivery.session, ticket, Status.OPEN, actor=sender.email,
                    reason="recipient replied", now=now)
 
 
+def worker_emails(session: Session) -> frozenset[str]:
+    """Every worker's address, read once per transaction: each mail of a batch asks."""
+    return cached(session, Worker, lambda: frozenset(session.scalars(select(Worker.email))))
+
+
+def notify(delivery: Delivery) -> None:
+    """Workers hear of a recipient's mail; a new ticket's sender gets an acknowledgement. Never for robots."""
+    message, ticket, match = delivery.message, delivery.ticket, delivery.match
+    assert ticket is not None and match is not None
+    robot = message.is_automated or OwnAddresses.from_settings(delivery.helpdesk).accepts(message.sender.email)
+    if robot or not match.sender_verified or ticket.status is Status.DELETED:
+        return
+    notify_workers(delivery.session, delivery.outbound, ticket, message, delivery.now)
+    if delivery.opened:
+        send_auto_reply(delivery.session, delivery.outbound, ticket, message, delivery.now)
+
+
 PIPELINE: tuple[Step, ...] = (
     skip_duplicate,
+    file_bounce_report,
     thread,
     open_new_ticket,
+    answer_worker,
     store,
     update_recipients,
     update_ticket,
+    notify,
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from core.inbound import InboundMessage
@@ -67,7 +67,7 @@ def thread_message(session: Session, message: InboundMessage) -> ThreadMatch:
 def _keys_in_order(session: Session, ids: tuple[str, ...]) -> list[ThreadKey]:
     if not ids:
         return []
-    found = {k.message_id: k for k in session.scalars(select(ThreadKey).where(ThreadKey.message_id.in_(ids)))}
+    found = {k.message_id: k for k in session.scalars(_KEYS_WITH_IDS, {"ids": ids})}
     return [found[i] for i in ids if i in found]
 
 
@@ -80,7 +80,12 @@ def _match(session: Session, ticket_id: int, by: MatchedBy, sender: str,
 
 def is_participant(session: Session, ticket_id: int, email: str) -> bool:
     """A recipient of the ticket or any worker."""
-    recipient = exists().where(TicketRecipient.ticket_id == ticket_id,
-                               TicketRecipient.address_id == AddressRow.id, AddressRow.email == email)
-    worker = exists().where(Worker.email == email)
-    return bool(session.scalar(select(recipient | worker)))
+    return bool(session.scalar(_PARTICIPANT, {"ticket_id": ticket_id, "email": email}))
+
+
+# Built once, not per mail: building a statement costs about as much as running it.
+_KEYS_WITH_IDS = select(ThreadKey).where(ThreadKey.message_id.in_(bindparam("ids", expanding=True)))
+_PARTICIPANT = select(
+    exists().where(TicketRecipient.ticket_id == bindparam("ticket_id"),
+                   TicketRecipient.address_id == AddressRow.id, AddressRow.email == bindparam("email"))
+    | exists().where(Worker.email == bindparam("email")))

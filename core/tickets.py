@@ -6,11 +6,12 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
+from core.db import cached
 from core.errors import ThreadRace
 from core.inbound import InboundMessage
 from core.masks import new_mask
@@ -23,10 +24,12 @@ from core.models import (
     Group,
     KeyOrigin,
     Message,
+    MessageKind,
     Status,
     ThreadKey,
     Ticket,
     TicketRecipient,
+    Worker,
 )
 from core.threads import is_participant
 from core.upsert import insert_ignore
@@ -37,12 +40,19 @@ NO_SUBJECT = "(no subject)"
 
 def address_row(session: Session, address: Address) -> AddressRow:
     """The stored row of a mailbox, created on first sight; a display name fills in a blank one."""
-    insert_ignore(session, AddressRow.__table__, {"email": address.email, "name": address.name[:200],
-                                                  "bouncing": False})
-    row = session.scalars(select(AddressRow).where(AddressRow.email == address.email)).one()
+    row = cached(session, (AddressRow, address.email), lambda: _stored_address(session, address))
     if address.name and not row.name:
         row.name = address.name[:200]
     return row
+
+
+def _stored_address(session: Session, address: Address) -> AddressRow:
+    insert_ignore(session, AddressRow.__table__, {"email": address.email, "name": address.name[:200],
+                                                  "bouncing": False})
+    return session.scalars(_ADDRESS_WITH_EMAIL, {"email": address.email}).one()
+
+
+_ADDRESS_WITH_EMAIL = select(AddressRow).where(AddressRow.email == bindparam("email"))  # built once
 
 
 def open_ticket(session: Session, message: InboundMessage, group: Group, bucket: Bucket,
@@ -77,13 +87,20 @@ def add_recipients(session: Session, ticket: Ticket, addresses: list[Address]) -
 
 
 def store_message(session: Session, ticket: Ticket, message: InboundMessage, *, verified: bool,
-                  now: datetime) -> Message:
-    """Append the mail to the ticket with its attachments, each content stored once."""
+                  now: datetime, kind: MessageKind = MessageKind.INBOUND, text: str | None = None,
+                  author: Worker | None = None) -> Message:
+    """Append the mail to the ticket with its attachments, each content stored once.
+
+    `text` replaces the mail's own text where the helpdesk keeps a cleaned version (a worker's
+    reply without its commands, as the recipients saw it); the raw bytes keep the original.
+    """
     row = Message(ticket_id=ticket.id, message_id=message.message_id,
-                  sender_id=address_row(session, message.sender).id, is_outgoing=False,
+                  sender_id=address_row(session, message.sender).id, kind=kind,
+                  author_worker_id=author.id if author else None,
                   unverified_sender=not verified, to_addrs=_plain(message.to), cc_addrs=_plain(message.cc),
                   subject=message.subject, date=message.date, received_at=now,
-                  headers=[list(h) for h in message.headers], text=message.text, html=message.html,
+                  headers=[list(h) for h in message.headers], text=message.text if text is None else text,
+                  html=message.html,
                   defects=list(message.defects), raw=message.raw)
     session.add(row)
     session.flush()
@@ -158,5 +175,8 @@ def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, d
                            detail=detail))
 
 
+_MESSAGE_WITH_ID = select(Message.id).where(Message.message_id == bindparam("message_id"))  # built once: asked per mail
+
+
 def message_exists(session: Session, message_id: str) -> bool:
-    return session.scalar(select(Message.id).where(Message.message_id == message_id)) is not None
+    return session.scalar(_MESSAGE_WITH_ID, {"message_id": message_id}) is not None

@@ -1,9 +1,11 @@
-"""`postdesk serve`: the SMTP gateway, the spool writer and the spool runner, until SIGTERM."""
+"""`postdesk serve`: the SMTP gateway and spool writer here, the spool runner in a child, until SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import signal
 import threading
 
@@ -12,11 +14,14 @@ from core.groups import ensure_default_group
 from core.helpdesk_addresses import OwnAddresses
 from core.schema import ensure_schema
 from core.settings import Settings
-from mailgate.runner import SpoolRunner
+from mailgate.outbox_sender import OutboxSender
+from mailgate.runner import START_METHOD, RunnerProcess
 from mailgate.smtp import Gateway, GatewayHandler
-from mailgate.spool import SpoolWriter
+from mailgate.spool import NoTurns, SpoolWriter, WriteTurns
 
 log = logging.getLogger(__name__)
+
+RUNNER_CHECK_SECONDS = 2.0
 
 
 def prepare_database(settings: Settings) -> Database:
@@ -43,23 +48,33 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    runner = SpoolRunner(db, settings.helpdesk)
-    runner_stop = threading.Event()
-    runner_thread = threading.Thread(target=runner.run, args=(runner_stop,), name="spool-runner", daemon=True)
-    runner_thread.start()
-    writer = SpoolWriter(db, on_committed=runner.wake)
+    turns = WriteTurns(multiprocessing.get_context(START_METHOD)) if db.is_sqlite else NoTurns()
+    runner = RunnerProcess(settings, turns)
+    writer = SpoolWriter(db, on_committed=runner.wake, turns=turns)
     gateway = Gateway(GatewayHandler(OwnAddresses.from_settings(settings.helpdesk), writer),
                       settings.smtp.host, settings.smtp.port, settings.smtp.hostname,
                       settings.smtp.max_message_size)
     await gateway.start()
+    runner.start()  # after the port is ours: a gateway that cannot listen leaves no child behind
+    outbox = OutboxSender(db, settings.relay, settings.smtp.hostname)
+    outbox_stop = threading.Event()
+    outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
+    outbox_thread.start()
     print(f"postdesk: listening on {settings.smtp.host}:{gateway.port}", flush=True)
     if ready is not None:
         ready.set()
-    await stop.wait()
+    while not stop.is_set():
+        runner.keep_alive()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RUNNER_CHECK_SECONDS)
     log.info("shutting down: finishing sessions in flight")
     await gateway.stop()
     await asyncio.to_thread(writer.close)
-    runner_stop.set()
-    runner.wake()
-    await asyncio.to_thread(runner_thread.join)
+    code = await asyncio.to_thread(runner.stop)
+    outbox_stop.set()
+    outbox.wake()
+    await asyncio.to_thread(outbox_thread.join)
+    if code != 0:
+        log.error("spool runner exited with %s; spooled mail waits for the next start", code)
+        return
     log.info("stopped cleanly")

@@ -18,5 +18,5 @@ def deliver(db: Database, settings: Settings, raw: bytes, envelope: Envelope) ->
     if len(raw) > settings.smtp.max_message_size:
         raise MessageTooLarge(len(raw), settings.smtp.max_message_size)
     (spool_id,) = spool_messages(db, [(raw, envelope)])
-    SpoolRunner(db, settings.helpdesk).drain()
+    SpoolRunner(db, settings).drain()
     return spool_id

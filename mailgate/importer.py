@@ -36,7 +36,7 @@ def import_messages(db: Database, settings: Settings, messages: Iterable[Sourced
                     progress: Callable[[int], None] = lambda n: None) -> ImportReport:
     """Spool in chunks and file each chunk; an oversize message is reported and skipped, not stored."""
     report = ImportReport()
-    runner = SpoolRunner(db, settings.helpdesk)
+    runner = SpoolRunner(db, settings)
     limit = settings.smtp.max_message_size
     chunk: list[tuple[bytes, Envelope]] = []
     chunk_bytes = 0

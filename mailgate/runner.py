@@ -4,32 +4,49 @@ Each batch is one transaction with a savepoint per message, so one bad message c
 A spool row is deleted in the same savepoint that files its message, so a crash at any moment
 leaves the mail either filed or still spooled. Several runners (gateways) may share one database:
 a row another runner already filed is simply gone when this one tries to delete it.
+
+The daemon runs its runner in a process of its own (RunnerProcess): filing is CPU work, and in the
+SMTP process it would take the interpreter lock from the event loop that answers every session.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from logging.handlers import QueueHandler, QueueListener
+from multiprocessing.connection import wait
+from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core.db import Database
+from core.db import Database, open_database
 from core.errors import PostdeskError, StorageError, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
-from core.models import QuarantineItem, SpoolItem, utcnow
+from core.models import SpoolItem, utcnow
+from core.notify import Outbound
 from core.pipeline import Delivery, run_pipeline
-from core.settings import HelpdeskSettings
+from core.quarantine import quarantine_raw
+from core.settings import HelpdeskSettings, Settings
 from mailgate.parse import parse_message
+from mailgate.spool import NoTurns, WriteTurns
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
 MAX_ATTEMPTS = 5
 RETRY_PAUSE_SECONDS = 1.0
+# The least the runner files before it lets a waiting spool writer in: each turn costs a commit,
+# and a waiting SMTP client waits at most this long (plus one message) for its 250.
+MIN_TURN_SECONDS = 0.005
+START_METHOD = "spawn"  # never fork a process that holds open database connections
+_DELETE_SPOOLED = delete(SpoolItem).where(SpoolItem.id == bindparam("id"))  # built once: run per mail
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,15 @@ class _Spooled:
     attempts: int
 
 
+class Flag(Protocol):
+    """What the runner needs of an event; threading's and multiprocessing's both fit."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 @dataclass
 class RunStats:
     filed: int = 0
@@ -50,21 +76,23 @@ class RunStats:
 
 
 class SpoolRunner:
-    """Drains the spool; `run` loops in a thread for the daemon, `drain` runs once for CLI commands."""
+    """Drains the spool; `run` loops for the daemon (in RunnerProcess), `drain` runs once for CLI commands."""
 
-    def __init__(self, db: Database, helpdesk: HelpdeskSettings, batch_size: int = BATCH_SIZE,
-                 poll_seconds: float = 1.0) -> None:
+    def __init__(self, db: Database, settings: Settings, batch_size: int = BATCH_SIZE,
+                 poll_seconds: float = 1.0, wake: Flag | None = None, turns: WriteTurns | NoTurns = NoTurns()) -> None:
         self._db = db
-        self._helpdesk = helpdesk
+        self._turns = turns
+        self._helpdesk = settings.helpdesk
+        self._outbound = Outbound.from_settings(settings)
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
-        self._wake = threading.Event()
+        self._wake: Flag = wake if wake is not None else threading.Event()
         self.stats = RunStats()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: Flag) -> None:
         """Process until stopped; polls too, since another gateway may spool into the same database."""
         while not stop.is_set():
             self._wake.clear()
@@ -85,20 +113,38 @@ class SpoolRunner:
         return self.stats
 
     def process_batch(self) -> bool:
-        """File one batch; False when the spool held nothing this runner could take."""
+        """File one fetched batch; False when the spool held nothing this runner could take.
+
+        Parsing needs no lock, so it happens first. The filing is one transaction, or several when
+        the spool writer asks for its turn: the runner commits after the message in hand, steps
+        aside, and goes on with the rest of the batch in a new transaction.
+        """
         items = self._fetch()
         if not items:
             return False
-        parsed = [(item, _parse(item)) for item in items]
+        pending = [(item, _parse(item)) for item in items]
         failures = 0
-        with self._db.write() as session:
-            for item, result in parsed:
-                # A failure is recorded before the next item: spool rows are then locked in id order,
-                # as every runner locks them, so two runners may wait for each other but never deadlock.
-                if (error := self._file_one(session, item, result)) is not None:
-                    self._record_failure(session, item, error)
-                    failures += 1
+        while pending:
+            with self._turns.runner(), self._db.write() as session:
+                done, failed = self._file_until_writer_waits(session, pending)
+            failures += failed
+            pending = pending[done:]
         return failures < len(items)
+
+    def _file_until_writer_waits(self, session: Session,
+                                 pending: list[tuple[_Spooled, InboundMessage | UnparseableMessage]]) -> tuple[int, int]:
+        """File items in order, at least one, until the writer waits; returns how many were done and failed."""
+        failed = 0
+        ends = time.monotonic() + MIN_TURN_SECONDS
+        for done, (item, result) in enumerate(pending, 1):
+            # A failure is recorded before the next item: spool rows are then locked in id order,
+            # as every runner locks them, so two runners may wait for each other but never deadlock.
+            if (error := self._file_one(session, item, result)) is not None:
+                self._record_failure(session, item, error)
+                failed += 1
+            if self._turns.writer_waiting() and time.monotonic() >= ends:
+                return done, failed
+        return len(pending), failed
 
     def _fetch(self) -> list[_Spooled]:
         with self._db.read() as session:
@@ -113,15 +159,17 @@ class SpoolRunner:
         """File or quarantine one message in its own savepoint; returns an error text on failure."""
         try:
             with session.begin_nested():
-                if session.execute(delete(SpoolItem).where(SpoolItem.id == item.id)).rowcount == 0:
+                if session.execute(_DELETE_SPOOLED, {"id": item.id}).rowcount == 0:
                     return None  # another runner filed it
                 if isinstance(result, UnparseableMessage):
                     _quarantine(session, item, f"unparseable: {result}")
                     self.stats.quarantined += 1
                     return None
-                delivery = run_pipeline(Delivery(session, result, self._helpdesk, utcnow()))
+                delivery = run_pipeline(Delivery(session, result, self._helpdesk, utcnow(), self._outbound))
                 if delivery.outcome == "duplicate":
                     self.stats.duplicates += 1
+                elif delivery.outcome == "quarantined":
+                    self.stats.quarantined += 1
                 else:
                     self.stats.filed += 1
                 return None
@@ -141,7 +189,7 @@ class SpoolRunner:
                             .values(attempts=attempts, last_error=error[:2000]))
             return
         with session.begin_nested():
-            if session.execute(delete(SpoolItem).where(SpoolItem.id == item.id)).rowcount:
+            if session.execute(_DELETE_SPOOLED, {"id": item.id}).rowcount:
                 _quarantine(session, item, f"failed {attempts} times: {error}")
                 self.stats.quarantined += 1
 
@@ -154,7 +202,78 @@ def _parse(item: _Spooled) -> InboundMessage | UnparseableMessage:
 
 
 def _quarantine(session: Session, item: _Spooled, reason: str) -> None:
-    log.warning("quarantined spool item %d from %r: %s", item.id, item.envelope.mail_from, reason)
-    session.add(QuarantineItem(received_at=item.received_at, source=item.envelope.source,
-                               mail_from=item.envelope.mail_from, rcpt_tos=list(item.envelope.rcpt_tos),
-                               reason=reason[:4000], raw=item.raw))
+    quarantine_raw(session, item.raw, item.envelope, item.received_at, reason)
+
+
+class RunnerProcess:
+    """A SpoolRunner in a child process: woken after each spool commit, drained and joined on stop.
+
+    The child ignores SIGINT and SIGTERM: shutdown is the parent's to order (sessions in flight
+    first, then the spool writer, then this), and a Ctrl-C reaching the whole process group must not
+    cut that order short. It stops by itself if the parent dies. Its log records go to the parent's
+    handlers, so there is one place that decides where logs are written.
+    """
+
+    def __init__(self, settings: Settings, turns: WriteTurns | NoTurns = NoTurns()) -> None:
+        self._context = multiprocessing.get_context(START_METHOD)
+        self._settings, self._turns = settings, turns
+        self._wake, self._stop = self._context.Event(), self._context.Event()
+        self._logs: multiprocessing.Queue[logging.LogRecord] = self._context.Queue()
+        handlers = logging.getLogger().handlers or [logging.lastResort]
+        self._listener = QueueListener(self._logs, *[h for h in handlers if h], respect_handler_level=True)
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    def start(self) -> RunnerProcess:
+        self._listener.start()
+        self._spawn()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def keep_alive(self) -> None:
+        """Start a new child if the last one died: spooled mail must not wait for a restart of serve."""
+        if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
+            log.error("spool runner exited with %s; starting another", self._process.exitcode)
+            self._turns.renew(self._context)
+            self._spawn()
+
+    def stop(self) -> int | None:
+        """Let the child drain what is spooled and exit; returns its exit code."""
+        self._stop.set()
+        self._wake.set()
+        if self._process is not None:
+            self._process.join()
+        self._listener.stop()
+        return None if self._process is None else self._process.exitcode
+
+    def _spawn(self) -> None:
+        self._process = self._context.Process(
+            target=_run_child, name="spool-runner",
+            args=(self._settings, self._turns, self._wake, self._stop, self._logs, logging.getLogger().level))
+        self._process.start()
+
+
+def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop: Flag,
+               logs: multiprocessing.Queue[logging.LogRecord], level: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    root = logging.getLogger()
+    root.handlers[:] = [QueueHandler(logs)]
+    root.setLevel(level)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_stop_with_parent, args=(parent.sentinel, turns, stop, wake), daemon=True).start()
+    db = open_database(settings.database.url)
+    try:
+        SpoolRunner(db, settings, wake=wake, turns=turns).run(stop)
+    finally:
+        db.dispose()
+
+
+def _stop_with_parent(sentinel: int, turns: WriteTurns | NoTurns, stop: Flag, wake: Flag) -> None:
+    """An orphan files what is spooled and exits, rather than run on unsupervised."""
+    wait([sentinel])
+    turns.abandon()
+    stop.set()
+    wake.set()

@@ -1,7 +1,9 @@
 """Accepting mail durably: raw bytes into the spool table, committed before anyone says 250.
 
 Concurrent SMTP sessions share one writer thread that commits whatever has queued up in one
-transaction (group commit), so eight sessions pay for one fsync, not eight.
+transaction (group commit), so eight sessions pay for one fsync, not eight. On SQLite the writer
+and the spool runner (another process) take turns at the one write lock through WriteTurns, and
+the writer, whose commit SMTP clients are waiting for, goes first.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
+from multiprocessing.context import BaseContext
 
 from core.db import Database
 from core.errors import StorageError
@@ -21,6 +26,91 @@ from core.models import SpoolItem, utcnow
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+TURN_WAIT_SECONDS = 5.0
+
+
+class WriteTurns:
+    """Who holds SQLite's one write lock next: the spool writer cuts in between two runner messages.
+
+    Left to SQLite, a writer that finds the lock taken sleeps in its busy handler in steps of up to
+    100 ms, and the runner, committing and beginning again at once, keeps taking the lock first; an
+    SMTP client would wait for a whole batch of someone else's mail. So both sides take this
+    cross-process lock around a write transaction, the writer says it is waiting, and the runner
+    commits after its current message and steps aside. It only orders the two: SQLite's own locking
+    still decides what is safe, so a lock not had within TURN_WAIT_SECONDS is logged and the write
+    goes ahead anyway. A process whose partner died stops taking turns (renew, abandon), since the
+    dead one may have left the lock held.
+    """
+
+    def __init__(self, context: BaseContext) -> None:
+        self._alone = False
+        self.renew(context)
+
+    def renew(self, context: BaseContext) -> None:
+        """Fresh lock and flag, for a new partner process (the old one may have died holding them)."""
+        self._lock = context.Lock()
+        self._writer_waiting = context.Event()
+
+    def abandon(self) -> None:
+        """Stop taking turns in this process: the partner is gone."""
+        self._alone = True
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """The spool writer's turn, taken as soon as the runner finishes the message in hand."""
+        waiting = self._writer_waiting
+        waiting.set()
+        try:
+            with self._held():
+                waiting.clear()
+                yield
+        finally:
+            waiting.clear()
+
+    @contextmanager
+    def runner(self) -> Iterator[None]:
+        """The runner's turn; it waits while the writer is waiting, so it cannot take the lock back first."""
+        deadline = time.monotonic() + TURN_WAIT_SECONDS
+        while self.writer_waiting() and time.monotonic() < deadline:
+            time.sleep(0.0002)
+        with self._held():
+            yield
+
+    def writer_waiting(self) -> bool:
+        return not self._alone and self._writer_waiting.is_set()
+
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        lock = self._lock  # release the lock taken, even if renew() swapped in another meanwhile
+        acquired = not self._alone and lock.acquire(timeout=TURN_WAIT_SECONDS)
+        if not acquired and not self._alone:
+            log.warning("no write turn within %.0fs; writing without one", TURN_WAIT_SECONDS)
+        try:
+            yield
+        finally:
+            if acquired:
+                lock.release()
+
+
+class NoTurns:
+    """Turns for a process that writes alone (CLI commands, PostgreSQL): nobody ever waits."""
+
+    def renew(self, context: BaseContext) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        yield
+
+    @contextmanager
+    def runner(self) -> Iterator[None]:
+        yield
+
+    def writer_waiting(self) -> bool:
+        return False
 
 
 def spool_messages(db: Database, items: Iterable[tuple[bytes, Envelope]]) -> list[int]:
@@ -40,9 +130,11 @@ _Pending = tuple[bytes, Envelope, "Future[int]"]
 class SpoolWriter:
     """One thread that commits queued messages in batches and resolves each caller's future."""
 
-    def __init__(self, db: Database, on_committed: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, db: Database, on_committed: Callable[[], None] = lambda: None,
+                 turns: WriteTurns | NoTurns = NoTurns()) -> None:
         self._db = db
         self._on_committed = on_committed
+        self._turns = turns
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
         self._thread.start()
@@ -62,25 +154,28 @@ class SpoolWriter:
         self._thread.join()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            batch: list[_Pending] = []
-            if first is None:
-                stopping = True
-            else:
-                batch.append(first)
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    continue
-                batch.append(item)
-            if batch:
+        while (first := self._queue.get()) is not None:  # close() queues None behind everything else
+            with self._turns.writer():
+                # Mail that came in while this thread waited for its turn joins the same commit.
+                batch, stopping = self._take_queued([first])
                 self._commit(batch)
+            self._on_committed()
+            if stopping:
+                return
+
+    def _take_queued(self, batch: list[_Pending]) -> tuple[list[_Pending], bool]:
+        """Add what is queued to the batch; True as well when close() was among it."""
+        stopping = False
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stopping = True
+                continue
+            batch.append(item)
+        return batch, stopping
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
@@ -92,4 +187,3 @@ class SpoolWriter:
             return
         for (_, _, future), spool_id in zip(batch, ids):
             future.set_result(spool_id)
-        self._on_committed()

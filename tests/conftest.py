@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from testkit import config_path, daemon, database, db_url, postgres_url, settings  # noqa: F401
+from testkit import config_path, daemon, database, db_url, postgres_url, settings, sink  # noqa: F401
 
 NEEDS_A_SERVICE = ("postgres", "corpus")
 

@@ -98,23 +98,72 @@ def postgres_url() -> Iterator[str]:
         drop()
 
 
-def write_config(folder: Path, db_url: str, port: int | None = None, **extra: str) -> Path:
-    """A throwaway settings file: the shipped defaults but this database and a free port."""
+def write_config(folder: Path, db_url: str, port: int | None = None, *, relay_port: int | None = None,
+                 domains: tuple[str, ...] = ("example.com",), default_address: str = "support@example.com",
+                 max_message_size: int = 1048576, auto_reply_window: int = 3600) -> Path:
+    """A throwaway settings file: the shipped defaults but this database, free ports, fast relay retries."""
     port = port or free_port()
-    max_size = extra.get("max_message_size", "1048576")
+    relay_port = relay_port or free_port()  # nothing listens there unless a test starts a sink
     path = folder / "settings.toml"
     path.write_text(
         f'[database]\nurl = "{db_url}"\n\n'
-        f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "postdesk.test"\nmax_message_size = {max_size}\n\n'
-        '[helpdesk]\ndomains = ["example.com"]\naddresses = ["help@other.test"]\n'
-        'default_group = "Support"\ndefault_address = "support@example.com"\n\n'
+        f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "postdesk.test"\nmax_message_size = {max_message_size}\n\n'
+        f'[helpdesk]\ndomains = {json.dumps(list(domains))}\naddresses = ["help@other.test"]\n'
+        f'default_group = "Support"\ndefault_address = "{default_address}"\n\n'
+        f'[relay]\nhost = "127.0.0.1"\nport = {relay_port}\ntimeout_seconds = 5\n'
+        'retry_initial_seconds = 0.2\nretry_max_seconds = 1\n\n'
+        f'[auto_reply]\nwindow_seconds = {auto_reply_window}\n\n'
         '[logging]\nlevel = "INFO"\n')
     return path
 
 
+@dataclass
+class Sink:
+    """A real SMTP server on 127.0.0.1 standing in for the smarthost; it keeps what it is given."""
+
+    port: int
+    received: list[tuple[str, list[str], bytes]]
+    controller: Any = None
+
+    def start(self) -> Sink:
+        from aiosmtpd.controller import Controller
+
+        sink = self
+
+        class Keep:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+                return "250 2.0.0 kept"
+
+        self.controller = Controller(Keep(), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def mails(self) -> list[EmailMessage]:
+        from email import message_from_bytes
+        from email.policy import default
+
+        return [message_from_bytes(raw, policy=default) for _, _, raw in self.received]  # type: ignore[misc]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for (_, rcpts, _), m in zip(self.received, self.mails()) if address in rcpts]
+
+
 @pytest.fixture
-def config_path(tmp_path: Path, db_url: str) -> Path:
-    return write_config(tmp_path, db_url)
+def sink() -> Iterator[Sink]:
+    running = Sink(free_port(), []).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, db_url: str, sink: Sink) -> Path:
+    return write_config(tmp_path, db_url, relay_port=sink.port)
 
 
 @pytest.fixture

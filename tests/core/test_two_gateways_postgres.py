@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,7 @@ from core.errors import StorageError
 from core.groups import ensure_default_group
 from core.inbound import Envelope
 from core.models import Message, QuarantineItem, SpoolItem, Ticket, utcnow
+from core.notify import Outbound
 from core.pipeline import Delivery, run_pipeline
 from core.schema import upgrade
 from core.settings import HelpdeskSettings, load_settings
@@ -181,7 +184,8 @@ def test_replies_filed_before_their_original_join_its_ticket(daemon: Daemon, db_
 def file_mail(session: Session, helpdesk: HelpdeskSettings, mail: EmailMessage) -> str:
     """Run one mail through the inbound pipeline in the caller's transaction; returns its outcome."""
     message = parse_message(mail.as_bytes(), Envelope("smtp", "", ("support@example.com",)))
-    return run_pipeline(Delivery(session, message, helpdesk, utcnow())).outcome
+    outbound = Outbound("postdesk.test", timedelta(hours=1))
+    return run_pipeline(Delivery(session, message, helpdesk, utcnow(), outbound)).outcome
 
 
 def waiting_for_a_lock(db: Database) -> bool:

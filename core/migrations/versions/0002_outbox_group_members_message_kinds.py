@@ -61,9 +61,22 @@ def upgrade() -> None:
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('waiting_until', sa.DateTime(), nullable=True))
 
+    # the kind says what is_outgoing said, and more; membership replaces the single group
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_column('is_outgoing')
+
+    with op.batch_alter_table('workers', schema=None) as batch_op:
+        batch_op.drop_column('group_id')
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('workers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('group_id', sa.Integer(), nullable=True))
+
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('is_outgoing', sa.Boolean(), server_default=sa.false(), nullable=False))
+
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_column('waiting_until')
 

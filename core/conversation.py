@@ -1,0 +1,114 @@
+"""A worker's answer, by mail or from the CLI: commands applied, text cleaned, relayed to the recipients.
+
+The relayed mail is written fresh from templates/worker_reply.txt.j2, From the group's address with
+the worker's display name: no header of the worker's mail travels and no worker address appears.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.compose import Outgoing, OutgoingAttachment, mailbox, render
+from core.inbound import InboundMessage
+from core.masks import subject_with_mask
+from core.models import AddressRow, Group, LastAction, Message, MessageKind, Status, Ticket, Worker
+from core.notify import Outbound, recipient_emails, send_close_notice, send_command_error, thread_ids
+from core.outbox import queue_mail
+from core.reply_text import clean_worker_text
+from core.tickets import audit, set_status, store_message
+from core.worker_commands import Commands, parse_commands
+
+
+def worker_by_email(session: Session, email: str) -> Worker | None:
+    return session.scalars(select(Worker).where(Worker.email == email)).first()
+
+
+def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, message: InboundMessage,
+                     now: datetime) -> Message:
+    """File a worker's mail on the ticket and act on it; returns the stored message."""
+    commands = _checked(session, parse_commands(message.text, worker.email, now))
+    if commands.problems:
+        send_command_error(session, out, ticket, worker, commands.problems, message.message_id, now)
+        audit(session, ticket, actor=worker.email, action="command_error", detail="; ".join(commands.problems),
+              now=now)
+        return store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
+                             author=worker)
+    if commands.comment:
+        stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
+                               text=commands.body, author=worker)
+        _apply(session, out, ticket, worker, commands, now, replied=False)
+        return stored
+    text = clean_worker_text(commands.body, _all_worker_emails(session))
+    stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.REPLY, text=text,
+                           author=worker)
+    _relay(session, out, ticket, worker, text, message, now)
+    _apply(session, out, ticket, worker, commands, now, replied=True)
+    return stored
+
+
+def _checked(session: Session, commands: Commands) -> Commands:
+    """#owner must name a worker; found out before anything is applied."""
+    if commands.owner and worker_by_email(session, commands.owner) is None:
+        problem = f"#owner: {commands.owner} is not a worker"
+        return Commands(problems=commands.problems + (problem,), body=commands.body, given=commands.given)
+    return commands
+
+
+def _all_worker_emails(session: Session) -> list[str]:
+    return list(session.scalars(select(Worker.email)))
+
+
+def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str, message: InboundMessage,
+           now: datetime) -> None:
+    recipients = recipient_emails(session, ticket)
+    if not recipients:
+        return
+    group = session.get(Group, ticket.group_id)
+    assert group is not None
+    references = thread_ids(session, ticket)
+    subject = ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
+    mail = Outgoing(sender=mailbox(group.address, worker.name), to=[mailbox(r) for r in recipients],
+                    subject=subject_with_mask(subject, ticket.mask),
+                    body=render("worker_reply", text=text, worker_name=worker.name, group=group.name),
+                    in_reply_to=references[-1] if references else None, references=references,
+                    attachments=[OutgoingAttachment(a.filename, a.content_type, a.data)
+                                 for a in message.attachments]).build(out.hostname, now)
+    queue_mail(session, mail, purpose="reply", mail_from=group.address, rcpt_tos=recipients, ticket=ticket, now=now)
+
+
+def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands, now: datetime,
+           *, replied: bool) -> None:
+    """Status, owner, priority; a reply without a status command leaves the ticket waiting on the customer."""
+    if replied:
+        ticket.last_action = LastAction.WORKER_REPLIED
+        ticket.last_wrote_id = session.scalar(select(AddressRow.id).where(AddressRow.email == worker.email))
+    ticket.updated_at = now
+    if commands.owner:
+        owner = worker_by_email(session, commands.owner)
+        assert owner is not None
+        ticket.owner_id = owner.id
+        audit(session, ticket, actor=worker.email, action="owner", detail=owner.email, now=now)
+    if commands.priority:
+        audit(session, ticket, actor=worker.email, action="priority",
+              detail=f"{ticket.priority.value} -> {commands.priority.value}", now=now)
+        ticket.priority = commands.priority
+    _apply_status(session, out, ticket, worker, commands, now, replied)
+
+
+def _apply_status(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands,
+                  now: datetime, replied: bool) -> None:
+    if commands.spam:
+        set_status(session, ticket, Status.DELETED, actor=worker.email, reason="#spam", now=now)
+    elif commands.close:
+        set_status(session, ticket, Status.CLOSED, actor=worker.email, reason="#close", now=now)
+        send_close_notice(session, out, ticket, now)
+    elif commands.reopen:
+        set_status(session, ticket, Status.OPEN, actor=worker.email, reason="#reopen", now=now)
+    elif commands.waiting_until or replied:
+        ticket.waiting_until = commands.waiting_until
+        set_status(session, ticket, Status.WAITING, actor=worker.email,
+                   reason=f"#waiting until {commands.waiting_until.isoformat()}" if commands.waiting_until
+                   else "worker replied", now=now)
