@@ -19,6 +19,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from core.addresses import Address, try_normalize
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
+from mailgate.dsn import read_bounce
 from mailgate.decoding import clean_text, header_text, raw_header_text
 from mailgate.mime_parts import read_content
 
@@ -96,6 +97,7 @@ def _build(message: Message, raw: bytes, envelope: Envelope) -> InboundMessage:
         attachments=content.attachments,
         defects=content.defects,
         is_automated=_is_automated(fields, sender, envelope),
+        bounce=read_bounce(message),
     )
 
 
