@@ -14,4 +14,6 @@ def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> boo
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(table).values(**values).on_conflict_do_nothing()
-    return session.execute(statement).rowcount == 1
+    # RETURNING, not rowcount: psycopg reports -1 for a statement run this way
+    returned = session.execute(statement.returning(*table.primary_key.columns)).first()
+    return returned is not None
