@@ -1,0 +1,433 @@
+"""Ingest benchmark: real mail over SMTP into `postdesk serve`, against a bare aiosmtpd that only says 250.
+
+    python bench/ingest.py --n 5000 --k 1 --k 8
+
+For each K it sends the same N corpus messages over K concurrent SMTP sessions, first to an aiosmtpd
+server (in its own process) whose handler only returns 250, then to a fresh `postdesk serve`. The bare
+rate runs from the first send to the last 250; ours from the first send until the last acknowledged
+message is committed as a ticket message (or quarantined). Afterwards it checks that every acknowledged
+message is in the database and the spool is empty, and exits 1 when that check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DEFAULT_CORPUS = SHARED / "corpora" / "spam" / "spamassassin"
+MAIL_FROM = "bench@outside.test"
+RCPT_TO = "support@example.com"
+MAX_MESSAGE_SIZE = 26214400  # the shipped default, so no corpus mail is refused for size
+MAX_LINE = 998  # RFC 5321 4.5.3.1.6, without the CRLF
+FILED_TIMEOUT_SECONDS = 600.0
+POLL_SECONDS = 0.02
+_MSGID = re.compile(rb"<[^<>\s]+>")
+_LINE_END = re.compile(rb"\r?\n")
+_MSGID_HEADER = re.compile(rb"message-id\s*:", re.IGNORECASE)
+
+
+# --- the messages ---------------------------------------------------------------------------------
+
+def load_corpus(folder: Path) -> list[bytes]:
+    """Every message file below the folder, in a stable order, without a leading mbox `From ` line.
+
+    Files with a line longer than SMTP allows are left out: any server refuses them with 500.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    messages = (_strip_mbox_line(p.read_bytes()) for p in files)
+    return [m for m in messages if max(map(len, m.split(b"\r\n"))) <= MAX_LINE]
+
+
+def _strip_mbox_line(raw: bytes) -> bytes:
+    """Also ends every line in CRLF: smtplib sends bytes as they are, and SMTP wants CRLF."""
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    return _LINE_END.sub(b"\r\n", raw)
+
+
+def prepare_messages(corpus: list[bytes], n: int) -> list[bytes]:
+    """N messages, each with exactly one Message-ID none of the others has.
+
+    A file's own id is kept the first time it is seen, so the corpus's threads still thread; a reused
+    file, or one whose id is missing or already taken, gets a fresh id. One id per message means the
+    daemon files every one of them: none may be skipped as a duplicate, so the count check is exact.
+    """
+    run = uuid.uuid4().hex[:12]
+    seen: set[bytes] = set()
+    prepared = []
+    for i in range(n):
+        headers, body = _split(corpus[i % len(corpus)])
+        own = _message_id(headers)
+        if own is None or own in seen:
+            own = f"<bench-{run}-{i}@bench.postdesk.invalid>".encode()
+        seen.add(own)
+        prepared.append(_with_message_id(headers, own) + body)
+    return prepared
+
+
+def _split(raw: bytes) -> tuple[list[bytes], bytes]:
+    """Header lines (with their line ends) and the rest, starting at the blank line."""
+    lines = raw.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line in (b"\r\n", b"\n"):
+            return lines[:index], b"".join(lines[index:])
+    return lines, b""
+
+
+def _message_id(headers: list[bytes]) -> bytes | None:
+    """The first <id> of the first Message-ID field, read the way mailgate/parse.py reads it."""
+    for value in _fields(headers, keep=False):
+        found = _MSGID.search(value)
+        if found:
+            return found.group(0)
+    return None
+
+
+def _fields(headers: list[bytes], keep: bool) -> Iterator[bytes]:
+    """Message-ID fields (keep=False) or every other line (keep=True), continuation lines included."""
+    inside = False
+    for line in headers:
+        if not line[:1].isspace():
+            inside = _MSGID_HEADER.match(line) is not None
+        if inside != keep:
+            yield line
+
+
+def _with_message_id(headers: list[bytes], message_id: bytes) -> bytes:
+    end = b"\r\n" if headers and headers[0].endswith(b"\r\n") else b"\n"
+    return b"Message-ID: " + message_id + end + b"".join(_fields(headers, keep=True))
+
+
+# --- the clients ----------------------------------------------------------------------------------
+
+@dataclass
+class Sent:
+    """What K sessions achieved: how many got a 250, what failed, and when sending began and ended."""
+
+    acknowledged: int = 0
+    errors: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, ok: bool, error: str = "") -> None:
+        with self.lock:
+            if ok:
+                self.acknowledged += 1
+            else:
+                self.errors.append(error)
+
+
+def send_all(port: int, messages: list[bytes], k: int) -> Sent:
+    """Send every message over K sessions, one thread each; all connect first, then start together."""
+    sent = Sent()
+    go = threading.Barrier(k + 1)
+    threads = [threading.Thread(target=_session, args=(port, messages[i::k], go, sent)) for i in range(k)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    sent.started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    sent.finished = time.perf_counter()
+    return sent
+
+
+def _session(port: int, share: list[bytes], go: threading.Barrier, sent: Sent) -> None:
+    """One SMTP connection reused for its whole share; a dropped connection is reopened once per message."""
+    client = smtplib.SMTP("127.0.0.1", port, timeout=120)
+    go.wait()
+    for raw in share:
+        try:
+            client.sendmail(MAIL_FROM, [RCPT_TO], raw)
+            sent.count(True)
+        except smtplib.SMTPServerDisconnected as exc:
+            sent.count(False, f"disconnected: {exc}")
+            try:
+                client = smtplib.SMTP("127.0.0.1", port, timeout=120)
+            except OSError as reconnect:
+                sent.count(False, f"could not reconnect: {reconnect}")
+                return
+        except (smtplib.SMTPException, OSError) as exc:
+            sent.count(False, f"{type(exc).__name__}: {exc}")
+    client.quit()
+
+
+# --- the servers ----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Accept:
+    """The bare handler: every message is answered 250 and forgotten."""
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "250 OK"
+
+
+def _run_bare(port: int, ready: multiprocessing.synchronize.Event, stop: multiprocessing.synchronize.Event) -> None:
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(_Accept(), hostname="127.0.0.1", port=port, enable_SMTPUTF8=True,
+                            data_size_limit=MAX_MESSAGE_SIZE)
+    controller.start()
+    ready.set()
+    stop.wait()
+    controller.stop()
+
+
+@contextmanager
+def bare_server() -> Iterator[int]:
+    """An aiosmtpd Controller in its own process, so it does not share the GIL with the clients."""
+    context = multiprocessing.get_context("spawn")
+    port, ready, stop = free_port(), context.Event(), context.Event()
+    process = context.Process(target=_run_bare, args=(port, ready, stop), daemon=True)
+    process.start()
+    deadline = time.monotonic() + 30
+    while not ready.wait(0.05):
+        if not process.is_alive() or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("bare aiosmtpd server did not start")
+    try:
+        yield port
+    finally:
+        stop.set()
+        process.join(30)
+
+
+@contextmanager
+def postdesk_server(folder: Path, db_url: str) -> Iterator[tuple[int, Callable[[], int]]]:
+    """A real `postdesk serve` on a free port; yields the port and a function that stops it (SIGTERM)."""
+    port = free_port()
+    config = folder / "settings.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n\n'
+        f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "postdesk.bench"\nmax_message_size = {MAX_MESSAGE_SIZE}\n\n'
+        '[helpdesk]\ndomains = ["example.com"]\ndefault_group = "Support"\ndefault_address = "support@example.com"\n\n'
+        '[logging]\nlevel = "WARNING"\n')
+    log = folder / "serve.log"
+    with log.open("ab") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "workers", "--config", str(config), "serve"],
+                                   stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def stop() -> int:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        return process.wait(120)
+
+    try:
+        _wait_listening(process, port, log)
+        yield port, stop
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"postdesk serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"postdesk serve did not listen:\n{log.read_text()}")
+
+
+# --- the databases --------------------------------------------------------------------------------
+
+@contextmanager
+def fresh_database(base_url: str | None, folder: Path) -> Iterator[str]:
+    """An empty database for one run: a new SQLite file, or a new database on the given server."""
+    if base_url is None or make_url(base_url).get_backend_name() == "sqlite":
+        name = f"bench-{uuid.uuid4().hex[:8]}.db"
+        parent = Path(make_url(base_url).database or folder).parent if base_url else folder
+        yield f"sqlite:///{(parent / name).resolve()}"
+        return
+    name = f"postdesk_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Counts:
+    messages: int
+    quarantined: int
+    spooled: int
+
+    @property
+    def present(self) -> int:
+        return self.messages + self.quarantined
+
+
+class CountReader:
+    """Counts rows without writing: SQLite is opened read-only, so polling cannot disturb the daemon."""
+
+    def __init__(self, db_url: str) -> None:
+        url = make_url(db_url)
+        if url.get_backend_name() == "sqlite":
+            url = make_url(f"sqlite:///file:{url.database}?mode=ro&uri=true")
+        self._engine = create_engine(url)
+
+    def counts(self) -> Counts:
+        with self._engine.connect() as conn:
+            row = conn.execute(text("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM quarantine),"
+                                    " (SELECT count(*) FROM spool)")).one()
+        return Counts(*row)
+
+    def wait_until_present(self, expected: int, timeout: float) -> tuple[float, Counts]:
+        """Poll until `expected` messages are filed; gives up early when the spool is empty but some are missing."""
+        deadline = time.perf_counter() + timeout
+        stalled_since: float | None = None
+        while True:
+            counts, now = self.counts(), time.perf_counter()
+            if counts.present >= expected or now > deadline:
+                return now, counts
+            stalled_since = (stalled_since or now) if counts.spooled == 0 else None
+            if stalled_since is not None and now - stalled_since > 5.0:
+                return now, counts
+            time.sleep(POLL_SECONDS)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+# --- one comparison -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Result:
+    k: int
+    bare_rate: float
+    accept_rate: float
+    filed_rate: float
+    acknowledged: int
+    counts: Counts
+    clean_exit: bool
+    errors: tuple[str, ...]
+
+    @property
+    def ratio(self) -> float:
+        return self.filed_rate / self.bare_rate if self.bare_rate else 0.0
+
+    @property
+    def all_present(self) -> bool:
+        return self.counts.present == self.acknowledged and self.counts.spooled == 0
+
+    @property
+    def passed(self) -> bool:
+        """Every acknowledged message present, none refused, and the daemon stopped cleanly."""
+        return self.all_present and not self.errors and self.acknowledged > 0 and self.clean_exit
+
+
+def run_bare(messages: list[bytes], k: int) -> float:
+    with bare_server() as port:
+        sent = send_all(port, messages, k)
+    return sent.acknowledged / (sent.finished - sent.started)
+
+
+def run_postdesk(messages: list[bytes], k: int, db_url: str, folder: Path) -> tuple[Sent, float, Counts, int]:
+    """Send to a fresh daemon; returns the sends, the moment the last one was filed, the counts, the exit code."""
+    with postdesk_server(folder, db_url) as (port, stop):
+        reader = CountReader(db_url)
+        try:
+            sent = send_all(port, messages, k)
+            filed_at, _ = reader.wait_until_present(sent.acknowledged, FILED_TIMEOUT_SECONDS)
+            exit_code = stop()
+            counts = reader.counts()  # after the daemon drained and stopped: the final state
+        finally:
+            reader.close()
+    return sent, filed_at, counts, exit_code
+
+
+def compare(messages: list[bytes], k: int, base_url: str | None, folder: Path) -> Result:
+    bare = run_bare(messages, k)
+    run_folder = Path(tempfile.mkdtemp(prefix=f"k{k}-", dir=folder))
+    with fresh_database(base_url, run_folder) as db_url:
+        sent, filed_at, counts, exit_code = run_postdesk(messages, k, db_url, run_folder)
+    return Result(k, bare, sent.acknowledged / (sent.finished - sent.started),
+                  sent.acknowledged / (filed_at - sent.started), sent.acknowledged, counts, exit_code == 0,
+                  tuple(sent.errors))
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+def print_check(result: Result) -> None:
+    c = result.counts
+    verdict = "ok" if result.all_present else "MISSING MAIL"
+    print(f"K={result.k}: acknowledged {result.acknowledged}, present {c.present} "
+          f"(messages {c.messages} + quarantine {c.quarantined}), spool {c.spooled}: {verdict}"
+          + ("" if result.clean_exit else "; postdesk serve did not exit cleanly")
+          + (f"; {len(result.errors)} refused" if result.errors else ""), flush=True)
+    for error in result.errors[:5]:
+        print(f"  refused: {error}")
+
+
+def print_table(results: list[Result], n: int) -> None:
+    print(f"\nN={n}")
+    print(f"{'K':>3} {'bare msg/s':>11} {'postdesk msg/s':>15} {'ratio':>6} {'(250s msg/s)':>13}")
+    for r in results:
+        print(f"{r.k:>3} {r.bare_rate:>11.0f} {r.filed_rate:>15.0f} {r.ratio:>6.2f} {r.accept_rate:>13.0f}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="messages per run (default 5000)")
+    parser.add_argument("--k", type=int, action="append", help="concurrent sessions; repeatable (default 1 and 8)")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"message files (default {DEFAULT_CORPUS})")
+    parser.add_argument("--database-url", default=None,
+                        help="where to create each run's fresh database (default: a SQLite file in a temp folder); "
+                             "for PostgreSQL, a server URL on which a database is created and dropped per run")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    corpus = load_corpus(args.corpus) if args.corpus.is_dir() else []
+    if not corpus:
+        print(f"ingest benchmark: no corpus at {args.corpus} (it lives in ../shared, next to the project)",
+              file=sys.stderr)
+        return 2
+    messages = prepare_messages(corpus, args.n)
+    print(f"{len(messages)} messages from {len(corpus)} files, {sum(map(len, messages)) / 2**20:.1f} MiB", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="postdesk-bench-") as folder:
+        for k in args.k or [1, 8]:
+            results.append(compare(messages, k, args.database_url, Path(folder)))
+            print_check(results[-1])
+    print_table(results, args.n)
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
