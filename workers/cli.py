@@ -13,7 +13,9 @@ from core.inbound import Envelope
 from mailgate.deliver import EX_TEMPFAIL, deliver
 from workers.app import App
 from workers.import_command import import_mail
+from workers.outbox_command import outbox
 from workers.read_commands import show, tickets
+from workers.reply_commands import new, reply
 from workers.staff_commands import group, worker
 
 
@@ -115,3 +117,6 @@ main.add_command(show)
 main.add_command(import_mail)
 main.add_command(worker)
 main.add_command(group)
+main.add_command(reply)
+main.add_command(new)
+main.add_command(outbox)

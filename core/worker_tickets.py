@@ -1,0 +1,117 @@
+"""A worker writing without a mail client: text filed on a ticket, or opening one, exactly as if mailed.
+
+The text becomes an InboundMessage from the worker and goes through core.conversation, so commands,
+cleaning, relaying and status follow one set of rules whichever way the worker wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from email.utils import getaddresses
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.addresses import Address, normalize_address
+from core.compose import one_line
+from core.conversation import answer_as_worker, worker_by_email
+from core.errors import UsageError
+from core.groups import ensure_default_group, inbox_of
+from core.helpdesk_addresses import OwnAddresses
+from core.inbound import Envelope, InboundAttachment, InboundMessage
+from core.message_ids import new_message_id
+from core.models import Group, Message, Priority, Ticket, Worker
+from core.notify import Outbound
+from core.settings import HelpdeskSettings
+from core.staff import find_group
+from core.tickets import add_recipients, audit, open_ticket, record_thread_keys
+from core.worker_commands import parse_commands
+
+CLI_SOURCE = "cli"
+
+
+def parse_priority(value: str) -> Priority:
+    try:
+        return Priority(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(p.value for p in Priority)
+        raise UsageError(f"unknown priority {value!r} (use one of {choices})") from None
+
+
+def reply_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str,
+                    attachments: Sequence[InboundAttachment], now: datetime) -> Message:
+    """File the worker's text on the ticket: a reply relayed to every recipient, or what its commands say."""
+    subject = ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
+    message = _worker_message(worker, subject, text, attachments, out.hostname, now)
+    return _file(session, out, ticket, worker, message, now)
+
+
+def open_ticket_as_worker(session: Session, outbound: Outbound, worker: Worker, to: Sequence[str],
+                          cc: Sequence[str], subject: str, priority: Priority, group: str | None, text: str,
+                          attachments: Sequence[InboundAttachment], now: datetime, *,
+                          helpdesk: HelpdeskSettings) -> Ticket:
+    """Open a ticket in the group's inbox (the default group's without one) and send the recipients the text."""
+    to_addresses = _recipients(session, to, helpdesk)
+    cc_addresses = _recipients(session, cc, helpdesk)
+    chosen = find_group(session, group) if group else ensure_default_group(session, helpdesk)
+    message = _worker_message(worker, one_line(subject), text, attachments, outbound.hostname, now,
+                              to=to_addresses, cc=cc_addresses)
+    ticket = open_ticket(session, message, chosen, inbox_of(session, chosen), now)
+    ticket.priority = priority
+    audit(session, ticket, actor=worker.email, action="created", detail=f"opened by {worker.email} (CLI)", now=now)
+    add_recipients(session, ticket, list(to_addresses + cc_addresses))
+    _file(session, outbound, ticket, worker, message, now)
+    return ticket
+
+
+def _file(session: Session, out: Outbound, ticket: Ticket, worker: Worker, message: InboundMessage,
+          now: datetime) -> Message:
+    _refuse_bad_commands(session, worker, message.text, now)
+    stored = answer_as_worker(session, out, ticket, worker, message, now)
+    record_thread_keys(session, ticket, message, opened=False)
+    return stored
+
+
+def _refuse_bad_commands(session: Session, worker: Worker, text: str, now: datetime) -> None:
+    """By mail a bad command earns the worker an error mail; at the terminal we refuse before filing anything."""
+    commands = parse_commands(text, worker.email, now)
+    problems = list(commands.problems)
+    if commands.owner and worker_by_email(session, commands.owner) is None:
+        problems.append(f"#owner: {commands.owner} is not a worker")
+    if problems:
+        raise UsageError(f"nothing filed: {'; '.join(problems)}")
+
+
+def _worker_message(worker: Worker, subject: str, text: str, attachments: Sequence[InboundAttachment],
+                    hostname: str, now: datetime, *, to: tuple[Address, ...] = (),
+                    cc: tuple[Address, ...] = ()) -> InboundMessage:
+    return InboundMessage(message_id=new_message_id(hostname), sender=Address(worker.email, worker.name),
+                          subject=subject, envelope=Envelope(CLI_SOURCE), raw=text.encode("utf-8"),
+                          to=to, cc=cc, date=now, text=text, attachments=tuple(attachments))
+
+
+def _recipients(session: Session, values: Sequence[str], helpdesk: HelpdeskSettings) -> tuple[Address, ...]:
+    """Each value one mailbox outside the helpdesk: never our own address, a group's, or a worker's."""
+    own = OwnAddresses.from_settings(helpdesk)
+    found = []
+    for value in values:
+        address = _mailbox(value)
+        if own.accepts(address.email) or session.scalar(select(Group.id).where(Group.address == address.email)):
+            raise UsageError(f"{address.email} is a helpdesk address, not a recipient")
+        if worker_by_email(session, address.email) is not None:
+            raise UsageError(f"{address.email} is a worker's address; workers are never recipients")
+        found.append(address)
+    return tuple(found)
+
+
+def _mailbox(value: str) -> Address:
+    """`alice@example.org` or `Alice Smith <alice@example.org>`, normalised."""
+    pairs = getaddresses([value])
+    if len(pairs) != 1:
+        raise UsageError(f"not one mail address: {value!r}")
+    name, email = pairs[0]
+    try:
+        return Address(normalize_address(email), one_line(name))
+    except ValueError:
+        raise UsageError(f"not a mail address: {value!r}") from None
