@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from core.compose import Outgoing, OutgoingAttachment, mailbox, render
 from core.inbound import InboundMessage
-from core.masks import subject_with_mask
+from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, Group, LastAction, Message, MessageKind, Status, Ticket, Worker
-from core.notify import Outbound, recipient_emails, send_close_notice, send_command_error, thread_ids
+from core.notify import Outbound, send_close_notice, send_command_error, thread_ids, ticket_recipients
 from core.outbox import queue_mail
 from core.reply_text import clean_worker_text
 from core.tickets import audit, set_status, store_message
@@ -29,7 +29,7 @@ def worker_by_email(session: Session, email: str) -> Worker | None:
 def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, message: InboundMessage,
                      now: datetime) -> Message:
     """File a worker's mail on the ticket and act on it; returns the stored message."""
-    commands = _checked(session, parse_commands(message.text, worker.email, now))
+    commands = check_commands(session, parse_commands(message.text, worker.email, now))
     if commands.problems:
         send_command_error(session, out, ticket, worker, commands.problems, message.message_id, now)
         audit(session, ticket, actor=worker.email, action="command_error", detail="; ".join(commands.problems),
@@ -49,7 +49,7 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
     return stored
 
 
-def _checked(session: Session, commands: Commands) -> Commands:
+def check_commands(session: Session, commands: Commands) -> Commands:
     """#owner must name a worker; found out before anything is applied."""
     if commands.owner and worker_by_email(session, commands.owner) is None:
         problem = f"#owner: {commands.owner} is not a worker"
@@ -63,20 +63,21 @@ def _all_worker_emails(session: Session) -> list[str]:
 
 def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str, message: InboundMessage,
            now: datetime) -> None:
-    recipients = recipient_emails(session, ticket)
-    if not recipients:
-        return
+    recipients = ticket_recipients(session, ticket)
+    if not recipients or not (text.strip() or message.attachments):
+        return  # a reply of commands only (`#close`) has nothing to say to the customer
     group = session.get(Group, ticket.group_id)
     assert group is not None
     references = thread_ids(session, ticket)
-    subject = ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
-    mail = Outgoing(sender=mailbox(group.address, worker.name), to=[mailbox(r) for r in recipients],
+    subject = reply_subject(ticket.subject) if references else ticket.subject
+    mail = Outgoing(sender=mailbox(group.address, worker.name), to=[mailbox(r.email, r.name) for r in recipients],
                     subject=subject_with_mask(subject, ticket.mask),
                     body=render("worker_reply", text=text, worker_name=worker.name, group=group.name),
                     in_reply_to=references[-1] if references else None, references=references,
                     attachments=[OutgoingAttachment(a.filename, a.content_type, a.data)
                                  for a in message.attachments]).build(out.hostname, now)
-    queue_mail(session, mail, purpose="reply", mail_from=group.address, rcpt_tos=recipients, ticket=ticket, now=now)
+    queue_mail(session, mail, purpose="reply", mail_from=group.address, rcpt_tos=[r.email for r in recipients],
+               ticket=ticket, now=now)
 
 
 def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands, now: datetime,

@@ -27,6 +27,11 @@ def masks_in_subject(subject: str) -> list[str]:
     return list(dict.fromkeys(ordered))
 
 
+def reply_subject(subject: str) -> str:
+    """`Re: subject`, never `Re: Re: subject`."""
+    return subject if subject[:3].lower() == "re:" else f"Re: {subject}"
+
+
 def subject_with_mask(subject: str, mask: str) -> str:
     """The subject as the helpdesk writes it: `[MASK] subject`, never tagged twice."""
     if mask.upper() in (m for m in masks_in_subject(subject)):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.compose import Outgoing, OutgoingAttachment, mailbox, render
 from core.inbound import InboundMessage
-from core.masks import subject_with_mask
+from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, AutoReplySent, Group, Message, MessageKind, Ticket, Worker
 from core.outbox import queue_mail
 from core.settings import Settings
@@ -79,7 +79,7 @@ def send_auto_reply(session: Session, out: Outbound, ticket: Ticket, message: In
         return False
     body = render("auto_reply", name=message.sender.name, group=group.name, mask=ticket.mask)
     mail = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(message.sender.email, message.sender.name)],
-                    subject=subject_with_mask(f"Re: {ticket.subject}", ticket.mask), body=body,
+                    subject=subject_with_mask(reply_subject(ticket.subject), ticket.mask), body=body,
                     in_reply_to=message.message_id, references=[message.message_id],
                     auto_submitted="auto-replied").build(out.hostname, now)
     queue_mail(session, mail, purpose="auto_reply", mail_from=group.address, rcpt_tos=[message.sender.email],
@@ -113,16 +113,17 @@ def send_command_error(session: Session, out: Outbound, ticket: Ticket, worker: 
                ticket=ticket, now=now)
 
 
-def recipient_emails(session: Session, ticket: Ticket) -> list[str]:
+def ticket_recipients(session: Session, ticket: Ticket) -> list[AddressRow]:
+    """The ticket's recipients as stored now (one may have joined earlier in this transaction)."""
     session.refresh(ticket, ["recipients"])
-    return [r.email for r in ticket.recipients]
+    return list(ticket.recipients)
 
 
 def send_close_notice(session: Session, out: Outbound, ticket: Ticket, now: datetime) -> bool:
     """When the group asks for it: mail the recipients that the ticket closed, with the transcript."""
     group = session.get(Group, ticket.group_id)
     assert group is not None
-    recipients = recipient_emails(session, ticket)
+    recipients = ticket_recipients(session, ticket)
     if not group.close_notice or not recipients:
         return False
     rows = session.execute(select(Message, AddressRow.name, AddressRow.email, Worker.name)
@@ -135,11 +136,11 @@ def send_close_notice(session: Session, out: Outbound, ticket: Ticket, now: date
     transcript = [{"date": (m.date or m.received_at).strftime("%Y-%m-%d %H:%M"),
                    "author": worker_name or name or email if m.kind is MessageKind.INBOUND else worker_name or group.name,
                    "text": m.text} for m, name, email, worker_name in rows]
-    mail = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(r) for r in recipients],
+    mail = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(r.email, r.name) for r in recipients],
                     subject=subject_with_mask(f"Closed: {ticket.subject}", ticket.mask),
                     body=render("close_notice", mask=ticket.mask, subject=ticket.subject, group=group.name,
                                 transcript=transcript),
                     references=thread_ids(session, ticket)).build(out.hostname, now)
-    queue_mail(session, mail, purpose="close_notice", mail_from=group.address, rcpt_tos=recipients,
+    queue_mail(session, mail, purpose="close_notice", mail_from=group.address, rcpt_tos=[r.email for r in recipients],
                ticket=ticket, now=now)
     return True

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from core.addresses import Address, normalize_address
 from core.compose import one_line
-from core.conversation import answer_as_worker, worker_by_email
+from core.conversation import answer_as_worker, check_commands, worker_by_email
 from core.errors import UsageError
 from core.groups import ensure_default_group, inbox_of
 from core.helpdesk_addresses import OwnAddresses
 from core.inbound import Envelope, InboundAttachment, InboundMessage
+from core.masks import reply_subject
 from core.message_ids import new_message_id
 from core.models import Group, Message, Priority, Ticket, Worker
 from core.notify import Outbound
@@ -42,8 +43,7 @@ def parse_priority(value: str) -> Priority:
 def reply_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str,
                     attachments: Sequence[InboundAttachment], now: datetime) -> Message:
     """File the worker's text on the ticket: a reply relayed to every recipient, or what its commands say."""
-    subject = ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
-    message = _worker_message(worker, subject, text, attachments, out.hostname, now)
+    message = _worker_message(worker, reply_subject(ticket.subject), text, attachments, out.hostname, now)
     return _file(session, out, ticket, worker, message, now)
 
 
@@ -75,10 +75,7 @@ def _file(session: Session, out: Outbound, ticket: Ticket, worker: Worker, messa
 
 def _refuse_bad_commands(session: Session, worker: Worker, text: str, now: datetime) -> None:
     """By mail a bad command earns the worker an error mail; at the terminal we refuse before filing anything."""
-    commands = parse_commands(text, worker.email, now)
-    problems = list(commands.problems)
-    if commands.owner and worker_by_email(session, commands.owner) is None:
-        problems.append(f"#owner: {commands.owner} is not a worker")
+    problems = check_commands(session, parse_commands(text, worker.email, now)).problems
     if problems:
         raise UsageError(f"nothing filed: {'; '.join(problems)}")
 

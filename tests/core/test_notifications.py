@@ -128,3 +128,16 @@ def test_worker_attachments_travel_and_quotes_do_not(staffed: Database, settings
     assert files == [("manual.pdf", b"%PDF-1.4 manual")]
     assert "secret quoted history" not in reply.get_body().get_content()
     assert WORKER.encode() not in item.raw
+
+
+def test_a_reply_of_commands_only_says_nothing_to_the_customer(staffed: Database, settings: Settings) -> None:
+    send(staffed, settings, make_mail(sender="Alice Smith <alice@customer.test>"))
+    (_, note), = outbox(staffed, "notification")
+    send(staffed, settings, make_mail(sender=WORKER, in_reply_to=str(note["Message-ID"]), body="#waiting 2d"),
+         mail_from=WORKER)
+    assert outbox(staffed, "reply") == []
+    send(staffed, settings, make_mail(sender=WORKER, in_reply_to=str(note["Message-ID"]), body="On it."),
+         mail_from=WORKER)
+    (_, reply), = outbox(staffed, "reply")
+    assert str(reply["To"]) == "Alice Smith <alice@customer.test>"
+    assert reply["Subject"].startswith("[") and "Re: Printer on fire" in reply["Subject"]
