@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 from core.compose import Outgoing, OutgoingAttachment, mailbox, render
 from core.inbound import InboundMessage
 from core.masks import reply_subject, subject_with_mask
-from core.models import AddressRow, Group, LastAction, Message, MessageKind, Status, Ticket, Worker
+from core.models import AddressRow, Group, LastAction, Message, MessageKind, SpamTraining, Status, Ticket, Worker
 from core.notify import Outbound, send_close_notice, send_command_error, thread_ids, ticket_recipients
 from core.outbox import queue_mail
 from core.reply_text import clean_worker_text
 from core.tickets import audit, set_status, store_message
 from core.worker_commands import Commands, parse_commands
+from spam.training import train_ticket
 
 
 def worker_by_email(session: Session, email: str) -> Worker | None:
@@ -45,6 +46,8 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
     stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.REPLY, text=text,
                            author=worker)
     _relay(session, out, ticket, worker, text, message, now)
+    if not commands.spam and ticket.spam_training is SpamTraining.NONE:
+        train_ticket(session, ticket, SpamTraining.NOT_SPAM)  # a worker answered it: the mail was wanted
     _apply(session, out, ticket, worker, commands, now, replied=True)
     return stored
 
@@ -102,6 +105,7 @@ def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, comm
 def _apply_status(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands,
                   now: datetime, replied: bool) -> None:
     if commands.spam:
+        train_ticket(session, ticket, SpamTraining.SPAM)
         set_status(session, ticket, Status.DELETED, actor=worker.email, reason="#spam", now=now)
     elif commands.close:
         set_status(session, ticket, Status.CLOSED, actor=worker.email, reason="#close", now=now)

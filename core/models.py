@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -79,6 +80,14 @@ class OutboxState(str, enum.Enum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class SpamTraining(str, enum.Enum):
+    """What the spam filter was taught about a ticket's first mail."""
+
+    NONE = "none"
+    NOT_SPAM = "not_spam"
+    SPAM = "spam"
 
 
 class KeyOrigin(str, enum.Enum):
@@ -159,6 +168,11 @@ class Ticket(Base):
     first_wrote_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
     last_wrote_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
     waiting_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    spam_score: Mapped[float | None] = mapped_column(Float)  # scored once, when the ticket opened (spam/)
+    interesting_words: Mapped[list[Any] | None] = mapped_column(JSON)
+    spam_training: Mapped[SpamTraining] = mapped_column(_enum(SpamTraining, "spam_training"),
+                                                        default=SpamTraining.NONE,
+                                                        server_default=SpamTraining.NONE.value)
 
     group: Mapped[Group] = relationship()
     bucket: Mapped[Bucket] = relationship()
@@ -309,3 +323,20 @@ class AutoReplySent(Base):
     __tablename__ = "auto_replies_sent"
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SpamToken(Base):
+    """How many trained spam and not-spam mails carried a token; changed only by adding (spam/statistics)."""
+
+    __tablename__ = "spam_tokens"
+    token: Mapped[str] = mapped_column(String(80), primary_key=True)
+    spam: Mapped[int] = mapped_column(Integer, default=0)
+    ham: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SpamTotal(Base):
+    """How many mails were trained as each verdict (`spam`, `ham`): one row per class."""
+
+    __tablename__ = "spam_totals"
+    verdict: Mapped[str] = mapped_column(String(8), primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0)

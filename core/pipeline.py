@@ -7,7 +7,7 @@ Later stages (spam scoring, notifications) are added to PIPELINE, in order, here
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -21,10 +21,11 @@ from core.groups import group_for_recipients, inbox_of
 from core.helpdesk_addresses import OwnAddresses
 from core.inbound import InboundMessage
 from core.models import Bucket, Group, LastAction, Message, Status, Ticket, Worker
-from core.settings import HelpdeskSettings
+from core.settings import HelpdeskSettings, SpamSettings
 from core.notify import Outbound, notify_workers, send_auto_reply
 from core.quarantine import quarantine_raw
 from core.threads import ThreadMatch, thread_message
+from spam.filter import is_spam, score_ticket
 from core.tickets import (
     add_recipients,
     address_row,
@@ -46,6 +47,7 @@ class Delivery:
     helpdesk: HelpdeskSettings
     now: datetime
     outbound: Outbound
+    spam: SpamSettings = field(default_factory=SpamSettings)
     match: ThreadMatch | None = None
     ticket: Ticket | None = None
     stored: Message | None = None
@@ -154,6 +156,17 @@ def update_ticket(delivery: Delivery) -> None:
                    reason="recipient replied", now=now)
 
 
+def score_spam(delivery: Delivery) -> None:
+    """A new ticket is scored once; above the threshold it goes to `deleted`, so `notify` stays silent."""
+    ticket = delivery.ticket
+    if not delivery.opened or ticket is None:
+        return
+    result = score_ticket(delivery.session, ticket, delivery.message, delivery.spam)
+    if is_spam(result, delivery.spam):
+        set_status(delivery.session, ticket, Status.DELETED, actor="spam filter",
+                   reason=f"spam score {result.score:.4f}", now=delivery.now)
+
+
 def worker_emails(session: Session) -> frozenset[str]:
     """Every worker's address, read once per transaction: each mail of a batch asks."""
     return cached(session, Worker, lambda: frozenset(session.scalars(select(Worker.email))))
@@ -180,6 +193,7 @@ PIPELINE: tuple[Step, ...] = (
     store,
     update_recipients,
     update_ticket,
+    score_spam,
     notify,
 )
 

@@ -51,6 +51,9 @@ def ticket_fields(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "last_wrote": ticket.last_wrote.email if ticket.last_wrote else None,
         "recipients": [r.email for r in ticket.recipients],
         "message_count": message_count,
+        "spam_score": ticket.spam_score,
+        "interesting_words": ticket.interesting_words or [],
+        "spam_training": ticket.spam_training.value,
     }
 
 

@@ -73,6 +73,16 @@ class AutoReplySettings:
 
 
 @dataclass(frozen=True)
+class SpamSettings:
+    """The spam filter (spam/): how many words decide, when it may judge, what it does with spam."""
+
+    interesting_words: int = 15
+    threshold: float = 0.99  # a new ticket scoring above this goes to `deleted`, nobody notified; 1 = never
+    min_training: int = 10  # mails trained as each of spam and not spam before the filter scores at all
+    method: str = "fisher"  # "fisher" (Robinson-Fisher) or "graham"
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -85,6 +95,7 @@ class Settings:
     relay: RelaySettings = RelaySettings()
     auto_reply: AutoReplySettings = AutoReplySettings()
     logging: LoggingSettings = LoggingSettings()
+    spam: SpamSettings = SpamSettings()
     source: Path | None = None
 
 
@@ -118,11 +129,13 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     relay = _section(RelaySettings, "relay", data.get("relay", {}))
     auto_reply = _section(AutoReplySettings, "auto_reply", data.get("auto_reply", {}))
     logging_ = _section(LoggingSettings, "logging", data.get("logging", {}))
+    spam = _section(SpamSettings, "spam", data.get("spam", {}))
     database = DatabaseSettings(url=_resolve_db_url(database.url, base_dir))
     _check_smtp(smtp)
     _check_relay(relay)
     helpdesk = _normalize_helpdesk(helpdesk)
-    return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, source)
+    _check_spam(spam)
+    return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source)
 
 
 def _section(cls: type, name: str, raw: Any) -> Any:
@@ -183,6 +196,17 @@ def _check_relay(relay: RelaySettings) -> None:
     for key in ("timeout_seconds", "retry_initial_seconds", "retry_max_seconds", "give_up_after_seconds"):
         if getattr(relay, key) <= 0:
             raise ConfigError(f"relay.{key}", "must be positive")
+
+
+def _check_spam(spam: SpamSettings) -> None:
+    if spam.interesting_words < 1:
+        raise ConfigError("spam.interesting_words", "must be at least 1")
+    if not 0 < spam.threshold <= 1:
+        raise ConfigError("spam.threshold", "must be above 0 and at most 1")
+    if spam.min_training < 0:
+        raise ConfigError("spam.min_training", "must not be negative")
+    if spam.method not in ("fisher", "graham"):
+        raise ConfigError("spam.method", "must be \"fisher\" or \"graham\"")
 
 
 def _normalize_helpdesk(helpdesk: HelpdeskSettings) -> HelpdeskSettings:

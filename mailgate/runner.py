@@ -83,6 +83,7 @@ class SpoolRunner:
         self._db = db
         self._turns = turns
         self._helpdesk = settings.helpdesk
+        self._spam = settings.spam
         self._outbound = Outbound.from_settings(settings)
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -165,7 +166,8 @@ class SpoolRunner:
                     _quarantine(session, item, f"unparseable: {result}")
                     self.stats.quarantined += 1
                     return None
-                delivery = run_pipeline(Delivery(session, result, self._helpdesk, utcnow(), self._outbound))
+                delivery = run_pipeline(Delivery(session, result, self._helpdesk, utcnow(), self._outbound,
+                                                     self._spam))
                 if delivery.outcome == "duplicate":
                     self.stats.duplicates += 1
                 elif delivery.outcome == "quarantined":

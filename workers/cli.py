@@ -16,6 +16,7 @@ from workers.import_command import import_mail
 from workers.outbox_command import outbox
 from workers.read_commands import show, tickets
 from workers.reply_commands import new, reply
+from workers.spam_commands import notspam, spam
 from workers.staff_commands import group, worker
 
 
@@ -120,3 +121,5 @@ main.add_command(group)
 main.add_command(reply)
 main.add_command(new)
 main.add_command(outbox)
+main.add_command(spam)
+main.add_command(notspam)

@@ -62,6 +62,15 @@ def show(app: App, mask: str, as_json: bool) -> None:
     _print_ticket(ticket)
 
 
+def spam_summary(ticket: dict[str, Any]) -> str:
+    """`0.31% (training: not_spam) from: lunch 0.02, meeting 0.05`: the score as Cerb shows it."""
+    if ticket["spam_score"] is None:
+        return "not scored"
+    words = ", ".join(f"{w['word']} {w['probability']:.2f}" for w in ticket["interesting_words"])
+    return (f"{ticket['spam_score']:.2%} (training: {ticket['spam_training']})"
+            + (f" from: {words}" if words else " (no evidence: the filter was untrained or knew no word)"))
+
+
 def _print_ticket(ticket: dict[str, Any]) -> None:
     console = Console()
     console.print(f"[bold]{ticket['mask']}[/bold]  {ticket['subject']}", markup=True, highlight=False)
@@ -69,6 +78,7 @@ def _print_ticket(ticket: dict[str, Any]) -> None:
                 "last_action", "first_wrote", "last_wrote"):
         console.print(f"  {key:<13} {ticket[key] if ticket[key] is not None else '-'}", highlight=False)
     console.print(f"  {'recipients':<13} {', '.join(ticket['recipients']) or '-'}", highlight=False)
+    console.print(f"  {'spam':<13} {spam_summary(ticket)}", highlight=False)
     for number, message in enumerate(ticket["messages"], 1):
         flag = "  [unverified sender]" if message["unverified_sender"] else ""
         console.rule(f"#{number} {message['from']}  {message['date'] or message['received']}{flag}")

@@ -14,7 +14,8 @@ from mailgate.deliver import deliver
 from testkit import cli_json, make_mail, run_cli
 
 TICKET_KEYS = {"mask", "subject", "status", "priority", "group", "bucket", "owner", "organization", "created",
-               "updated", "last_action", "first_wrote", "last_wrote", "recipients", "message_count"}
+               "updated", "last_action", "first_wrote", "last_wrote", "recipients", "message_count",
+               "spam_score", "interesting_words", "spam_training"}
 MESSAGE_KEYS = {"message_id", "from", "to", "cc", "subject", "date", "text", "attachments"}
 
 

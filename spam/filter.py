@@ -1,0 +1,39 @@
+"""The filter as the rest of postdesk uses it: score a mail against the shared counts, file a new ticket's score."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from core.models import Ticket
+from core.settings import SpamSettings
+from spam.scoring import UNTRAINED, Counts, SpamScore, score_tokens
+from spam.statistics import token_counts, totals
+from spam.tokens import MailText, tokenize
+
+
+def is_trained(trained: Counts, settings: SpamSettings) -> bool:
+    """Enough mails of each class to tell them apart (until then the filter scores 0.5 and says so)."""
+    return min(trained.spam, trained.ham) >= max(settings.min_training, 1)
+
+
+def score_mail(session: Session, mail: MailText, settings: SpamSettings) -> SpamScore:
+    """The mail's spam probability and the words behind it; neutral and `trained=False` while untrained."""
+    trained = totals(session)
+    if not is_trained(trained, settings):
+        return UNTRAINED
+    tokens = tokenize(mail)
+    return score_tokens(tokens, token_counts(session, tokens), trained, settings.interesting_words,
+                        settings.method)
+
+
+def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: SpamSettings) -> SpamScore:
+    """Store the score of the mail that opened the ticket on the ticket (it is scored once, at opening)."""
+    result = score_mail(session, mail, settings)
+    ticket.spam_score = result.score
+    ticket.interesting_words = result.words_json()
+    return result
+
+
+def is_spam(result: SpamScore, settings: SpamSettings) -> bool:
+    """Above the threshold, and only a trained filter's word counts: a neutral 0.5 never is."""
+    return result.trained and result.score > settings.threshold

@@ -1,0 +1,74 @@
+"""What workers teach the filter: a ticket's verdict moves its first mail's counts, once, reversibly.
+
+A ticket remembers its verdict (`spam_training`). Changing it subtracts the mail's tokens from the old
+class and adds them to the new one; the verdict is changed by compare-and-set, so two processes
+giving the same verdict at once count it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.models import Message, MessageKind, SpamTraining, Status, Ticket
+from core.tickets import set_status
+from spam.statistics import HAM, SPAM, CountChanges, apply_changes
+from spam.tokens import MailText, TokenizerOptions, DEFAULT_OPTIONS, tokenize
+
+CLASS_OF = {SpamTraining.SPAM: SPAM, SpamTraining.NOT_SPAM: HAM}
+
+
+def train_ticket(session: Session, ticket: Ticket, verdict: SpamTraining) -> bool:
+    """Teach the filter this ticket's verdict; False when it already had it (nothing counted twice)."""
+    previous = ticket.spam_training
+    if previous is verdict:
+        return False
+    changed = session.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.spam_training == previous)
+                              .values(spam_training=verdict).execution_options(synchronize_session=False))
+    session.refresh(ticket, ["spam_training"])
+    if changed.rowcount != 1:  # another process changed the verdict first: start from its verdict
+        return train_ticket(session, ticket, verdict)
+    mail = first_mail(session, ticket)
+    if mail is not None:
+        apply_changes(session, verdict_changes(tokenize(mail), previous, verdict))
+    return True
+
+
+def verdict_changes(tokens: frozenset[str], previous: SpamTraining, verdict: SpamTraining) -> CountChanges:
+    changes = CountChanges()
+    if previous in CLASS_OF:
+        changes.add(tokens, CLASS_OF[previous], -1)
+    if verdict in CLASS_OF:
+        changes.add(tokens, CLASS_OF[verdict], +1)
+    return changes
+
+
+def first_mail(session: Session, ticket: Ticket) -> Message | None:
+    """The mail that opened the ticket: the one that was scored, and the one a verdict is about."""
+    return session.scalars(select(Message).where(Message.ticket_id == ticket.id,
+                                                 Message.kind == MessageKind.INBOUND)
+                           .order_by(Message.id).limit(1)).first()
+
+
+def train_mails(session: Session, mails: Iterable[MailText], verdict: SpamTraining,
+                options: TokenizerOptions = DEFAULT_OPTIONS) -> int:
+    """Bulk training (a corpus, not tickets): add every mail to the verdict's class; returns how many."""
+    changes = CountChanges()
+    count = 0
+    for mail in mails:
+        changes.add(tokenize(mail, options), CLASS_OF[verdict])
+        count += 1
+    apply_changes(session, changes)
+    return count
+
+
+def mark_ticket(session: Session, ticket: Ticket, verdict: SpamTraining, *, actor: str, now: datetime) -> None:
+    """A worker's verdict: spam trains spam and deletes the ticket; not spam trains not spam and restores it."""
+    train_ticket(session, ticket, verdict)
+    if verdict is SpamTraining.SPAM:
+        set_status(session, ticket, Status.DELETED, actor=actor, reason="marked as spam", now=now)
+    elif ticket.status is Status.DELETED:
+        set_status(session, ticket, Status.OPEN, actor=actor, reason="marked as not spam", now=now)
