@@ -1,39 +1,56 @@
-"""Brings a database's schema to the code's version with Alembic."""
+"""Brings a database's schema to the code's version with Alembic.
+
+Every command checks the schema, so the check must be cheap: it reads the stored revision with one
+query and compares it with SCHEMA_HEAD; Alembic itself is imported only to migrate, or when the two
+differ (a stale SCHEMA_HEAD costs time, never correctness; a test keeps it current).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from core.db import Database
 from core.errors import SchemaOutOfDate
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SCHEMA_LOCK_KEY = 0x706F7374  # "post": any fixed number shared by every postdesk process
+SCHEMA_HEAD = "0003"
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    """The revision stored in the database; None for a database Alembic never touched."""
+    try:
+        with db.engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None
 
 
 def upgrade(db: Database) -> tuple[str | None, str | None]:
     """Apply every pending migration; returns (before, after) revisions."""
+    from alembic import command
+
     before = current_revision(db)
     config = _alembic_config()
     with db.engine.begin() as connection:
@@ -51,9 +68,12 @@ def is_empty(db: Database) -> bool:
 
 def ensure_schema(db: Database) -> None:
     """Create the schema of an empty database; refuse to run on one that is behind."""
-    if is_empty(db):
+    current = current_revision(db)
+    if current == SCHEMA_HEAD:
+        return
+    if current is None and is_empty(db):
         upgrade(db)
         return
-    current, head = current_revision(db), head_revision()
+    head = head_revision()
     if current != head:
         raise SchemaOutOfDate(f"database schema is at {current}, code expects {head}: run `postdesk db upgrade`")

@@ -13,6 +13,15 @@ from testkit import config_path, daemon, database, db_url, postgres_url, setting
 NEEDS_A_SERVICE = ("postgres", "corpus")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked sqlite_only exercise no database difference: their PostgreSQL variant is not collected."""
+    dropped = [i for i in items if i.get_closest_marker("sqlite_only")
+               and getattr(i, "callspec", None) is not None and i.callspec.params.get("db_url") == "postgresql"]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """Under CI=true a test that needs PostgreSQL or the corpora fails instead of skipping."""

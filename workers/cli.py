@@ -9,8 +9,6 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import PostdeskError, StorageError
-from core.inbound import Envelope
-from mailgate.deliver import EX_TEMPFAIL, deliver
 from workers.app import App
 from workers.import_command import import_mail
 from workers.outbox_command import outbox
@@ -75,6 +73,9 @@ def deliver_command(app: App, mail_from: str, rcpt_tos: tuple[str, ...]) -> None
     Example (Postfix master.cf / aliases):
       support: "|postdesk deliver --from ${sender} --to ${recipient}"
     """
+    from core.inbound import Envelope
+    from mailgate.deliver import EX_TEMPFAIL, deliver  # the mail pipeline is loaded only by commands that file mail
+
     raw = sys.stdin.buffer.read()
     try:
         deliver(app.database(), app.settings, raw, Envelope("deliver", mail_from, rcpt_tos))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import Progress
 
-from mailgate.importer import ImportReport, import_messages
-from mailgate.mail_sources import count_messages, read_messages
 from workers.app import App
+
+if TYPE_CHECKING:
+    from mailgate.importer import ImportReport
 
 
 @click.command("import")
@@ -29,6 +29,12 @@ def import_mail(app: App, path: Path) -> None:
       postdesk import ~/Maildir
     """
     db = app.database()
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from mailgate.importer import import_messages  # the mail pipeline loads only when mail is filed
+    from mailgate.mail_sources import count_messages, read_messages
+
     total = count_messages(path)
     with Progress(console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(f"importing {path.name}", total=total)

@@ -49,3 +49,9 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     db.dispose()
+
+
+def test_the_cheap_schema_check_knows_the_newest_migration() -> None:
+    from core.schema import SCHEMA_HEAD
+
+    assert SCHEMA_HEAD == head_revision(), "set core.schema.SCHEMA_HEAD to the newest migration"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -73,6 +75,7 @@ def test_round_trip_threaded_by_headers_alone(daemon: Daemon, sink: Sink) -> Non
     assert len(sink.to(CUSTOMER)) == 2, "no second acknowledgement for a follow-up"
 
 
+@pytest.mark.sqlite_only
 def test_worker_commands(daemon: Daemon, sink: Sink) -> None:
     add_worker(daemon.config)
     daemon.send(make_mail(sender=CUSTOMER).as_bytes(), sender=CUSTOMER)
@@ -95,6 +98,7 @@ def test_worker_commands(daemon: Daemon, sink: Sink) -> None:
     assert "#close" not in customer_mails[1].get_content()
 
 
+@pytest.mark.sqlite_only
 def test_smarthost_down_then_up_loses_and_doubles_nothing(daemon: Daemon, sink: Sink) -> None:
     add_worker(daemon.config)
     sink.stop()
@@ -112,18 +116,15 @@ def test_smarthost_down_then_up_loses_and_doubles_nothing(daemon: Daemon, sink: 
     assert sorted(i["message_id"] for i in sent) == sorted(ids)
 
 
-def test_a_second_helpdesk_auto_replying_stops_at_once(tmp_path: Path, db_url: str) -> None:
+def test_a_second_helpdesk_auto_replying_stops_at_once(tmp_path: Path) -> None:
     """Two postdesk instances, each the other's smarthost: acknowledgements must not ping-pong."""
     from testkit import free_port, write_config
 
     port_a, port_b = free_port(), free_port()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    url_b = db_url.replace("postdesk.db", "b.db") if db_url.startswith("sqlite") else None
-    if url_b is None:
-        import pytest
-        pytest.skip("the second instance needs its own database; covered on SQLite")
-    a = Daemon(write_config(tmp_path / "a", db_url, port_a, relay_port=port_b, domains=("a.test",),
+    url_a, url_b = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    a = Daemon(write_config(tmp_path / "a", url_a, port_a, relay_port=port_b, domains=("a.test",),
                             default_address="support@a.test"), tmp_path / "a.log").start()
     b = Daemon(write_config(tmp_path / "b", url_b, port_b, relay_port=port_a, domains=("b.test",),
                             default_address="support@b.test"), tmp_path / "b.log").start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import io
 import json
 import mailbox
@@ -63,6 +65,7 @@ def test_mbox_becomes_threaded_tickets(config_path: Path, tmp_path: Path) -> Non
     assert message_counts(config_path) == {"Printer on fire": 3, "Invoice missing": 1}
 
 
+@pytest.mark.sqlite_only
 def test_maildir_is_imported(config_path: Path, tmp_path: Path) -> None:
     box = mailbox.Maildir(str(tmp_path / "Maildir"), create=True)
     for mail in conversation():
@@ -72,6 +75,7 @@ def test_maildir_is_imported(config_path: Path, tmp_path: Path) -> None:
     assert message_counts(config_path) == {"Printer on fire": 3, "Invoice missing": 1}
 
 
+@pytest.mark.sqlite_only
 def test_folder_of_files_with_subfolders_and_a_stray_file(config_path: Path, tmp_path: Path) -> None:
     folder = tmp_path / "exported"
     (folder / "2026" / "11").mkdir(parents=True)
@@ -93,6 +97,7 @@ def test_importing_the_same_mbox_twice_stores_nothing_twice(config_path: Path, t
     assert message_counts(config_path) == {"Printer on fire": 3, "Invoice missing": 1}
 
 
+@pytest.mark.sqlite_only
 def test_missing_path_is_one_readable_error(config_path: Path, tmp_path: Path) -> None:
     result = run_cli(config_path, "import", str(tmp_path / "no-such.mbox"))
     assert result.returncode == 2
@@ -115,6 +120,7 @@ def test_oversize_message_is_reported_not_stored(db_url: str, tmp_path: Path) ->
     assert len(tickets(config)) == 2
 
 
+@pytest.mark.sqlite_only
 def test_mbox_body_lines_starting_with_from_stay_in_their_message(config_path: Path, tmp_path: Path) -> None:
     """mboxo writers leave `From ` in bodies unquoted; mboxrd quotes it as `>From `."""
     raw = ("From alice@customer.test Fri Nov 20 09:30:00 2026\n"
@@ -136,6 +142,7 @@ def test_split_mbox_keeps_every_byte_of_every_message() -> None:
     assert list(split_mbox(io.BytesIO(data))) == messages
 
 
+@pytest.mark.sqlite_only
 def test_quarantine_list_names_each_reason(config_path: Path, tmp_path: Path) -> None:
     folder = tmp_path / "odd"
     folder.mkdir()

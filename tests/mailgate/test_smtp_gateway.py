@@ -40,6 +40,7 @@ def one_ticket(daemon: Daemon, messages: int = 1) -> dict:
     return wait_for(ready)  # type: ignore[return-value]
 
 
+@pytest.mark.sqlite_only
 def test_follow_ups_over_smtp_by_mask_and_references(daemon: Daemon) -> None:
     first = make_mail()
     daemon.send(first.as_bytes())
@@ -51,6 +52,7 @@ def test_follow_ups_over_smtp_by_mask_and_references(daemon: Daemon) -> None:
     assert [m["text"].strip() for m in shown["messages"]] == ["Help, please.", "by mask", "by refs"]
 
 
+@pytest.mark.sqlite_only
 def test_unknown_mask_opens_a_new_ticket(daemon: Daemon) -> None:
     daemon.send(make_mail(subject="Re: [QQQ-00000-000] old thread").as_bytes())
     ticket = one_ticket(daemon)
@@ -66,6 +68,7 @@ def test_duplicate_message_id_is_acknowledged_and_stored_once(daemon: Daemon) ->
     assert count(daemon, Message) == 1
 
 
+@pytest.mark.sqlite_only
 def test_never_an_open_relay(daemon: Daemon) -> None:
     with daemon.smtp() as client:
         client.ehlo()
@@ -79,6 +82,7 @@ def test_never_an_open_relay(daemon: Daemon) -> None:
     assert count(daemon, SpoolItem) + count(daemon, Message) == 0
 
 
+@pytest.mark.sqlite_only
 def test_oversize_mail_is_refused_with_552(daemon: Daemon) -> None:
     big = make_mail(attachments=[("big.bin", "application/octet-stream", os.urandom(1_200_000))])
     with pytest.raises(smtplib.SMTPException) as refused:
@@ -121,6 +125,7 @@ def test_non_ascii_subjects_and_bodies_in_several_charsets(daemon: Daemon) -> No
         assert cli_json(daemon.config, "show", stored[subject])["messages"][0]["text"].strip() == body
 
 
+@pytest.mark.sqlite_only
 def test_raw_utf8_headers_over_smtputf8(daemon: Daemon) -> None:
     raw = ("From: J\u00fcrgen <j\u00fcrgen@m\u00fcnchen.test>\r\nTo: support@example.com\r\n"
            "Subject: Gr\u00fc\u00dfe aus M\u00fcnchen\r\nMessage-ID: <u8@m\u00fcnchen.test>\r\n"
@@ -154,6 +159,7 @@ def test_attachments_round_trip_byte_for_byte(daemon: Daemon) -> None:
     assert listed["random.bin"]["sha256"] == hashlib.sha256(binary).hexdigest()
 
 
+@pytest.mark.sqlite_only
 def test_restart_keeps_everything(daemon: Daemon) -> None:
     daemon.send(make_mail(attachments=[("a.bin", "application/octet-stream", b"\x00\x01\x02")]).as_bytes())
     before = one_ticket(daemon)
@@ -165,6 +171,7 @@ def test_restart_keeps_everything(daemon: Daemon) -> None:
     assert one_ticket(daemon, 2)["mask"] == before["mask"]
 
 
+@pytest.mark.sqlite_only
 def test_sigterm_finishes_a_session_in_flight(daemon: Daemon) -> None:
     raw = make_mail(subject="sent across a shutdown").as_bytes()
     client = daemon.smtp()

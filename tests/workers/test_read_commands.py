@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from sqlalchemy import select
@@ -44,6 +46,7 @@ def test_tickets_default_hides_closed_and_deleted(database: Database, settings: 
     assert {t["status"] for t in both} == {"closed", "deleted"}
 
 
+@pytest.mark.sqlite_only
 def test_tickets_plain_output_when_piped(database: Database, settings: Settings, config_path: Path) -> None:
     mask = file_mail(database, settings, subject="A rather long subject that a narrow table would cut short")
     result = run_cli(config_path, "tickets")
@@ -72,6 +75,7 @@ def test_show_json_has_fields_and_conversation(database: Database, settings: Set
     assert shown["last_wrote"] == "bob@customer.test" and shown["last_action"] == "recipient_replied"
 
 
+@pytest.mark.sqlite_only
 def test_show_plain_prints_header_and_messages(database: Database, settings: Settings, config_path: Path) -> None:
     mask = file_mail(database, settings, body="The printer is on fire.")
     result = run_cli(config_path, "show", mask)
@@ -79,12 +83,14 @@ def test_show_plain_prints_header_and_messages(database: Database, settings: Set
     assert result.returncode == 0 and mask in out and "The printer is on fire." in out and "recipients" in out
 
 
+@pytest.mark.sqlite_only
 def test_unknown_mask_is_one_line_and_exit_1(database: Database, config_path: Path) -> None:
     result = run_cli(config_path, "show", "ZZZ-00000-000")
     assert result.returncode == 1
     assert result.stderr.decode().strip().splitlines() == ["postdesk: no ticket with mask ZZZ-00000-000"]
 
 
+@pytest.mark.sqlite_only
 def test_bad_usage_exits_2(database: Database, config_path: Path) -> None:
     result = run_cli(config_path, "tickets", "--status", "sleeping")
     assert result.returncode == 2 and b"Traceback" not in result.stderr

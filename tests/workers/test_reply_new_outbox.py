@@ -78,6 +78,7 @@ def test_reply_relays_to_every_recipient_as_the_group(database: Database, settin
     assert shown["messages"][-1]["attachments"][0]["filename"] == "steps.txt"
 
 
+@pytest.mark.sqlite_only
 def test_reply_from_stdin_with_worker_from_environment(database: Database, settings: Settings, config_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     mask, _ = customer_ticket(database, settings, config_path)
@@ -144,6 +145,7 @@ def test_outbox_state_filter(database: Database, settings: Settings, config_path
     assert len(lines) == 1 + len(pending)
 
 
+@pytest.mark.sqlite_only
 def test_errors_are_one_line_and_file_nothing(database: Database, settings: Settings, config_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     mask, _ = customer_ticket(database, settings, config_path)

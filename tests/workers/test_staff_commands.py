@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from testkit import cli_json, run_cli
@@ -28,6 +30,7 @@ def test_groups_and_workers_round_trip(config_path: Path) -> None:
     assert [g["name"] for g in cli_json(config_path, "group", "list")] == ["Support"]
 
 
+@pytest.mark.sqlite_only
 def test_errors_are_one_line_and_change_nothing(config_path: Path) -> None:
     ok(config_path, "worker", "add", "jane@corp.test", "--name", "Jane")
     cases = [
