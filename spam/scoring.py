@@ -53,13 +53,13 @@ UNTRAINED = SpamScore(NEUTRAL, (), trained=False)
 
 def token_probability(counts: Counts, totals: Counts) -> float:
     """Robinson's f(w): the spam share of the token's mails, each class scaled by its size, shrunk to 0.5."""
-    spam_rate = min(1.0, counts.spam / max(totals.spam, 1))
-    ham_rate = min(1.0, counts.ham / max(totals.ham, 1))
-    seen = max(counts.spam, 0) + max(counts.ham, 0)
+    spam, ham = counts.spam, counts.ham
+    spam_rate = spam / totals.spam if totals.spam else 0.0
+    ham_rate = ham / totals.ham if totals.ham else 0.0
     if spam_rate + ham_rate <= 0:
         return NEUTRAL
-    p = spam_rate / (spam_rate + ham_rate)
-    return (STRENGTH * NEUTRAL + seen * p) / (STRENGTH + seen)
+    seen = spam + ham
+    return (STRENGTH * NEUTRAL + seen * spam_rate / (spam_rate + ham_rate)) / (STRENGTH + seen)
 
 
 def interesting_words(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Counts,

@@ -2,24 +2,28 @@
 
 Counts only ever change by adding (`n = n + :delta` in one upsert), rows in token order, so two
 processes training at once both land and never deadlock; untraining adds a negative delta.
+Counts read are remembered for the rest of the transaction (a batch of mail shares most words), and
+forgotten as soon as this transaction changes any.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import cached
 from core.models import SpamToken, SpamTotal
 from spam.scoring import Counts
 
 SPAM, HAM = "spam", "ham"
 LOOKUP_CHUNK = 500  # bound parameters per IN list, well under any database's limit
 WRITE_CHUNK = 2_000
+_READ = "spam.statistics.read"
 
 
 @dataclass
@@ -43,24 +47,41 @@ class CountChanges:
 
 def totals(session: Session) -> Counts:
     """How many mails were trained as spam and as not spam."""
-    rows = dict(session.execute(select(SpamTotal.verdict, SpamTotal.messages)).tuples().all())
-    return Counts(spam=max(rows.get(SPAM, 0), 0), ham=max(rows.get(HAM, 0), 0))
+    read = _read(session)
+    if "" not in read:
+        rows: dict[str, int] = {v: n for v, n in session.execute(select(SpamTotal.verdict, SpamTotal.messages))}
+        read[""] = Counts(spam=max(rows.get(SPAM, 0), 0), ham=max(rows.get(HAM, 0), 0))
+    return read[""]  # type: ignore[return-value]
 
 
 def token_counts(session: Session, tokens: Collection[str]) -> dict[str, Counts]:
-    """The counts of those tokens the filter has seen, in one query per few hundred tokens."""
-    wanted = sorted(tokens)
-    found: dict[str, Counts] = {}
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start:start + LOOKUP_CHUNK]
-        rows = session.execute(select(SpamToken.token, SpamToken.spam, SpamToken.ham)
-                               .where(SpamToken.token.in_(chunk)))
-        found.update((token, Counts(max(spam, 0), max(ham, 0))) for token, spam, ham in rows)
-    return found
+    """The counts of those tokens the filter has seen: the ones not read yet in one query per few hundred."""
+    read = _read(session)
+    missing = sorted(t for t in tokens if t not in read)
+    for start in range(0, len(missing), LOOKUP_CHUNK):
+        chunk = missing[start:start + LOOKUP_CHUNK]
+        read.update(dict.fromkeys(chunk))  # unseen tokens are remembered as unseen
+        rows = _lookup(session, chunk)
+        read.update((token, Counts(max(spam, 0), max(ham, 0))) for token, spam, ham in rows)
+    return {t: counts for t in tokens if (counts := read[t]) is not None}
+
+
+def _lookup(session: Session, tokens: list[str]) -> Iterable[tuple[str, int, int]]:
+    """One driver-level IN query: compiling an expanding IN through SQLAlchemy cost more than running it."""
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    sql = f"SELECT token, spam, ham FROM spam_tokens WHERE token IN ({', '.join([mark] * len(tokens))})"
+    return connection.exec_driver_sql(sql, tuple(tokens))  # type: ignore[return-value]
+
+
+def _read(session: Session) -> dict[str, Counts | None]:
+    """Counts read in this transaction; the empty token (never a real one) holds the totals."""
+    return cached(session, _READ, dict)
 
 
 def apply_changes(session: Session, changes: CountChanges) -> None:
     """Add the deltas to the stored counts, creating rows as needed; the caller commits."""
+    _read(session).clear()
     per_token = changes.per_token()
     rows = [{"token": t, "spam": s, "ham": h} for t, (s, h) in sorted(per_token.items())]
     for start in range(0, len(rows), WRITE_CHUNK):

@@ -66,7 +66,7 @@ def spam_summary(ticket: dict[str, Any]) -> str:
     """`0.31% (training: not_spam) from: lunch 0.02, meeting 0.05`: the score as Cerb shows it."""
     if ticket["spam_score"] is None:
         return "not scored"
-    words = ", ".join(f"{w['word']} {w['probability']:.2f}" for w in ticket["interesting_words"])
+    words = ", ".join(f"{w['word']} {w['probability']:.2f}" for w in ticket["interesting_words"][:15])
     return (f"{ticket['spam_score']:.2%} (training: {ticket['spam_training']})"
             + (f" from: {words}" if words else " (no evidence: the filter was untrained or knew no word)"))
 

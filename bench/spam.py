@@ -1,0 +1,210 @@
+"""Measures the spam filter against bogofilter on the SpamAssassin corpus, on one fixed, seeded split.
+
+    python bench/spam.py [--test-share 0.3] [--seed 7] [--alternatives] [--no-bogofilter]
+
+Both filters learn the same training part and judge the same test part. Printed for each: the
+false-positive rate (ham called spam: a customer's mail hidden), the false-negative rate (spam let
+through), ROC AUC, and messages scored per second. Ours is scored as the daemon does it
+(spam.filter.score_mail against a SQLite database: tokenize, one IN query, combine) on parsed mail,
+and also end to end from raw bytes (parse included); bogofilter classifies raw files (`-T -B`),
+and its Spam verdict counts as spam (Unsure and Ham do not), as in a default install.
+`--alternatives` retrains in memory for each tokenizer switch, N and combining method and prints
+their figures: how the defaults in spam/tokens.py and settings.toml were chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.db import open_database  # noqa: E402
+from core.errors import UnparseableMessage  # noqa: E402
+from core.inbound import Envelope, InboundMessage  # noqa: E402
+from core.models import SpamTraining  # noqa: E402
+from core.schema import upgrade  # noqa: E402
+from core.settings import SpamSettings  # noqa: E402
+from mailgate.mail_sources import read_messages  # noqa: E402
+from mailgate.parse import parse_message  # noqa: E402
+from spam.filter import score_mail  # noqa: E402
+from spam.scoring import Counts, score_tokens  # noqa: E402
+from spam.tokens import TokenizerOptions, tokenize  # noqa: E402
+from spam.training import train_mails  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpora" / "spam"
+LABELS = CORPUS / "spamassassin-labels.tsv"
+BOGOFILTER_CHUNK = 400
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    spam: bool
+    mail: InboundMessage
+
+
+@dataclass(frozen=True)
+class Figures:
+    name: str
+    false_positive: float
+    false_negative: float
+    auc: float
+    per_second: float | None = None
+    false_positive_count: int = 0
+    false_negative_count: int = 0
+
+    def line(self) -> str:
+        speed = f"{self.per_second:10.0f}" if self.per_second is not None else f"{'-':>10}"
+        return (f"{self.name:<44} {self.false_positive:7.2%} {self.false_negative:7.2%} "
+                f"{self.false_positive_count:>4}+{self.false_negative_count:<4} {self.auc:7.4f} {speed}")
+
+
+def load_samples() -> tuple[list[Sample], int]:
+    """Every labelled message that parses (the unparseable are counted and left out of both filters)."""
+    samples, unreadable = [], 0
+    for line in LABELS.read_text().splitlines()[1:]:
+        relative, label = line.split("\t")
+        path = CORPUS / "spamassassin" / relative
+        raw = next(read_messages(path)).raw
+        try:
+            samples.append(Sample(path, label == "spam", parse_message(raw, Envelope("bench"))))
+        except UnparseableMessage:
+            unreadable += 1
+    return samples, unreadable
+
+
+def split(samples: list[Sample], test_share: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    shuffled = sorted(samples, key=lambda s: str(s.path))
+    random.Random(seed).shuffle(shuffled)
+    cut = int(len(shuffled) * (1 - test_share))
+    return shuffled[:cut], shuffled[cut:]
+
+
+def figures(name: str, test: list[Sample], scores: list[float], is_spam: list[bool],
+            per_second: float | None = None) -> Figures:
+    from sklearn.metrics import roc_auc_score
+
+    labels = [s.spam for s in test]
+    fp = sum(1 for label, said in zip(labels, is_spam) if said and not label)
+    fn = sum(1 for label, said in zip(labels, is_spam) if label and not said)
+    hams, spams = labels.count(False), labels.count(True)
+    return Figures(name, fp / hams, fn / spams, float(roc_auc_score(labels, scores)), per_second, fp, fn)
+
+
+def ours(train: list[Sample], test: list[Sample], settings: SpamSettings, folder: Path) -> list[Figures]:
+    """Train into a real database and score every test mail as the pipeline does."""
+    db = open_database(f"sqlite:///{folder / 'bench.db'}")
+    upgrade(db)
+    with db.write() as session:
+        train_mails(session, [s.mail for s in train if s.spam], SpamTraining.SPAM)
+        train_mails(session, [s.mail for s in train if not s.spam], SpamTraining.NOT_SPAM)
+    with db.read() as session:
+        started = time.perf_counter()
+        results = [score_mail(session, s.mail, settings) for s in test]
+        scored = len(test) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for sample in test:
+            score_mail(session, parse_message(next(read_messages(sample.path)).raw, Envelope("bench")), settings)
+        end_to_end = len(test) / (time.perf_counter() - started)
+    db.dispose()
+    scores = [r.score for r in results]
+    return [figures(f"postdesk (> {settings.threshold}), parsed mail", test, scores,
+                    [x > settings.threshold for x in scores], scored),
+            figures(f"postdesk (> 0.5), raw bytes incl. parsing", test, scores, [x > 0.5 for x in scores],
+                    end_to_end)]
+
+
+def bogofilter(train: list[Sample], test: list[Sample], folder: Path) -> Figures:
+    """bogofilter's own training (-s/-n) and verdicts (-T: S, H or U with a score), on the raw files."""
+    home = folder / "bogofilter"
+    home.mkdir()
+    for flag, spam in (("-s", True), ("-n", False)):
+        paths = [str(s.path) for s in train if s.spam is spam]
+        for start in range(0, len(paths), BOGOFILTER_CHUNK):
+            subprocess.run(["bogofilter", "-d", str(home), flag, "-B", *paths[start:start + BOGOFILTER_CHUNK]],
+                           check=True)
+    verdicts: dict[str, tuple[str, float]] = {}
+    paths = [str(s.path) for s in test]
+    started = time.perf_counter()
+    for start in range(0, len(paths), BOGOFILTER_CHUNK):
+        out = subprocess.run(["bogofilter", "-d", str(home), "-T", "-B", *paths[start:start + BOGOFILTER_CHUNK]],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            path, verdict, score = line.rsplit(" ", 2)
+            verdicts[path] = (verdict, float(score))
+    per_second = len(test) / (time.perf_counter() - started)
+    found = [verdicts[str(s.path)] for s in test]
+    return figures("bogofilter (Spam verdict), raw files", test, [score for _, score in found],
+                   [verdict == "S" for verdict, _ in found], per_second)
+
+
+def alternatives(train: list[Sample], test: list[Sample], threshold: float) -> list[Figures]:
+    """Each tokenizer switch, N and method on its own, counted in memory (no database: same arithmetic)."""
+    base = TokenizerOptions()
+    variants: list[tuple[str, TokenizerOptions, int, str]] = [("defaults (N=150, fisher)", base, 150, "fisher")]
+    variants += [(f"no {flag}" if getattr(base, flag) else f"with {flag}", replace(base, **{flag: not getattr(base, flag)}),
+                  150, "fisher") for flag in ("subject_prefix", "headers", "url_hosts", "html_tags", "html_when_text")]
+    variants += [(f"N={n}", base, n, "fisher") for n in (15, 50, 1000)]
+    variants += [("graham (N=15)", base, 15, "graham"), ("graham (N=150)", base, 150, "graham")]
+    return [_in_memory(name, train, test, options, n, method, threshold) for name, options, n, method in variants]
+
+
+def _in_memory(name: str, train: list[Sample], test: list[Sample], options: TokenizerOptions, n: int, method: str,
+               threshold: float) -> Figures:
+    spam_counts: Counter[str] = Counter()
+    ham_counts: Counter[str] = Counter()
+    for sample in train:
+        (spam_counts if sample.spam else ham_counts).update(tokenize(sample.mail, options))
+    totals = Counts(sum(s.spam for s in train), sum(not s.spam for s in train))
+    scores = []
+    for sample in test:
+        tokens = tokenize(sample.mail, options)
+        known = {t: Counts(spam_counts[t], ham_counts[t]) for t in tokens if t in spam_counts or t in ham_counts}
+        scores.append(score_tokens(tokens, known, totals, n, method).score)
+    return figures(name, test, scores, [x > threshold for x in scores])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--test-share", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--alternatives", action="store_true", help="also measure the tokenizer's alternatives")
+    parser.add_argument("--no-bogofilter", action="store_true")
+    args = parser.parse_args()
+    if not LABELS.is_file():
+        print(f"bench/spam.py: the corpus is missing: {LABELS} (see ../shared/corpora/README.md)", file=sys.stderr)
+        return 2
+    if not args.no_bogofilter and shutil.which("bogofilter") is None:
+        print("bench/spam.py: bogofilter is not installed (apt-get install bogofilter)", file=sys.stderr)
+        return 2
+    samples, unreadable = load_samples()
+    train, test = split(samples, args.test_share, args.seed)
+    settings = SpamSettings()
+    print(f"{len(samples)} messages ({unreadable} unparseable, left out); train {len(train)}, test {len(test)} "
+          f"({sum(s.spam for s in test)} spam, {sum(not s.spam for s in test)} ham); seed {args.seed}")
+    print(f"{'filter':<44} {'FP':>7} {'FN':>7} {'errors':>9} {'AUC':>7} {'msg/s':>10}")
+    with tempfile.TemporaryDirectory() as folder:
+        rows = ours(train, test, settings, Path(folder))
+        if not args.no_bogofilter:
+            rows.append(bogofilter(train, test, Path(folder)))
+    for row in rows:
+        print(row.line())
+    if args.alternatives:
+        print(f"\nalternatives (in memory, spam when > {settings.threshold}):")
+        for row in alternatives(train, test, settings.threshold):
+            print(row.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The spam filter: tokens, shared counts in the database, scoring and training (see spam/tokens.py)."""

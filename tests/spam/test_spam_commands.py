@@ -1,0 +1,123 @@
+"""`postdesk spam ...` and `notspam` as whole processes; the threshold hides spam without telling anyone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.db import Database
+from core.groups import ensure_default_group
+from core.inbound import Envelope
+from core.models import OutboxItem, SpamTraining, Status, Ticket
+from core.settings import Settings, load_settings
+from core.staff import add_worker
+from mailgate.deliver import deliver
+from spam.statistics import token_counts, totals
+from testkit import ROOT, cli_json, make_mail, run_cli
+
+SPAMMY = "Cheap vi4gra and s0ftware, click http://pills.example.biz/buy now, winner cash prize guaranteed"
+HAMMY = "The invoice for the printer repair is attached; could you confirm the delivery address for Monday?"
+
+
+def mail_folders(tmp_path: Path, count: int = 4) -> tuple[Path, Path]:
+    """A folder of spam files and an mbox of not-spam: the two kinds of source `spam train` reads."""
+    spam_dir = tmp_path / "spam"
+    spam_dir.mkdir()
+    for n in range(count):
+        (spam_dir / f"{n}.eml").write_bytes(make_mail(subject=f"WINNER offer {n}", body=f"{SPAMMY} {n}",
+                                                      sender="promo@pills.example.biz").as_bytes())
+    ham_mbox = tmp_path / "ham.mbox"
+    ham_mbox.write_bytes(b"".join(b"From alice@customer.test Fri Nov 20 09:30:00 2026\n"
+                                  + make_mail(subject=f"Printer invoice {n}", body=f"{HAMMY} {n}").as_bytes()
+                                  .replace(b"\r\n", b"\n") + b"\n" for n in range(count)))
+    return spam_dir, ham_mbox
+
+
+def with_spam_settings(config_path: Path, **values: object) -> Path:
+    text = config_path.read_text() + "\n[spam]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+    config_path.write_text(text)
+    return config_path
+
+
+def file_mail(database: Database, settings: Settings, subject: str, body: str) -> Ticket:
+    deliver(database, settings, make_mail(subject=subject, body=body).as_bytes(),
+            Envelope("deliver", "", ("support@example.com",)))
+    with database.read() as session:
+        return session.scalars(select(Ticket).order_by(Ticket.id.desc())).first()
+
+
+def test_train_score_and_stats(config_path: Path, tmp_path: Path) -> None:
+    with_spam_settings(config_path, min_training=3)
+    spam_dir, ham_mbox = mail_folders(tmp_path)
+    result = run_cli(config_path, "spam", "train", "--spam", str(spam_dir), "--ham", str(ham_mbox))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "trained 4 as spam" in result.stdout.decode() and "trained 4 as not_spam" in result.stdout.decode()
+    assert cli_json(config_path, "spam", "stats")["spam_messages"] == 4
+    probe = tmp_path / "probe.eml"
+    probe.write_bytes(make_mail(subject="WINNER", body=SPAMMY).as_bytes())
+    scored = cli_json(config_path, "spam", "score", str(probe))
+    assert set(scored) == {"score", "interesting_words"} and 0.9 < scored["score"] <= 0.9999
+    assert {"word", "probability"} == set(scored["interesting_words"][0])
+
+
+def test_two_processes_training_one_database_add_up(config_path: Path, tmp_path: Path, database: Database) -> None:
+    spam_dir, ham_mbox = mail_folders(tmp_path, count=30)
+    command = [sys.executable, "-m", "workers", "--config", str(config_path), "spam", "train",
+               "--spam", str(spam_dir), "--ham", str(ham_mbox)]
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    assert [run.wait(120) for run in runs] == [0, 0], [run.stderr.read() for run in runs]  # type: ignore[union-attr]
+    with database.read() as session:
+        assert (totals(session).spam, totals(session).ham) == (60, 60)
+        assert token_counts(session, {"vi4gra"})["vi4gra"].spam == 60
+        assert token_counts(session, {"printer"})["printer"].ham == 60
+
+
+def test_threshold_deletes_a_spammy_new_ticket_without_telling_anyone(config_path: Path, tmp_path: Path,
+                                                                      database: Database) -> None:
+    settings = load_settings(with_spam_settings(config_path, min_training=3, threshold=0.9))
+    with database.write() as session:
+        ensure_default_group(session, settings.helpdesk)
+        add_worker(session, "jane@corp.test", "Jane Doe", ["Support"])
+    spam_dir, ham_mbox = mail_folders(tmp_path)
+    assert run_cli(config_path, "spam", "train", "--spam", str(spam_dir), "--ham", str(ham_mbox)).returncode == 0
+    spammy = file_mail(database, settings, "WINNER cash", SPAMMY)
+    hammy = file_mail(database, settings, "Printer invoice", HAMMY)
+    assert spammy.status is Status.DELETED and spammy.spam_score > 0.9
+    assert hammy.status is Status.OPEN and hammy.spam_score < 0.1
+    with database.read() as session:
+        told = {item.ticket_id for item in session.scalars(select(OutboxItem))}
+    assert spammy.id not in told and hammy.id in told
+    shown = cli_json(config_path, "show", spammy.mask)
+    assert shown["spam_score"] == spammy.spam_score and shown["spam_training"] == "none"
+    assert "vi4gra" in {w["word"] for w in shown["interesting_words"]}
+
+
+def test_spam_and_notspam_mark_a_ticket_and_a_reply_trains_not_spam(config_path: Path, database: Database,
+                                                                     settings: Settings) -> None:
+    ticket = file_mail(database, settings, "Printer invoice", HAMMY)
+    marked = run_cli(config_path, "spam", ticket.mask)
+    assert marked.returncode == 0, marked.stderr.decode()
+    assert _state(database, ticket.mask) == (Status.DELETED, SpamTraining.SPAM, 1, 0)
+    assert run_cli(config_path, "notspam", ticket.mask).returncode == 0
+    assert _state(database, ticket.mask) == (Status.OPEN, SpamTraining.NOT_SPAM, 0, 1)
+    assert run_cli(config_path, "notspam", ticket.mask).returncode == 0  # again: nothing counted twice
+    assert _state(database, ticket.mask)[2:] == (0, 1)
+    assert run_cli(config_path, "spam", "XXX-00000-000").returncode == 1
+
+    other = file_mail(database, settings, "Second printer", HAMMY)
+    with database.write() as session:
+        add_worker(session, "jane@corp.test", "Jane Doe", ["Support"])
+    reply = run_cli(config_path, "reply", other.mask, "--as", "jane@corp.test", stdin=b"We will come on Monday.\n")
+    assert reply.returncode == 0, reply.stderr.decode()
+    assert _state(database, other.mask)[1:] == (SpamTraining.NOT_SPAM, 0, 2)
+
+
+def _state(database: Database, mask: str) -> tuple[Status, SpamTraining, int, int]:
+    with database.read() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.mask == mask)).one()
+        trained = totals(session)
+        return ticket.status, ticket.spam_training, trained.spam, trained.ham
