@@ -29,6 +29,7 @@ class App:
             logging.basicConfig(level=self._settings.logging.level.upper(),
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             logging.getLogger("alembic").setLevel(logging.WARNING)
+            logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every session at INFO
         return self._settings
 
     def database(self, *, create: bool = True) -> Database:
