@@ -15,8 +15,6 @@ from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import SpamToken, SpamTraining, utcnow
 from core.queries import find_ticket
-from mailgate.mail_sources import count_messages, read_messages
-from mailgate.parse import parse_message
 from spam.filter import is_trained, score_mail
 from spam.statistics import totals
 from spam.training import mark_ticket, train_mails
@@ -105,6 +103,8 @@ def train(app: App, spam_path: Path | None, ham_path: Path | None) -> None:
 
 
 def _train_path(db: Database, path: Path, verdict: SpamTraining) -> tuple[int, int]:
+    from mailgate.mail_sources import count_messages  # the mail parser is loaded only by commands that read mail
+
     total = count_messages(path)
     mails, skipped = _parsed(path)
     trained = 0
@@ -119,6 +119,9 @@ def _train_path(db: Database, path: Path, verdict: SpamTraining) -> tuple[int, i
 
 def _parsed(path: Path) -> tuple[Iterator[InboundMessage], list[int]]:
     """The readable mails under path, and a counter of the unreadable ones skipped."""
+    from mailgate.mail_sources import read_messages
+    from mailgate.parse import parse_message
+
     skipped = [0]
 
     def mails() -> Iterator[InboundMessage]:
@@ -142,6 +145,8 @@ def score(app: App, file: Path, as_json: bool) -> None:
     Example:
       postdesk spam score message.eml --json
     """
+    from mailgate.parse import parse_message
+
     mail = parse_message(file.read_bytes(), Envelope("spam-score"))
     with app.database().read() as session:
         result = score_mail(session, mail, app.settings.spam)
