@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from core.inbound import InboundAttachment
 from core.message_ids import new_message_id
 
 
@@ -39,13 +40,6 @@ def mailbox(email: str, name: str = "") -> HeaderAddress:
 
 
 @dataclass(frozen=True)
-class OutgoingAttachment:
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass(frozen=True)
 class Outgoing:
     """Everything one outbound mail says; `build` turns it into an EmailMessage with a fresh Message-ID."""
 
@@ -57,7 +51,7 @@ class Outgoing:
     in_reply_to: str | None = None
     references: Sequence[str] = ()
     auto_submitted: str | None = None
-    attachments: Sequence[OutgoingAttachment] = field(default=())
+    attachments: Sequence[InboundAttachment] = field(default=())  # received ones travel as they came
 
     def build(self, hostname: str, now: datetime) -> EmailMessage:
         mail = EmailMessage(policy=SMTP)

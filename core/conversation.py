@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.compose import Outgoing, OutgoingAttachment, mailbox, render
+from core.compose import Outgoing, mailbox, render
 from core.inbound import InboundMessage
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, Group, LastAction, Message, MessageKind, SpamTraining, Status, Ticket, Worker
@@ -77,8 +77,7 @@ def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text
                     subject=subject_with_mask(subject, ticket.mask),
                     body=render("worker_reply", text=text, worker_name=worker.name, group=group.name),
                     in_reply_to=references[-1] if references else None, references=references,
-                    attachments=[OutgoingAttachment(a.filename, a.content_type, a.data)
-                                 for a in message.attachments]).build(out.hostname, now)
+                    attachments=message.attachments).build(out.hostname, now)
     queue_mail(session, mail, purpose="reply", mail_from=group.address, rcpt_tos=[r.email for r in recipients],
                ticket=ticket, now=now)
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.compose import Outgoing, OutgoingAttachment, mailbox, render
+from core.compose import Outgoing, mailbox, render
 from core.inbound import InboundMessage
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, AutoReplySent, Group, Message, MessageKind, Ticket, Worker
@@ -44,10 +44,6 @@ def thread_ids(session: Session, ticket: Ticket) -> list[str]:
     return list(ids)[-MAX_REFERENCES:]
 
 
-def _attachments(message: InboundMessage) -> list[OutgoingAttachment]:
-    return [OutgoingAttachment(a.filename, a.content_type, a.data) for a in message.attachments]
-
-
 def notify_workers(session: Session, out: Outbound, ticket: Ticket, message: InboundMessage, now: datetime) -> bool:
     """Forward a recipient's mail to the ticket's owner, or else to its group's workers."""
     group = session.get(Group, ticket.group_id)
@@ -65,7 +61,7 @@ def notify_workers(session: Session, out: Outbound, ticket: Ticket, message: Inb
                     to=[mailbox(w) for w in workers], reply_to=mailbox(group.address, group.name),
                     subject=subject_with_mask(message.subject or ticket.subject, ticket.mask), body=body,
                     in_reply_to=message.message_id, references=references,
-                    attachments=_attachments(message)).build(out.hostname, now)
+                    attachments=message.attachments).build(out.hostname, now)
     queue_mail(session, mail, purpose="notification", mail_from=group.address, rcpt_tos=workers,
                ticket=ticket, now=now)
     return True
