@@ -8,6 +8,7 @@ UTF-8, then Windows-1252, and the caller is told, so it can note a defect instea
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from email.header import decode_header
 
@@ -24,6 +25,8 @@ _CHARSET_SUPERSETS = {
 }
 # Codecs that are not charsets: escape decoders read anything, punycode takes quadratic time.
 _REFUSED_CODECS = {"punycode", "idna", "unicode-escape", "raw-unicode-escape", "undefined"}
+# ASCII text with the bytes that switch a stateful or non-ASCII-based charset into another mode.
+_MODE_SWITCHES = b"a+AGE-~{b}~\\n\x1b$Bc\x1b(B."
 
 
 def clean_text(text: str) -> str:
@@ -49,14 +52,44 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
 
 def _codec(charset: str | None) -> str | None:
     """The codec for a charset label; None when unknown or not safe to run on hostile input."""
+    codec = _lookup(charset, _CHARSET_SUPERSETS)
+    return None if codec in _REFUSED_CODECS else codec
+
+
+def _lookup(charset: str | None, supersets: dict[str, str]) -> str | None:
+    """The codec a charset label names, refused ones included; None when unknown."""
     if not charset:
         return None
     name = charset.strip().strip('"').split("*", 1)[0].lower()  # RFC 2231 adds *language
     try:
-        codec = codecs.lookup(_CHARSET_SUPERSETS.get(name, name)).name
+        return codecs.lookup(supersets.get(name, name)).name
     except (LookupError, ValueError, UnicodeError):  # unknown, or a label no codec name can be
         return None
-    return None if codec in _REFUSED_CODECS else codec
+
+
+def reads_as_ascii(charset: str | None) -> bool:
+    """True when 7-bit text in this charset means what its ASCII says (unknown labels included).
+
+    False for ISO-2022-*, UTF-7, HZ and UTF-16/32, whose 7-bit bytes switch modes or pair up, and
+    for the refused codecs.
+    """
+    codec = _lookup(charset, {})
+    return codec is None or _reads_as_ascii(codec)
+
+
+@functools.lru_cache(maxsize=None)  # keyed by codec name: a few dozen at most
+def _reads_as_ascii(codec: str) -> bool:
+    if codec in _REFUSED_CODECS:
+        return False
+    try:
+        return _MODE_SWITCHES.decode(codec) == _MODE_SWITCHES.decode("ascii")
+    except (UnicodeError, LookupError):  # LookupError: not a text codec
+        return False
+
+
+def is_punycode(charset: str) -> bool:
+    """True when a label names the punycode codec, which takes quadratic time to decode."""
+    return _lookup(charset, {}) == "punycode"
 
 
 def raw_header_text(value: object) -> str:

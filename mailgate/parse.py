@@ -1,27 +1,38 @@
 """The one parser entry: raw bytes in, a frozen InboundMessage out, or UnparseableMessage.
 
-It reads with the stdlib's compat32 policy, which never raises while a header is read (the modern
-policy raises IndexError or AttributeError on real mail), and does every decoding step itself,
-tolerantly (mailgate.decoding). Every string in the result is clean for any database and bounded
-in length; the raw bytes are kept whole beside it, so nothing cut here is lost.
+mail-parser reads the mail (with the stdlib's compat32 policy underneath, which never raises while
+a header is read) and decodes the body (mailgate.mime_parts). The header fields are taken from the
+Message it built and decoded here, tolerantly (mailgate.decoding). Whatever mail-parser cannot read
+is UnparseableMessage, so it goes to quarantine. Every string in the result is clean for any
+database and bounded in length; the raw bytes are kept whole beside it, so nothing cut here is lost.
 """
 
 from __future__ import annotations
 
 import email
 import hashlib
+import logging
 import re
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
+import mailparser
+from mailparser import MailParser
+from mailparser.exceptions import MailParserRecursionError
+
 from core.addresses import Address, try_normalize
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from mailgate.dsn import read_bounce
-from mailgate.decoding import clean_text, header_text, raw_header_text
+from mailgate.decoding import clean_text, header_text, is_punycode, raw_header_text
 from mailgate.mime_parts import read_content
+
+# mail-parser warns about every part it does not show as text (each image, each delivery report)
+# and logs every read at DEBUG: noise at any volume. Its errors still reach the log.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 MAX_ID = 998  # the width of messages.message_id and thread_keys.message_id
 MAX_REFERENCES = 100  # the thread's root and the newest ids are what threading needs
@@ -31,9 +42,16 @@ MAX_HEADER_VALUE = 16_384
 MAX_ADDRESS_FIELD = 32_768  # the stdlib's address parser is pure Python: bound its input
 MAX_ADDRESS = 254  # RFC 5321's limit on a path; longer is no mailbox
 MAX_REASON = 500
+# mail-parser reads every header in full (addresses ~1.5 s a MB; many encoded words, quadratic time).
+# Postfix refuses more than 100 KiB of headers by default, Exchange Online more than 256 KiB.
+MAX_HEADER_SECTION = 256 * 1024
 
 _BOM = b"\xef\xbb\xbf"
+_PUNYCODE = re.compile(rb"punycode", re.IGNORECASE)
+_EXTENDED_PARAMETER = re.compile(rb"\*(?:[0-9]+\*?)?[ \t]*=")  # RFC 2231: %-encoded, or split in pieces
+_ENCODED_WORD_CHARSET = re.compile(rb"=\?([^?]*)\?[bBqQ]\?")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_NOT_A_HEADER_LINE = re.compile(rb"^(?![\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])", re.MULTILINE)  # blank, or body
 _OBSOLETE_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:", re.MULTILINE)
 _MSGID = re.compile(r"<[^<>\s]+>")
 _BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
@@ -54,15 +72,29 @@ def parse_message(raw: bytes, envelope: Envelope) -> InboundMessage:
     except RecursionError as exc:
         raise UnparseableMessage("MIME structure nested too deeply to read") from exc
     except Exception as exc:  # the stdlib raises anything from IndexError to LookupError on odd mail
-        raise UnparseableMessage(clean_text(f"{type(exc).__name__}: {exc}")[:MAX_REASON]) from exc
+        raise UnparseableMessage(_reason("", exc)) from exc
 
 
-def _read(raw: bytes) -> Message:
-    """The stdlib's reading of the bytes; a leading byte-order mark is not part of the mail."""
-    message = email.message_from_bytes(_accept_obsolete_names(raw.removeprefix(_BOM)), policy=compat32)
-    if not message.keys():
+def _read(raw: bytes) -> MailParser:
+    """mail-parser's reading of the bytes; a leading byte-order mark is not part of the mail."""
+    mail = _accept_obsolete_names(raw.removeprefix(_BOM))
+    if _header_section_size(mail) > MAX_HEADER_SECTION:
+        raise UnparseableMessage(f"header section over {MAX_HEADER_SECTION // 1024} KiB")
+    if _declares_punycode(mail):
+        raise UnparseableMessage("a charset names the punycode codec, which is no charset and slow to run")
+    try:
+        parsed = mailparser.parse_from_bytes(mail)
+    except (RecursionError, MailParserRecursionError) as exc:
+        raise UnparseableMessage("MIME structure nested too deeply to read") from exc
+    except Exception as exc:  # mail-parser raises AttributeError and others on some malformed mail
+        raise UnparseableMessage(_reason("mail-parser cannot read it: ", exc)) from exc
+    if parsed.message is None or not parsed.message.keys():
         raise UnparseableMessage("no header fields")
-    return message
+    return parsed
+
+
+def _reason(prefix: str, exc: Exception) -> str:
+    return clean_text(f"{prefix}{type(exc).__name__}: {exc}")[:MAX_REASON]
 
 
 def _accept_obsolete_names(raw: bytes) -> bytes:
@@ -73,17 +105,49 @@ def _accept_obsolete_names(raw: bytes) -> bytes:
     return _OBSOLETE_NAME.sub(rb"\1:", head) + raw[end:] if _OBSOLETE_NAME.search(head) else raw
 
 
-def _build(message: Message, raw: bytes, envelope: Envelope) -> InboundMessage:
-    pairs = [(raw_header_text(name), raw_header_text(value)) for name, value in message.raw_items()]
+def _header_section_size(raw: bytes) -> int:
+    """Bytes up to the first line that is neither a header field nor its continuation."""
+    end = _NOT_A_HEADER_LINE.search(raw)
+    return end.start() if end else len(raw)
+
+
+def _declares_punycode(raw: bytes) -> bool:
+    """A charset label that is the punycode codec: mail-parser would decode with it, in quadratic time.
+
+    Only mail that names punycode, or has RFC 2231 parameters (which can spell it %-encoded or in
+    pieces), is read a second time to look at the labels as the stdlib resolves them.
+    """
+    literal = _PUNYCODE.search(raw) is not None
+    if not literal and not _EXTENDED_PARAMETER.search(raw):
+        return False
+    if literal and any(is_punycode(label.decode("latin-1")) for label in _ENCODED_WORD_CHARSET.findall(raw)):
+        return True
+    message = email.message_from_bytes(raw, policy=compat32)
+    return any(is_punycode(label) for part in message.walk() for label in _charset_labels(part))
+
+
+def _charset_labels(part: Message) -> Iterator[str]:
+    """The charset parameter, and the charset of every RFC 2231 parameter, of one part."""
+    for header in ("content-type", "content-disposition"):
+        for name, value in part.get_params([], header=header):
+            if isinstance(value, tuple):  # RFC 2231: (charset, language, text)
+                yield str(value[0] or "")
+                value = str(value[2])
+            if name == "charset":
+                yield value
+
+
+def _build(parsed: MailParser, raw: bytes, envelope: Envelope) -> InboundMessage:
+    pairs = [(raw_header_text(name), raw_header_text(value)) for name, value in parsed.message.raw_items()]
     fields: Fields = {}
     for name, value in pairs:
         fields.setdefault(name.lower(), []).append(value)
     sender = _sender(fields, envelope)
-    content = read_content(message)
+    content = read_content(parsed)
     return InboundMessage(
         message_id=_message_id(fields, raw),
         sender=sender,
-        subject=header_text(_first(fields, "subject"))[:MAX_SUBJECT],
+        subject=header_text(_first(fields, "subject")[:MAX_HEADER_VALUE])[:MAX_SUBJECT],
         envelope=envelope,
         raw=raw,
         to=tuple(_addresses(fields, "to")),
@@ -97,7 +161,7 @@ def _build(message: Message, raw: bytes, envelope: Envelope) -> InboundMessage:
         attachments=content.attachments,
         defects=content.defects,
         is_automated=_is_automated(fields, sender, envelope),
-        bounce=read_bounce(message),
+        bounce=read_bounce(parsed.message),
     )
 
 

@@ -1,8 +1,13 @@
-"""parse_message on odd input: it returns a clean, bounded value or raises UnparseableMessage, fast."""
+"""parse_message on odd input: it returns a clean, bounded value or raises UnparseableMessage, fast.
+
+mail-parser reads the mail; where it misreads a body (charsets, text inside a part kept whole) the
+text comes from the part bytes instead, and anything mail-parser raises on is UnparseableMessage.
+"""
 
 from __future__ import annotations
 
 import base64
+import logging
 import random
 import time
 from datetime import timedelta
@@ -14,7 +19,7 @@ import pytest
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from mailgate.mime_parts import MAX_PARTS
-from mailgate.parse import MAX_ID, MAX_REFERENCES, parse_message
+from mailgate.parse import MAX_HEADER_SECTION, MAX_ID, MAX_REFERENCES, parse_message
 from testkit import make_mail
 
 IMPORTED = Envelope("import")
@@ -99,11 +104,29 @@ def test_bytes_wrong_for_the_declared_charset_still_read() -> None:
     assert "CharsetDecodeDefect" in parsed.defects
 
 
-def test_refused_codec_is_not_run() -> None:
-    """punycode is a Python codec but no charset; on hostile input it takes quadratic time."""
-    body = b"a" * 200_000 + b"-" + b"b" * 200_000
-    raw = lines("From: a@customer.test", "Content-Type: text/plain; charset=punycode", "", "") + body
-    assert parse(raw).text.startswith("aaaa")
+PUNYCODE_BOMB = base64.encodebytes(b"a" * 200_000 + b"-" + b"b" * 200_000)
+
+
+@pytest.mark.parametrize("head", [
+    b"Content-Type: text/plain; charset=PunyCode\r\nContent-Transfer-Encoding: base64",
+    b"Content-Type: text/plain; charset*=''%70unycode\r\nContent-Transfer-Encoding: base64",
+    b"Subject: =?punycode?b?" + base64.b64encode(b"a" * 80_000 + b"-" + b"b" * 80_000) + b"?=",
+    b"Content-Type: application/pdf\r\nContent-Disposition: attachment; filename*0*=pun; filename*1*=ycode''"
+    + b"a" * 100_000,
+])
+def test_punycode_named_as_a_charset_is_unparseable_without_running_it(head: bytes) -> None:
+    """punycode is a Python codec but no charset; mail-parser would run it, in quadratic time."""
+    raw = b"From: a@customer.test\r\n" + head + b"\r\n\r\n" + PUNYCODE_BOMB
+    started = time.monotonic()
+    with pytest.raises(UnparseableMessage, match="punycode"):
+        parse_message(raw, IMPORTED)
+    assert time.monotonic() - started < 1
+
+
+def test_mail_about_punycode_is_still_filed() -> None:
+    raw = lines("From: a@customer.test", "Subject: punycode?", "Content-Type: text/plain; charset=utf-8", "",
+                "How does punycode work? The filename*=utf-8'' form is RFC 2231.")
+    assert "punycode work" in parse(raw).text
 
 
 def test_nul_bytes_are_stripped_everywhere() -> None:
@@ -161,6 +184,61 @@ def test_attached_message_is_kept_as_one_attachment() -> None:
     assert "inner body" not in parsed.text
 
 
+def test_delivery_report_fields_stay_out_of_the_text() -> None:
+    """mail-parser reads the parts of a message/delivery-status as text; it is kept as one file."""
+    report = base64.b64encode(b"Final-Recipient: rfc822; gone@customer.test\r\nAction: failed\r\n").decode()
+    raw = lines("From: MAILER-DAEMON@host.test", 'Content-Type: multipart/report; report-type=delivery-status;'
+                ' boundary="b"', "", "--b", "Content-Type: text/plain", "", "Your mail could not be delivered.", "--b",
+                "Content-Type: message/delivery-status", "Content-Transfer-Encoding: base64", "", report, "--b--")
+    parsed = parse(raw)
+    assert parsed.text == "Your mail could not be delivered."
+    assert [a.content_type for a in parsed.attachments] == ["message/delivery-status"]
+
+
+def test_named_inline_text_is_shown_and_kept_as_a_file() -> None:
+    """As mail clients do (and mail-parser): inline text is read, and its file is kept too."""
+    raw = lines("From: a@customer.test", 'Content-Type: multipart/mixed; boundary="b"', "", "--b",
+                "Content-Type: text/plain", "", "See the log below.", "--b", "Content-Type: text/plain",
+                'Content-Disposition: inline; filename="printer.log"', "", "paper jam in tray 2", "--b--")
+    parsed = parse(raw)
+    assert parsed.text == "See the log below.\npaper jam in tray 2"
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("printer.log", b"paper jam in tray 2")]
+
+
+@pytest.mark.parametrize(("head", "body", "text"), [
+    ("charset=iso-2022-jp\r\nContent-Transfer-Encoding: 7bit", "日本語です".encode("iso-2022-jp"), "日本語です"),
+    ("charset=utf-7", "Gr\u00fc\u00dfe".encode("utf-7"), "Gr\u00fc\u00dfe"),
+    ("charset=iso-8859-1", "\u201cquoted\u201d \u20ac".encode("cp1252"), "\u201cquoted\u201d \u20ac"),
+    ("charset=gb2312", "\u6253\u5370\u673a \u9555".encode("gb18030"), "\u6253\u5370\u673a \u9555"),
+    ("format=flowed", "Gr\u00fc\u00dfe".encode("cp1252"), "Gr\u00fc\u00dfe"),
+])
+def test_charsets_mail_parser_misreads_are_read_from_the_part_bytes(head: str, body: bytes, text: str) -> None:
+    """ISO-2022-JP and UTF-7 it leaves undecoded, Windows-1252 labelled Latin-1 it reads as C1 controls,
+    GBK labelled GB2312 and undeclared 8-bit text it replaces with U+FFFD."""
+    raw = lines("From: a@customer.test", f"Content-Type: text/plain; {head}", "", "") + body
+    assert parse(raw).text == text
+
+
+def test_mail_parser_failure_is_unparseable_and_says_so() -> None:
+    raw = lines("From: a@customer.test", "Content-Type: multipart/mixed; boundary=outer", "", "--outer",
+                "Content-Type: multipart/mixed; boundary=inner", "", "--outer", "Content-Type: text/plain", "", "x")
+    with pytest.raises(UnparseableMessage, match="^mail-parser cannot read it: AttributeError"):
+        parse_message(raw, IMPORTED)
+
+
+def test_mail_parser_defect_categories_are_kept() -> None:
+    parsed = parse(lines("From: a@customer.test", "Date: Thu, 32 Foo 2021 99:99:99 +9999", "", "body"))
+    assert "DateHeaderDefect" in parsed.defects
+
+
+def test_mail_parser_warnings_stay_out_of_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    mail = make_mail(attachments=[("a.png", "image/png", b"\x89PNG" * 10)])
+    mail.add_attachment(b"BEGIN:VCALENDAR", maintype="text", subtype="calendar")
+    with caplog.at_level(logging.DEBUG):
+        parse(mail.as_bytes())
+    assert not [r for r in caplog.records if r.name.startswith("mailparser")]
+
+
 def test_multipart_without_boundary_keeps_its_text() -> None:
     raw = lines("From: a@customer.test", "Content-Type: multipart/mixed", "", "The words are still here.")
     parsed = parse(raw)
@@ -196,16 +274,28 @@ def test_byte_order_mark_before_the_headers_is_ignored() -> None:
 
 
 def test_over_long_header_values_are_bounded_and_fast() -> None:
-    raw = lines("From: a@customer.test", "Subject: " + "x" * 300_000,
-                "To: " + ", ".join(f"<p{i}@customer.test>" for i in range(40_000)),
+    raw = lines("From: a@customer.test", "Subject: " + "=?utf-8?q?caf=C3=A9?= " * 3_000,
+                "To: " + ", ".join(f"<p{i}@customer.test>" for i in range(4_000)),
                 "Message-ID: <" + "i" * 5000 + "@customer.test>",
-                "References: " + " ".join(f"<r{i}@customer.test>" for i in range(5000)), "", "body")
+                "References: " + " ".join(f"<r{i}@customer.test>" for i in range(3000)), "", "body")
+    assert len(raw) < MAX_HEADER_SECTION
     parsed = parse(raw)
-    assert len(parsed.subject) <= 998
+    assert len(parsed.subject) <= 998 and parsed.subject.startswith("cafécafé")
     assert len(parsed.message_id) <= MAX_ID
     assert all(len(value) <= 16_384 for _, value in parsed.headers)
     assert len(parsed.references) == MAX_REFERENCES
-    assert parsed.references[0] == "<r0@customer.test>" and parsed.references[-1] == "<r4999@customer.test>"
+    assert parsed.references[0] == "<r0@customer.test>" and parsed.references[-1] == "<r2999@customer.test>"
+
+
+@pytest.mark.parametrize("header", ["To: " + ", ".join(f"<p{i}@customer.test>" for i in range(60_000)),
+                                    "Subject: " + "=?utf-8?q?caf=C3=A9?=\r\n " * 60_000])
+def test_a_header_section_over_the_limit_is_unparseable_at_once(header: str) -> None:
+    """Beyond it mail-parser takes seconds a megabyte (addresses) or quadratic time (encoded words)."""
+    raw = lines("From: a@customer.test", header, "", "body")
+    started = time.monotonic()
+    with pytest.raises(UnparseableMessage, match="header section over 256 KiB"):
+        parse_message(raw, IMPORTED)
+    assert time.monotonic() - started < 0.5
 
 
 def test_deep_nesting_is_cut_with_a_defect_not_a_crash() -> None:
