@@ -3,16 +3,22 @@
 An item gets its Message-ID when it is queued, so a reply to it threads (and proves its sender)
 even before it is sent, and a resend after a crash carries the same id (the receiving side can
 tell it is the same mail). Delivery happens outside any transaction: claim, send, record.
+
+A claim counts the attempt and leases the item; the attempt number is the claim's token. A sender
+that outlives its lease finds the item retaken (a new token), and its late record of a failure or a
+release changes nothing. Only "sent" is recorded whoever says it: the mail did go out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.models import OutboxItem, OutboxState, Ticket
@@ -20,6 +26,8 @@ from core.settings import RelaySettings
 from core.tickets import record_sent_message_id
 
 LEASE = timedelta(minutes=5)
+CLAIM_BYTES = 32 * 1024 * 1024  # what one claim holds in memory, however many attachments its mails carry
+_MAX_DOUBLINGS = 40  # 2**40 times any sane first delay is past every sane largest one
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,8 @@ class ClaimedMail:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
+    attempt: int
+    created_at: datetime
 
 
 def queue_mail(session: Session, mail: EmailMessage, *, purpose: str, mail_from: str, rcpt_tos: list[str],
@@ -51,45 +61,98 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
                and_(OutboxItem.state == OutboxState.SENDING, OutboxItem.lease_until < now))
 
 
-def claim_due(session: Session, now: datetime, limit: int = 50) -> list[ClaimedMail]:
-    """Take due mail for delivery; rows another daemon is claiming right now are skipped."""
-    items = session.scalars(select(OutboxItem).where(_due(now)).order_by(OutboxItem.id).limit(limit)
-                            .with_for_update(skip_locked=True)).all()
-    for item in items:
-        item.state = OutboxState.SENDING
-        item.lease_until = now + LEASE
-    return [ClaimedMail(i.id, i.message_id, i.mail_from, list(i.rcpt_tos), i.raw) for i in items]
+def claim_due(session: Session, now: datetime, limit: int = 50, lease: timedelta = LEASE,
+              max_bytes: int = CLAIM_BYTES) -> list[ClaimedMail]:
+    """Take due mail for delivery, oldest first: up to `limit` mails and `max_bytes` (one mail at least).
+
+    Counts the attempt and leases the mail; rows another daemon is claiming right now are skipped.
+    """
+    due = session.execute(select(OutboxItem.id, func.length(OutboxItem.raw)).where(_due(now))
+                          .order_by(OutboxItem.id).limit(limit).with_for_update(skip_locked=True)).all()
+    ids = _within(due, max_bytes)
+    if not ids:
+        return []
+    _update(session, OutboxItem.id.in_(ids), state=OutboxState.SENDING, lease_until=now + lease,
+            attempts=OutboxItem.attempts + 1)
+    rows = session.execute(select(OutboxItem.id, OutboxItem.message_id, OutboxItem.mail_from, OutboxItem.rcpt_tos,
+                                  OutboxItem.raw, OutboxItem.attempts, OutboxItem.created_at)
+                           .where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id))
+    return [ClaimedMail(*row) for row in rows]
 
 
-def record_sent(session: Session, item_id: int, now: datetime, detail: str = "") -> None:
-    item = session.get(OutboxItem, item_id)
-    if item is not None:
-        item.state, item.sent_at, item.lease_until = OutboxState.SENT, now, None
-        item.last_error = detail or None
-        item.attempts += 1
+def _within(due: Sequence[Any], max_bytes: int) -> list[int]:
+    """The ids of the oldest rows whose sizes add up to no more than max_bytes; the first always."""
+    ids: list[int] = []
+    total = 0
+    for item_id, size in due:
+        total += size or 0
+        if ids and total > max_bytes:
+            break
+        ids.append(item_id)
+    return ids
 
 
-def record_failure(session: Session, item_id: int, now: datetime, detail: str, *, permanent: bool,
-                   relay: RelaySettings) -> None:
-    """A permanent failure, or a temporary one past the give-up age, is final; else retry later."""
-    item = session.get(OutboxItem, item_id)
-    if item is None:
-        return
-    item.attempts += 1
-    item.last_error = detail[:2000]
-    item.lease_until = None
-    too_old = (now - item.created_at).total_seconds() > relay.give_up_after_seconds
+def _update(session: Session, *where: object, **values: object) -> bool:
+    result = session.execute(update(OutboxItem).where(*where).values(**values)  # type: ignore[arg-type]
+                             .execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _still_ours(mail: ClaimedMail) -> tuple[object, ...]:
+    return (OutboxItem.id == mail.id, OutboxItem.state == OutboxState.SENDING, OutboxItem.attempts == mail.attempt)
+
+
+_SENT = (update(OutboxItem.__table__)  # built once: a batch of 500 runs as one executemany
+         .where(OutboxItem.__table__.c.id == bindparam("item_id"), OutboxItem.__table__.c.state != OutboxState.SENT)
+         .values(state=OutboxState.SENT, sent_at=bindparam("now"), lease_until=None, last_error=bindparam("detail")))
+
+
+def record_sent(session: Session, sent: Sequence[tuple[ClaimedMail, str]], now: datetime) -> None:
+    """The smarthost took these mails; each detail notes recipients it refused ("" when none)."""
+    if sent:
+        session.execute(_SENT, [{"item_id": mail.id, "now": now, "detail": detail[:2000] or None}
+                                for mail, detail in sent])
+
+
+def record_partly_sent(session: Session, mail: ClaimedMail, now: datetime, detail: str, *, retry_rcpts: list[str],
+                       relay: RelaySettings) -> bool:
+    """Sent to some recipients; the ones refused for now get the same mail (same Message-ID) on a retry.
+
+    Past the give-up age it counts as sent, with the refusals noted.
+    """
+    if (now - mail.created_at).total_seconds() > relay.give_up_after_seconds:
+        record_sent(session, [(mail, detail)], now)
+        return True
+    return _update(session, *_still_ours(mail), state=OutboxState.QUEUED, rcpt_tos=list(retry_rcpts),
+                   lease_until=None, last_error=detail[:2000], next_attempt_at=now + retry_delay(mail.attempt, relay))
+
+
+def record_failure(session: Session, mail: ClaimedMail, now: datetime, detail: str, *, permanent: bool,
+                   relay: RelaySettings, retry_rcpts: Sequence[str] = ()) -> bool:
+    """A permanent failure, or a temporary one past the give-up age, is final; else retry later.
+
+    The retry is for `retry_rcpts` alone when given (the others refused the mail for good). False when
+    the claim is no longer ours (the lease ran out and another sender retook the mail).
+    """
+    too_old = (now - mail.created_at).total_seconds() > relay.give_up_after_seconds
     if permanent or too_old:
-        item.state = OutboxState.FAILED
-        return
-    item.state = OutboxState.QUEUED
-    item.next_attempt_at = now + retry_delay(item.attempts, relay)
+        return _update(session, *_still_ours(mail), state=OutboxState.FAILED, lease_until=None,
+                       last_error=detail[:2000])
+    return _update(session, *_still_ours(mail), state=OutboxState.QUEUED, lease_until=None,
+                   rcpt_tos=list(retry_rcpts or mail.rcpt_tos), last_error=detail[:2000],
+                   next_attempt_at=now + retry_delay(mail.attempt, relay))
+
+
+def release(session: Session, mail: ClaimedMail) -> bool:
+    """Put back a claimed mail that was not tried: due again at once, the attempt not counted."""
+    return _update(session, *_still_ours(mail), state=OutboxState.QUEUED, lease_until=None,
+                   attempts=mail.attempt - 1)
 
 
 def retry_delay(attempts: int, relay: RelaySettings) -> timedelta:
     """Doubling delays from the first to the largest setting."""
-    seconds = min(relay.retry_initial_seconds * 2 ** max(attempts - 1, 0), relay.retry_max_seconds)
-    return timedelta(seconds=seconds)
+    doublings = min(max(attempts - 1, 0), _MAX_DOUBLINGS)
+    return timedelta(seconds=min(relay.retry_initial_seconds * 2 ** doublings, relay.retry_max_seconds))
 
 
 def next_due_at(session: Session) -> datetime | None:

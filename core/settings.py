@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class RelaySettings:
     username: str = ""
     password: str = ""
     password_env: str = "POSTDESK_RELAY_PASSWORD"
+    ca_file: str = ""  # PEM certificates to trust for STARTTLS instead of the system's; relative to the config
     timeout_seconds: float = 30.0
     retry_initial_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
@@ -133,6 +134,7 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     database = DatabaseSettings(url=_resolve_db_url(database.url, base_dir))
     _check_smtp(smtp)
     _check_relay(relay)
+    relay = _resolve_ca_file(relay, base_dir)
     helpdesk = _normalize_helpdesk(helpdesk)
     _check_spam(spam)
     return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source)
@@ -196,6 +198,15 @@ def _check_relay(relay: RelaySettings) -> None:
     for key in ("timeout_seconds", "retry_initial_seconds", "retry_max_seconds", "give_up_after_seconds"):
         if getattr(relay, key) <= 0:
             raise ConfigError(f"relay.{key}", "must be positive")
+
+
+def _resolve_ca_file(relay: RelaySettings, base_dir: Path) -> RelaySettings:
+    if not relay.ca_file:
+        return relay
+    path = (base_dir / Path(relay.ca_file).expanduser()).resolve()
+    if not path.is_file():
+        raise ConfigError("relay.ca_file", f"file not found: {path}")
+    return replace(relay, ca_file=str(path))
 
 
 def _check_spam(spam: SpamSettings) -> None:
