@@ -86,6 +86,7 @@ def message_fields(message: Message) -> dict[str, Any]:
         "subject": message.subject,
         "date": _iso(message.date),
         "received": _iso(message.received_at),
+        "kind": message.kind.value,
         "unverified_sender": message.unverified_sender,
         "text": message.text,
         "attachments": [{"filename": a.filename, "content_type": a.content_type,

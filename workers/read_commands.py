@@ -81,6 +81,8 @@ def _print_ticket(ticket: dict[str, Any]) -> None:
     console.print(f"  {'spam':<13} {spam_summary(ticket)}", highlight=False)
     for number, message in enumerate(ticket["messages"], 1):
         flag = "  [unverified sender]" if message["unverified_sender"] else ""
+        if message["kind"] != "inbound":
+            flag += f"  [{message['kind']}]"
         console.rule(f"#{number} {message['from']}  {message['date'] or message['received']}{flag}")
         console.print(message["text"], markup=False, highlight=False)
         for attachment in message["attachments"]:

@@ -8,6 +8,10 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+from sqlalchemy import select
+
+from core.db import open_database
+from core.models import AddressRow, Message, MessageKind
 from testkit import Daemon, Sink, cli_json, make_mail, run_cli, wait_for
 
 WORKER = "jane@corp.test"
@@ -157,6 +161,12 @@ def test_delivery_report_for_a_relayed_mail_is_attached_as_bounce(daemon: Daemon
     assert len(cli_json(daemon.config, "tickets", "--status", "all")) == 1, "a bounce never opens a ticket"
     shown = ticket(daemon)
     assert shown["messages"][-1]["from"] == "mailer-daemon@mx.customer.test"
+    db = open_database(daemon.settings.database.url)
+    with db.read() as session:
+        bounced = session.scalars(select(AddressRow).where(AddressRow.email == CUSTOMER)).one()
+        kind = session.scalars(select(Message.kind).order_by(Message.id.desc())).first()
+    db.dispose()
+    assert bounced.bouncing and kind is MessageKind.BOUNCE
     before = len(sink.received)
     import time
     time.sleep(1)
