@@ -106,7 +106,7 @@ def test_spam_and_notspam_mark_a_ticket_and_a_reply_trains_not_spam(config_path:
     assert _state(database, ticket.mask) == (Status.OPEN, SpamTraining.NOT_SPAM, 0, 1)
     assert run_cli(config_path, "notspam", ticket.mask).returncode == 0  # again: nothing counted twice
     assert _state(database, ticket.mask)[2:] == (0, 1)
-    assert run_cli(config_path, "spam", "XXX-00000-000").returncode == 1
+    assert run_cli(config_path, "spam", "ZZZ-00000-000").returncode == 1
 
     other = file_mail(database, settings, "Second printer", HAMMY)
     with database.write() as session:
