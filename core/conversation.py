@@ -18,6 +18,7 @@ from core.models import AddressRow, Group, LastAction, Message, MessageKind, Spa
 from core.notify import Outbound, send_close_notice, send_command_error, thread_ids, ticket_recipients
 from core.outbox import queue_mail
 from core.reply_text import clean_worker_text
+from core.staff import worker_emails
 from core.tickets import audit, set_status, store_message
 from core.worker_commands import Commands, parse_commands
 from spam.training import train_ticket
@@ -42,7 +43,7 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
                                text=commands.body, author=worker)
         _apply(session, out, ticket, worker, commands, now, replied=False)
         return stored
-    text = clean_worker_text(commands.body, _all_worker_emails(session))
+    text = clean_worker_text(commands.body, worker_emails(session))
     stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.REPLY, text=text,
                            author=worker)
     _relay(session, out, ticket, worker, text, message, now)
@@ -58,10 +59,6 @@ def check_commands(session: Session, commands: Commands) -> Commands:
         problem = f"#owner: {commands.owner} is not a worker"
         return Commands(problems=commands.problems + (problem,), body=commands.body, given=commands.given)
     return commands
-
-
-def _all_worker_emails(session: Session) -> list[str]:
-    return list(session.scalars(select(Worker.email)))
 
 
 def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str, message: InboundMessage,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from core.addresses import try_normalize
 from core.settings import HelpdeskSettings
@@ -23,3 +24,9 @@ class OwnAddresses:
         if normalized is None:
             return False
         return normalized in self.addresses or normalized.rsplit("@", 1)[1] in self.domains
+
+
+@lru_cache(maxsize=8)
+def own_addresses(helpdesk: HelpdeskSettings) -> OwnAddresses:
+    """The helpdesk's own addresses for these (frozen) settings, built once rather than per mail."""
+    return OwnAddresses.from_settings(helpdesk)

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
@@ -18,12 +17,13 @@ from core.bounces import file_bounce
 from core.conversation import answer_as_worker, worker_by_email
 from core.db import cached
 from core.groups import group_for_recipients, inbox_of
-from core.helpdesk_addresses import OwnAddresses
+from core.helpdesk_addresses import own_addresses
 from core.inbound import InboundMessage
-from core.models import Bucket, Group, LastAction, Message, Status, Ticket, Worker
+from core.models import Bucket, Group, LastAction, Message, Status, Ticket
 from core.settings import HelpdeskSettings, SpamSettings
 from core.notify import Outbound, notify_workers, send_auto_reply
 from core.quarantine import quarantine_raw
+from core.staff import worker_emails
 from core.threads import ThreadMatch, thread_message
 from spam.filter import is_spam, score_ticket
 from core.tickets import (
@@ -131,7 +131,7 @@ def update_recipients(delivery: Delivery) -> None:
     assert ticket is not None and match is not None
     if not match.sender_verified:
         return
-    own = OwnAddresses.from_settings(delivery.helpdesk)
+    own = own_addresses(delivery.helpdesk)
     workers = worker_emails(delivery.session)
     sender_is_worker = message.sender.email in workers
     candidates: list[Address] = [] if sender_is_worker else [message.sender]
@@ -167,16 +167,11 @@ def score_spam(delivery: Delivery) -> None:
                    reason=f"spam score {result.score:.4f}", now=delivery.now)
 
 
-def worker_emails(session: Session) -> frozenset[str]:
-    """Every worker's address, read once per transaction: each mail of a batch asks."""
-    return cached(session, Worker, lambda: frozenset(session.scalars(select(Worker.email))))
-
-
 def notify(delivery: Delivery) -> None:
     """Workers hear of a recipient's mail; a new ticket's sender gets an acknowledgement. Never for robots."""
     message, ticket, match = delivery.message, delivery.ticket, delivery.match
     assert ticket is not None and match is not None
-    robot = message.is_automated or OwnAddresses.from_settings(delivery.helpdesk).accepts(message.sender.email)
+    robot = message.is_automated or own_addresses(delivery.helpdesk).accepts(message.sender.email)
     if robot or not match.sender_verified or ticket.status is Status.DELETED:
         return
     notify_workers(delivery.session, delivery.outbound, ticket, message, delivery.now)

@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.addresses import normalize_address
+from core.db import cached
 from core.errors import AlreadyExists, NotFound, UsageError
 from core.groups import INBOX
 from core.models import Bucket, Group, GroupMember, Ticket, Worker
@@ -34,6 +35,11 @@ def _address(value: str) -> str:
         return normalize_address(value)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def worker_emails(session: Session) -> frozenset[str]:
+    """Every worker's address, read once per transaction: each mail of a batch asks."""
+    return cached(session, Worker, lambda: frozenset(session.scalars(select(Worker.email))))
 
 
 def find_group(session: Session, name: str) -> Group:

@@ -33,7 +33,7 @@ from core.models import SpoolItem, utcnow
 from core.notify import Outbound
 from core.pipeline import Delivery, run_pipeline
 from core.quarantine import quarantine_raw
-from core.settings import HelpdeskSettings, Settings
+from core.settings import Settings
 from mailgate.parse import parse_message
 from mailgate.spool import NoTurns, WriteTurns
 

@@ -7,7 +7,7 @@ import click
 from core.models import OutboxState
 from core.outbox_queries import PENDING_STATES, list_outbox
 from workers.app import App
-from workers.output import print_json, print_table
+from workers.output import chosen_values, print_json, print_table
 
 STATE_CHOICES = [s.value for s in OutboxState] + ["all"]
 COLUMNS = ["id", "state", "purpose", "ticket", "recipients", "attempts", "next_attempt", "last_error", "created",
@@ -27,7 +27,7 @@ def outbox(app: App, states: tuple[str, ...], as_json: bool) -> None:
       postdesk outbox
       postdesk outbox --state failed --json
     """
-    chosen = tuple(OutboxState) if "all" in states else (tuple(OutboxState(s) for s in states) or PENDING_STATES)
+    chosen = chosen_values(states, OutboxState, PENDING_STATES)
     with app.database().read() as session:
         rows = list_outbox(session, chosen)
     if as_json:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+import enum
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def chosen_values(given: Sequence[str], kind: type[E], default: tuple[E, ...]) -> tuple[E, ...]:
+    """A repeatable choice option: the values given, every value for `all`, the default for none."""
+    if "all" in given:
+        return tuple(kind)
+    return tuple(kind(value) for value in given) or default
 
 
 def print_json(value: Any) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from core.models import Status
 from core.queries import DEFAULT_STATUSES, list_tickets, show_ticket
 from workers.app import App
-from workers.output import print_json, print_table
+from workers.output import chosen_values, print_json, print_table
 
 STATUS_CHOICES = [s.value for s in Status] + ["all"]
 
@@ -28,7 +28,7 @@ def tickets(app: App, statuses: tuple[str, ...], as_json: bool) -> None:
       postdesk tickets
       postdesk tickets --status closed --json
     """
-    chosen = tuple(Status) if "all" in statuses else (tuple(Status(s) for s in statuses) or DEFAULT_STATUSES)
+    chosen = chosen_values(statuses, Status, DEFAULT_STATUSES)
     with app.database().read() as session:
         rows = list_tickets(session, chosen)
     if as_json:
