@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     false,
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -340,3 +341,19 @@ class SpamTotal(Base):
     __tablename__ = "spam_totals"
     verdict: Mapped[str] = mapped_column(String(8), primary_key=True)
     messages: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ImapImport(Base):
+    """An IMAP message committed to the spool, by its place on the server, so it is never imported twice.
+
+    finished_at is set once the message was moved or flagged there; a row without it is finished,
+    not imported again, on the next poll. Rows of an old UIDVALIDITY are void and deleted.
+    """
+
+    __tablename__ = "imap_imports"
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    uid_validity: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
