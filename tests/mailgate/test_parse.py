@@ -63,6 +63,16 @@ def test_an_ordinary_mail_keeps_its_fields() -> None:
     assert parsed.date is not None and parsed.date.utcoffset() == timedelta(0)
 
 
+def test_trace_fields_are_kept_in_order_under_their_own_names() -> None:
+    raw = lines("Received: from relay.test by mx.test; Mon, 1 Jan 2024 00:00:00 +0000",
+                "RECEIVED : from laptop", "  by relay.test", "From: x@customer.test", "Subject: hi",
+                "Received: late", "", "Received: a body line, not a field")
+    parsed = parse(raw)
+    assert [name for name, _ in parsed.headers] == ["Received", "RECEIVED", "From", "Subject", "Received"]
+    assert parsed.headers[1][1] == "from laptop  by relay.test"
+    assert parsed.text.strip() == "Received: a body line, not a field"
+
+
 @pytest.mark.parametrize("raw", [b"", b"   \r\n\r\n  "])
 def test_empty_input_is_unparseable(raw: bytes) -> None:
     with pytest.raises(UnparseableMessage, match="empty"):
