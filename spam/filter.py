@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from core.models import Ticket
 from core.settings import SpamSettings
 from spam.scoring import UNTRAINED, Counts, SpamScore, score_tokens
-from spam.statistics import token_counts, totals
+from spam.statistics import learnt
 from spam.tokens import MailText, tokenize
 
 
@@ -18,11 +18,11 @@ def is_trained(trained: Counts, settings: SpamSettings) -> bool:
 
 def score_mail(session: Session, mail: MailText, settings: SpamSettings) -> SpamScore:
     """The mail's spam probability and the words behind it; neutral and `trained=False` while untrained."""
-    trained = totals(session)
-    if not is_trained(trained, settings):
+    known = learnt(session)
+    if not is_trained(known.totals, settings):
         return UNTRAINED
     tokens = tokenize(mail)
-    return score_tokens(tokens, token_counts(session, tokens), trained, settings.interesting_words,
+    return score_tokens(tokens, known.token_counts(session, tokens), known.totals, settings.interesting_words,
                         settings.method)
 
 

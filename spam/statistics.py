@@ -2,28 +2,39 @@
 
 Counts only ever change by adding (`n = n + :delta` in one upsert), rows in token order, so two
 processes training at once both land and never deadlock; untraining adds a negative delta.
-Counts read are remembered for the rest of the transaction (a batch of mail shares most words), and
-forgotten as soon as this transaction changes any.
+
+Every change also adds 1 to the `changes` row of spam_totals, in the same transaction: the training
+generation. Reading counts is what makes scoring slow, so each process remembers the token counts it
+has read, per database, for one generation only. Each scoring reads the totals and the generation in
+one small query; when another process (or this one) has trained since, the remembered counts are
+dropped and read afresh. A count is remembered only when the query that read it also saw the same
+generation (one statement, one snapshot, even under PostgreSQL's READ COMMITTED), and a transaction
+that has changed counts itself shares nothing until it ends: its counts may still be rolled back.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
-from sqlalchemy import select
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
-from core.db import cached
 from core.models import SpamToken, SpamTotal
 from spam.scoring import Counts
 
 SPAM, HAM = "spam", "ham"
+CHANGES = "changes"  # the spam_totals row counting every change of the counts: the training generation
 LOOKUP_CHUNK = 500  # bound parameters per IN list, well under any database's limit
 WRITE_CHUNK = 2_000
-_READ = "spam.statistics.read"
+REMEMBERED_TOKENS = 300_000  # per database and process (~50 MB at most); past it, start again
+_WROTE = "spam.statistics.wrote"
+_TOTALS_SQL = "SELECT verdict, messages FROM spam_totals"
+_GENERATION_SQL = f"SELECT '', messages, 0 FROM spam_totals WHERE verdict = '{CHANGES}'"
 
 
 @dataclass
@@ -45,50 +56,93 @@ class CountChanges:
         return {t: (s, h) for t, (s, h) in merged.items() if s or h}
 
 
+@dataclass
+class Learnt:
+    """What the filter knew at one training generation: the totals, and the token counts read so far."""
+
+    generation: int
+    totals: Counts
+    remembered: dict[str, Counts | None] = field(default_factory=dict)  # None: the token was never trained
+
+    def token_counts(self, session: Session, tokens: Collection[str]) -> dict[str, Counts]:
+        """The counts of those tokens the filter has seen; the ones not remembered in one query per few hundred."""
+        remembered = self.remembered
+        missing = [t for t in tokens if t not in remembered]
+        found = {t: counts for t in tokens if (counts := remembered.get(t)) is not None}
+        for start in range(0, len(missing), LOOKUP_CHUNK):
+            chunk = missing[start:start + LOOKUP_CHUNK]
+            read, generation = _lookup(session, chunk)
+            found.update(read)
+            if generation == self.generation:  # read at the generation this memory is for
+                if len(remembered) > REMEMBERED_TOKENS:
+                    remembered.clear()
+                remembered.update(dict.fromkeys(chunk))
+                remembered.update(read)
+        return found
+
+
+# One memory per database (its connection pool, which every session of an engine shares) in this process.
+_MEMORY: weakref.WeakKeyDictionary[object, Learnt] = weakref.WeakKeyDictionary()
+
+
+def learnt(session: Session) -> Learnt:
+    """What the filter knows now: the totals and generation read in one query, token counts from memory."""
+    generation, trained = _read_totals(session)
+    if session.info.get(_WROTE):  # this transaction's own changes are not yet everybody's
+        return Learnt(generation, trained)
+    pool = session.get_bind().pool
+    memory = _MEMORY.get(pool)
+    if memory is None or memory.generation != generation or memory.totals != trained:
+        memory = _MEMORY[pool] = Learnt(generation, trained)
+    return memory
+
+
 def totals(session: Session) -> Counts:
     """How many mails were trained as spam and as not spam."""
-    read = _read(session)
-    if "" not in read:
-        rows: dict[str, int] = {v: n for v, n in session.execute(select(SpamTotal.verdict, SpamTotal.messages))}
-        read[""] = Counts(spam=max(rows.get(SPAM, 0), 0), ham=max(rows.get(HAM, 0), 0))
-    return read[""]  # type: ignore[return-value]
+    return _read_totals(session)[1]
 
 
 def token_counts(session: Session, tokens: Collection[str]) -> dict[str, Counts]:
-    """The counts of those tokens the filter has seen: the ones not read yet in one query per few hundred."""
-    read = _read(session)
-    missing = sorted(t for t in tokens if t not in read)
-    for start in range(0, len(missing), LOOKUP_CHUNK):
-        chunk = missing[start:start + LOOKUP_CHUNK]
-        read.update(dict.fromkeys(chunk))  # unseen tokens are remembered as unseen
-        rows = _lookup(session, chunk)
-        read.update((token, Counts(max(spam, 0), max(ham, 0))) for token, spam, ham in rows)
-    return {t: counts for t in tokens if (counts := read[t]) is not None}
+    """The counts of those tokens the filter has seen."""
+    return learnt(session).token_counts(session, tokens)
 
 
-def _lookup(session: Session, tokens: list[str]) -> Iterable[tuple[str, int, int]]:
-    """One driver-level IN query: compiling an expanding IN through SQLAlchemy cost more than running it."""
+def _read_totals(session: Session) -> tuple[int, Counts]:
+    """The generation and the totals, in one driver-level query (this runs once per mail scored)."""
+    rows: dict[str, int] = dict(session.connection().exec_driver_sql(_TOTALS_SQL).all())  # type: ignore[arg-type]
+    return rows.get(CHANGES, 0), Counts(spam=max(rows.get(SPAM, 0), 0), ham=max(rows.get(HAM, 0), 0))
+
+
+def _lookup(session: Session, tokens: list[str]) -> tuple[dict[str, Counts], int]:
+    """The tokens' rows and, in the same statement (the same snapshot), the generation they belong to.
+
+    Driver-level SQL: compiling an expanding IN through SQLAlchemy cost more than running it.
+    """
     connection = session.connection()
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    sql = f"SELECT token, spam, ham FROM spam_tokens WHERE token IN ({', '.join([mark] * len(tokens))})"
-    return connection.exec_driver_sql(sql, tuple(tokens))  # type: ignore[return-value]
-
-
-def _read(session: Session) -> dict[str, Counts | None]:
-    """Counts read in this transaction; the empty token (never a real one) holds the totals."""
-    return cached(session, _READ, dict)
+    sql = (f"SELECT token, spam, ham FROM spam_tokens WHERE token IN ({', '.join([mark] * len(tokens))})"
+           f" UNION ALL {_GENERATION_SQL}")
+    found, generation = {}, 0
+    for token, spam, ham in connection.exec_driver_sql(sql, tuple(tokens)).all():
+        if token:
+            found[token] = Counts(max(spam, 0), max(ham, 0))
+        else:
+            generation = spam
+    return found, generation
 
 
 def apply_changes(session: Session, changes: CountChanges) -> None:
-    """Add the deltas to the stored counts, creating rows as needed; the caller commits."""
-    _read(session).clear()
+    """Add the deltas to the stored counts, creating rows as needed, and count one change; the caller commits."""
     per_token = changes.per_token()
+    message_rows = [{"verdict": v, "messages": d} for v, d in sorted(changes.messages.items()) if d]
+    if not per_token and not message_rows:
+        return
+    session.info[_WROTE] = True
     rows = [{"token": t, "spam": s, "ham": h} for t, (s, h) in sorted(per_token.items())]
     for start in range(0, len(rows), WRITE_CHUNK):
         _add_rows(session, SpamToken.__table__, "token", ("spam", "ham"), rows[start:start + WRITE_CHUNK])
-    message_rows = [{"verdict": v, "messages": d} for v, d in sorted(changes.messages.items()) if d]
-    if message_rows:
-        _add_rows(session, SpamTotal.__table__, "verdict", ("messages",), message_rows)
+    message_rows.append({"verdict": CHANGES, "messages": 1})
+    _add_rows(session, SpamTotal.__table__, "verdict", ("messages",), sorted(message_rows, key=itemgetter("verdict")))
 
 
 def _add_rows(session: Session, table: object, key: str, counters: tuple[str, ...],
@@ -99,3 +153,10 @@ def _add_rows(session: Session, table: object, key: str, counters: tuple[str, ..
     columns = insert.table.c  # type: ignore[attr-defined]
     session.execute(insert.on_conflict_do_update(
         index_elements=[key], set_={name: columns[name] + insert.excluded[name] for name in counters}))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _shared_again(session: Session, transaction: SessionTransaction) -> None:
+    """Committed or rolled back, the transaction's changes are no longer its own."""
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)

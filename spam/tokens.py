@@ -91,11 +91,10 @@ def tokenize(mail: MailText, options: TokenizerOptions = DEFAULT_OPTIONS) -> fro
     return frozenset(t[:MAX_TOKEN] for t in tokens)
 
 
-def words(text: str) -> Iterable[str]:
+def words(text: str) -> set[str]:
     """The countable words of lower-cased text: no stop words, no bare numbers, no very short or long runs."""
-    for word in set(_WORD.findall(text)):
-        if MIN_LENGTH <= len(word) <= MAX_LENGTH and word not in STOP_WORDS and not _DIGITS.match(word):
-            yield word
+    sized = {w for w in _WORD.findall(text) if MIN_LENGTH <= len(w) <= MAX_LENGTH}
+    return {w for w in sized - STOP_WORDS if not _DIGITS.match(w)}
 
 
 def html_to_text(markup: str) -> str:
