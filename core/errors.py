@@ -9,6 +9,8 @@
     │   ├── RecipientRefused an address the helpdesk does not accept mail for
     │   └── MessageTooLarge  bigger than `[smtp] max_message_size`
     ├── UnparseableMessage   raw bytes that cannot become a message (quarantined)
+    ├── MailboxUnavailable   an IMAP server could not be reached, dropped us or refused a command
+    │   └── MailboxLoginRefused  it refused the user name or password
     ├── TicketNotFound       no ticket has that mask
     ├── NotFound             no worker, group or other record by that name
     ├── AlreadyExists        a worker, group or address that is taken
@@ -68,6 +70,18 @@ class MessageTooLarge(MessageRejected):
 
 class UnparseableMessage(PostdeskError):
     """Raw bytes that cannot be read as a message; they go to quarantine, not away."""
+
+
+class MailboxUnavailable(PostdeskError):
+    """An IMAP account could not be read now; nothing was lost, the poller tries again later."""
+
+    def __init__(self, account: str, problem: str) -> None:
+        super().__init__(f"imap {account}: {problem}")
+        self.account = account
+
+
+class MailboxLoginRefused(MailboxUnavailable):
+    """The IMAP server refused the account's user name or password."""
 
 
 class TicketNotFound(PostdeskError):

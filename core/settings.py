@@ -84,6 +84,33 @@ class SpamSettings:
 
 
 @dataclass(frozen=True)
+class ImapSettings:
+    """One mailbox polled over IMAP (an [[imap]] entry); its mail takes the same spool and pipeline as SMTP's."""
+
+    host: str = ""
+    port: int = 993
+    security: str = "tls"  # "tls" (IMAPS), "starttls", or "none": plaintext, for a server on this machine
+    user: str = ""
+    password: str = ""
+    password_env: str = ""  # an environment variable holding the password; it wins over `password`
+    folder: str = "INBOX"
+    after_import: str = "move"  # "move" to move_to, or "expunge": flag it deleted, then expunge
+    move_to: str = "Imported"
+    deliver_to: str = ""  # the helpdesk address this mailbox receives for: new tickets land in its group
+    name: str = ""  # the account's name in logs and in the import ledger; default user@host
+    ca_file: str = ""  # PEM certificates to trust instead of the system's; relative to the config
+    idle: bool = True  # wait with IDLE when the server offers it, else look every poll_seconds
+    poll_seconds: float = 60.0
+    idle_seconds: float = 600.0  # IDLE is renewed this often (RFC 2177: within 29 minutes)
+    timeout_seconds: float = 30.0
+    retry_initial_seconds: float = 1.0  # a failed connection or login retries after doubling delays
+    retry_max_seconds: float = 300.0
+
+    def resolved_password(self) -> str:
+        return os.environ.get(self.password_env, "") or self.password if self.password_env else self.password
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -98,6 +125,7 @@ class Settings:
     logging: LoggingSettings = LoggingSettings()
     spam: SpamSettings = SpamSettings()
     source: Path | None = None
+    imap: tuple[ImapSettings, ...] = ()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -137,7 +165,8 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     relay = _resolve_ca_file(relay, base_dir)
     helpdesk = _normalize_helpdesk(helpdesk)
     _check_spam(spam)
-    return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source)
+    return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source,
+                    imap=_imap_accounts(data.get("imap", []), base_dir))
 
 
 def _section(cls: type, name: str, raw: Any) -> Any:
@@ -236,3 +265,54 @@ def _normalize_helpdesk(helpdesk: HelpdeskSettings) -> HelpdeskSettings:
     if not helpdesk.default_group.strip():
         raise ConfigError("helpdesk.default_group", "must not be empty")
     return HelpdeskSettings(domains, addresses, helpdesk.default_group.strip(), default_address)
+
+
+IMAP_SECURITY = ("tls", "starttls", "none")
+IMAP_AFTER_IMPORT = ("move", "expunge")
+
+
+def _imap_accounts(raw: Any, base_dir: Path) -> tuple[ImapSettings, ...]:
+    """The [[imap]] entries, each checked; names must be unique, since the import ledger is keyed by them."""
+    if not isinstance(raw, list):
+        raise ConfigError("imap", "must be an array of tables: [[imap]]")
+    accounts = tuple(_imap_account(f"imap[{i}]", entry, base_dir) for i, entry in enumerate(raw))
+    names = [account.name for account in accounts]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"imap[{i}].name", f"{name!r} names another [[imap]] entry too")
+    return accounts
+
+
+def _imap_account(key: str, raw: Any, base_dir: Path) -> ImapSettings:
+    account = _section(ImapSettings, key, raw)
+    _check_imap(key, account)
+    try:
+        deliver_to = normalize_address(account.deliver_to) if account.deliver_to else ""
+    except ValueError as exc:
+        raise ConfigError(f"{key}.deliver_to", str(exc)) from None
+    ca_file = ""
+    if account.ca_file:
+        ca_file = str((base_dir / Path(account.ca_file).expanduser()).resolve())
+        if not Path(ca_file).is_file():
+            raise ConfigError(f"{key}.ca_file", f"file not found: {ca_file}")
+    name = account.name or f"{account.user}@{account.host}"
+    return replace(account, name=name, deliver_to=deliver_to, ca_file=ca_file)
+
+
+def _check_imap(key: str, account: ImapSettings) -> None:
+    for required in ("host", "user", "folder"):
+        if not getattr(account, required).strip():
+            raise ConfigError(f"{key}.{required}", "must not be empty")
+    if not 0 < account.port <= 65535:
+        raise ConfigError(f"{key}.port", f"port {account.port} out of range")
+    if account.security not in IMAP_SECURITY:
+        raise ConfigError(f"{key}.security", "must be \"tls\", \"starttls\" or \"none\"")
+    if account.after_import not in IMAP_AFTER_IMPORT:
+        raise ConfigError(f"{key}.after_import", "must be \"move\" or \"expunge\"")
+    if account.after_import == "move" and account.move_to.strip() in ("", account.folder):
+        raise ConfigError(f"{key}.move_to", "must name a folder other than the one polled")
+    for seconds in ("poll_seconds", "idle_seconds", "timeout_seconds", "retry_initial_seconds", "retry_max_seconds"):
+        if getattr(account, seconds) <= 0:
+            raise ConfigError(f"{key}.{seconds}", "must be positive")
+    if account.idle_seconds > 1740:
+        raise ConfigError(f"{key}.idle_seconds", "must be at most 1740 (29 minutes, RFC 2177)")

@@ -14,6 +14,7 @@ from core.groups import ensure_default_group
 from core.helpdesk_addresses import OwnAddresses
 from core.schema import ensure_schema
 from core.settings import Settings
+from mailgate.imap_poller import ImapPollers
 from mailgate.outbox_sender import OutboxSender
 from mailgate.runner import START_METHOD, RunnerProcess
 from mailgate.smtp import Gateway, GatewayHandler
@@ -56,6 +57,7 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
                       settings.smtp.max_message_size)
     await gateway.start()
     runner.start()  # after the port is ours: a gateway that cannot listen leaves no child behind
+    imap = ImapPollers(db, settings.imap, turns, runner.wake).start()  # one thread per [[imap]] account
     outbox = OutboxSender(db, settings.relay, settings.smtp.hostname)
     outbox_stop = threading.Event()
     outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
@@ -69,6 +71,7 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
             await asyncio.wait_for(stop.wait(), RUNNER_CHECK_SECONDS)
     log.info("shutting down: finishing sessions in flight")
     await gateway.stop()
+    await asyncio.to_thread(imap.stop)  # before the runner's last drain: what they spooled gets filed
     await asyncio.to_thread(writer.close)
     code = await asyncio.to_thread(runner.stop)
     outbox_stop.set()

@@ -100,7 +100,8 @@ def postgres_url() -> Iterator[str]:
 
 def write_config(folder: Path, db_url: str, port: int | None = None, *, relay_port: int | None = None,
                  domains: tuple[str, ...] = ("example.com",), default_address: str = "support@example.com",
-                 max_message_size: int = 1048576, auto_reply_window: int = 3600) -> Path:
+                 max_message_size: int = 1048576, auto_reply_window: int = 3600,
+                 imap: tuple[dict[str, Any], ...] = ()) -> Path:
     """A throwaway settings file: the shipped defaults but this database, free ports, fast relay retries."""
     port = port or free_port()
     relay_port = relay_port or free_port()  # nothing listens there unless a test starts a sink
@@ -113,7 +114,8 @@ def write_config(folder: Path, db_url: str, port: int | None = None, *, relay_po
         f'[relay]\nhost = "127.0.0.1"\nport = {relay_port}\ntimeout_seconds = 5\n'
         'retry_initial_seconds = 0.2\nretry_max_seconds = 1\n\n'
         f'[auto_reply]\nwindow_seconds = {auto_reply_window}\n\n'
-        '[logging]\nlevel = "INFO"\n')
+        '[logging]\nlevel = "INFO"\n'
+        + "".join("\n[[imap]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in entry.items()) for entry in imap))
     return path
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import PostdeskError, StorageError
 from workers.app import App
+from workers.imap_command import imap
 from workers.import_command import import_mail
 from workers.outbox_command import outbox
 from workers.read_commands import show, tickets
@@ -117,6 +118,7 @@ def quarantine_list(app: App, as_json: bool) -> None:
 main.add_command(tickets)
 main.add_command(show)
 main.add_command(import_mail)
+main.add_command(imap)
 main.add_command(worker)
 main.add_command(group)
 main.add_command(reply)
