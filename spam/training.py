@@ -1,12 +1,15 @@
-"""What workers teach the filter: a ticket's verdict moves its first mail's counts, once, reversibly.
+"""What workers teach the filter: a ticket's verdict moves its first customer mail's counts, once, reversibly.
 
 A ticket remembers its verdict (`spam_training`). Changing it subtracts the mail's tokens from the old
 class and adds them to the new one; the verdict is changed by compare-and-set, so two processes
-giving the same verdict at once count it once.
+giving the same verdict at once count it once. A ticket with no customer mail (a worker opened it
+with `postdesk new` and nobody answered yet) teaches nothing and keeps no verdict: a verdict that
+counted nothing could not be undone by subtracting a mail that arrives later.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -21,20 +24,29 @@ from spam.tokens import MailText, TokenizerOptions, DEFAULT_OPTIONS, tokenize
 CLASS_OF = {SpamTraining.SPAM: SPAM, SpamTraining.NOT_SPAM: HAM}
 
 
-def train_ticket(session: Session, ticket: Ticket, verdict: SpamTraining) -> bool:
-    """Teach the filter this ticket's verdict; False when it already had it (nothing counted twice)."""
+class Lesson(enum.Enum):
+    """What a verdict taught the filter."""
+
+    LEARNT = "learnt"  # the mail's counts moved to the new verdict
+    ALREADY_KNOWN = "already known"  # the ticket had that verdict: nothing counted twice
+    NO_CUSTOMER_MAIL = "no customer mail"  # nothing to learn from: the filter and the verdict are unchanged
+
+
+def train_ticket(session: Session, ticket: Ticket, verdict: SpamTraining) -> Lesson:
+    """Teach the filter this ticket's verdict, moving its first customer mail's counts."""
     previous = ticket.spam_training
     if previous is verdict:
-        return False
+        return Lesson.ALREADY_KNOWN
+    mail = first_mail(session, ticket)
+    if mail is None:
+        return Lesson.NO_CUSTOMER_MAIL
     changed = session.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.spam_training == previous)
                               .values(spam_training=verdict).execution_options(synchronize_session=False))
     session.refresh(ticket, ["spam_training"])
     if changed.rowcount != 1:  # another process changed the verdict first: start from its verdict
         return train_ticket(session, ticket, verdict)
-    mail = first_mail(session, ticket)
-    if mail is not None:
-        apply_changes(session, verdict_changes(tokenize(mail), previous, verdict))
-    return True
+    apply_changes(session, verdict_changes(tokenize(mail), previous, verdict))
+    return Lesson.LEARNT
 
 
 def verdict_changes(tokens: frozenset[str], previous: SpamTraining, verdict: SpamTraining) -> CountChanges:
@@ -47,7 +59,7 @@ def verdict_changes(tokens: frozenset[str], previous: SpamTraining, verdict: Spa
 
 
 def first_mail(session: Session, ticket: Ticket) -> Message | None:
-    """The mail that opened the ticket: the one that was scored, and the one a verdict is about."""
+    """The mail a verdict is about: the one that opened the ticket and was scored, or a customer's first answer."""
     return session.scalars(select(Message).where(Message.ticket_id == ticket.id,
                                                  Message.kind == MessageKind.INBOUND)
                            .order_by(Message.id).limit(1)).first()
@@ -65,10 +77,11 @@ def train_mails(session: Session, mails: Iterable[MailText], verdict: SpamTraini
     return count
 
 
-def mark_ticket(session: Session, ticket: Ticket, verdict: SpamTraining, *, actor: str, now: datetime) -> None:
+def mark_ticket(session: Session, ticket: Ticket, verdict: SpamTraining, *, actor: str, now: datetime) -> Lesson:
     """A worker's verdict: spam trains spam and deletes the ticket; not spam trains not spam and restores it."""
-    train_ticket(session, ticket, verdict)
+    lesson = train_ticket(session, ticket, verdict)
     if verdict is SpamTraining.SPAM:
         set_status(session, ticket, Status.DELETED, actor=actor, reason="marked as spam", now=now)
     elif ticket.status is Status.DELETED:
         set_status(session, ticket, Status.OPEN, actor=actor, reason="marked as not spam", now=now)
+    return lesson

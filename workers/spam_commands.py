@@ -17,7 +17,7 @@ from core.models import SpamToken, SpamTraining, utcnow
 from core.queries import find_ticket
 from spam.filter import is_trained, score_mail
 from spam.statistics import totals
-from spam.training import mark_ticket, train_mails
+from spam.training import Lesson, mark_ticket, train_mails
 from workers.app import App
 from workers.output import print_json
 
@@ -76,8 +76,15 @@ def notspam(app: App, mask: str) -> None:
 def _mark(app: App, mask: str, verdict: SpamTraining) -> None:
     with app.database().write() as session:
         ticket = find_ticket(session, mask)
-        mark_ticket(session, ticket, verdict, actor=ACTOR, now=utcnow())
-        click.echo(f"{ticket.mask}: trained {verdict.value}, ticket {ticket.status.value}")
+        lesson = mark_ticket(session, ticket, verdict, actor=ACTOR, now=utcnow())
+        click.echo(f"{ticket.mask}: {_LEARNT[lesson].format(verdict=verdict.value)}, ticket {ticket.status.value}")
+
+
+_LEARNT = {
+    Lesson.LEARNT: "trained {verdict}",
+    Lesson.ALREADY_KNOWN: "already trained {verdict}, nothing counted again",
+    Lesson.NO_CUSTOMER_MAIL: "no customer mail to learn from (a worker opened it), the filter is unchanged",
+}
 
 
 @spam.command("train")

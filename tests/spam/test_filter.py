@@ -1,20 +1,23 @@
-"""The spam filter on a real database: training moves scores, verdicts are reversible, odd mail scores."""
+"""The spam filter on a real database: training moves scores, verdicts are reversible, odd mail scores,
+and counts remembered by one process never outlive another's training."""
 
 from __future__ import annotations
 
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
-from core.db import Database
+from core.db import Database, open_database
 from core.inbound import Envelope, InboundMessage
 from core.models import SpamToken, SpamTraining, Ticket
 from core.settings import Settings, SpamSettings
 from mailgate.parse import parse_message
 from spam.filter import score_mail
+from spam.scoring import SpamScore
 from spam.statistics import totals, token_counts
-from spam.training import train_mails, train_ticket
+from spam.training import Lesson, train_mails, train_ticket
 from testkit import make_mail
 
 SPAMMY = ("Cheap vi4gra and s0ftware, click http://pills.example.biz/buy now, limited offer, "
@@ -102,8 +105,8 @@ def test_verdict_changes_move_counts_once_and_are_reversible(database: Database,
     with database.write() as session:
         ticket = session.scalars(select(Ticket)).one()
         assert ticket.spam_training is SpamTraining.NONE
-        assert train_ticket(session, ticket, SpamTraining.SPAM)
-        assert not train_ticket(session, ticket, SpamTraining.SPAM)  # the same verdict again counts nothing
+        assert train_ticket(session, ticket, SpamTraining.SPAM) is Lesson.LEARNT
+        assert train_ticket(session, ticket, SpamTraining.SPAM) is Lesson.ALREADY_KNOWN  # nothing counted twice
     with database.read() as session:
         assert (totals(session).spam, totals(session).ham) == (1, 0)
         assert token_counts(session, {"printer"})["printer"].spam == 1
@@ -120,3 +123,70 @@ def test_verdict_changes_move_counts_once_and_are_reversible(database: Database,
         assert set(session.scalars(select(SpamToken.spam + SpamToken.ham))) == {0}
 
 
+
+
+def statements(database: Database) -> list[str]:
+    """Every SQL statement the engine runs from now on (to see what scoring reads)."""
+    seen: list[str] = []
+    event.listen(database.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    return seen
+
+
+def test_a_second_scoring_reads_only_the_totals_until_someone_trains(database: Database) -> None:
+    trained(database)
+    with database.read() as session:
+        first = score_mail(session, spam_mail(9), FILTER)
+    seen = statements(database)
+    with database.read() as session:
+        again = score_mail(session, spam_mail(9), FILTER)
+    assert again == first and [s for s in seen if "spam_tokens" in s] == []
+    with database.write() as session:
+        train_mails(session, [ham_mail(1)], SpamTraining.NOT_SPAM)
+    seen.clear()
+    with database.read() as session:
+        score_mail(session, spam_mail(9), FILTER)
+    assert [s for s in seen if "spam_tokens" in s] != []  # the training dropped what was remembered
+
+
+def test_another_daemon_s_training_is_seen_at_once(database: Database, settings: Settings) -> None:
+    trained(database)
+    other = open_database(settings.database.url)  # a second engine: what a second daemon has
+    mixed = parsed(make_mail(subject="Printer offer", body=f"{HAMMY} limited offer winner"))
+    try:
+        with database.read() as session:
+            before = score_mail(session, mixed, FILTER)
+        with other.write() as session:
+            train_mails(session, [mixed] * 3, SpamTraining.SPAM)
+        with database.read() as session:
+            after = score_mail(session, mixed, FILTER)
+        with other.read() as session:
+            assert score_mail(session, mixed, FILTER) == after
+    finally:
+        other.dispose()
+    assert after.score > before.score
+
+
+def test_counts_of_a_rolled_back_training_are_never_remembered(database: Database, settings: Settings) -> None:
+    trained(database)
+    mixed = parsed(make_mail(subject="Printer offer", body=f"{HAMMY} limited offer winner"))
+    with database.read() as session:
+        before = score_mail(session, mixed, FILTER)
+    with pytest.raises(RuntimeError), database.write() as session:
+        train_mails(session, [mixed] * 3, SpamTraining.SPAM)
+        assert score_mail(session, mixed, FILTER).score > before.score  # the transaction sees its own training
+        raise RuntimeError("roll back")
+    with database.write() as session:  # the same totals and generation as the undone training, other words
+        train_mails(session, [spam_mail(n) for n in range(10, 13)], SpamTraining.SPAM)
+    with database.read() as session:
+        remembered = score_mail(session, mixed, FILTER)
+    assert remembered == fresh_score(settings, mixed)
+
+
+def fresh_score(settings: Settings, mail: InboundMessage) -> SpamScore:
+    """The score a process that remembers nothing computes: the truth to compare remembered counts with."""
+    fresh = open_database(settings.database.url)
+    try:
+        with fresh.read() as session:
+            return score_mail(session, mail, FILTER)
+    finally:
+        fresh.dispose()

@@ -1,4 +1,5 @@
-"""`postdesk spam ...` and `notspam` as whole processes; the threshold hides spam without telling anyone."""
+"""`postdesk spam ...` and `notspam` as whole processes; the threshold hides spam without telling anyone;
+a running daemon scores with what another process has just trained."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from core.settings import Settings, load_settings
 from core.staff import add_worker
 from mailgate.deliver import deliver
 from spam.statistics import token_counts, totals
-from testkit import ROOT, cli_json, make_mail, run_cli
+from testkit import ROOT, Daemon, cli_json, make_mail, run_cli, wait_for
 
 SPAMMY = "Cheap vi4gra and s0ftware, click http://pills.example.biz/buy now, winner cash prize guaranteed"
 HAMMY = "The invoice for the printer repair is attached; could you confirm the delivery address for Monday?"
@@ -121,3 +122,53 @@ def _state(database: Database, mask: str) -> tuple[Status, SpamTraining, int, in
         ticket = session.scalars(select(Ticket).where(Ticket.mask == mask)).one()
         trained = totals(session)
         return ticket.status, ticket.spam_training, trained.spam, trained.ham
+
+
+def test_a_running_daemon_scores_with_what_another_process_just_trained(config_path: Path, tmp_path: Path,
+                                                                        database: Database) -> None:
+    """Two verdicts swap classes (the totals stay as they were): only the training generation tells the change."""
+    settings = load_settings(with_spam_settings(config_path, min_training=3, threshold=1))
+    spam_dir, ham_mbox = mail_folders(tmp_path)
+    assert run_cli(config_path, "spam", "train", "--spam", str(spam_dir), "--ham", str(ham_mbox)).returncode == 0
+    offer = ("Printer offer", f"{HAMMY} limited offer winner")
+    offered, other = file_mail(database, settings, *offer), file_mail(database, settings, "WINNER cash", SPAMMY)
+    for verdict, mask in (("notspam", offered.mask), ("spam", other.mask)):
+        assert run_cli(config_path, verdict, mask).returncode == 0
+    daemon = Daemon(config_path, tmp_path / "daemon.log").start()
+    try:
+        before = _scored_by(daemon, database, *offer)
+        for verdict, mask in (("spam", offered.mask), ("notspam", other.mask)):
+            assert run_cli(config_path, verdict, mask).returncode == 0
+        after = _scored_by(daemon, database, *offer)
+    finally:
+        daemon.stop()
+    assert after > before
+
+
+def _scored_by(daemon: Daemon, database: Database, subject: str, body: str) -> float:
+    """Send a new mail to the daemon and wait for the score of the ticket it opens."""
+    with database.read() as session:
+        known = set(session.scalars(select(Ticket.id)))
+    daemon.send(make_mail(subject=subject, body=body).as_bytes())
+
+    def scored() -> float | None:
+        with database.read() as session:
+            new = session.scalars(select(Ticket).where(Ticket.id.not_in(known))).first()
+            return new.spam_score if new is not None and new.spam_score is not None else None
+    return wait_for(scored)  # type: ignore[return-value]
+
+
+def test_spam_on_a_ticket_a_worker_opened_deletes_it_and_says_there_is_nothing_to_learn(
+        config_path: Path, database: Database) -> None:
+    assert run_cli(config_path, "worker", "add", "jane@corp.test", "--name", "Jane Doe").returncode == 0
+    opened = run_cli(config_path, "new", "--to", "alice@customer.test", "--subject", "Your refund",
+                     "--as", "jane@corp.test", stdin=b"Your refund is on its way.\n")
+    assert opened.returncode == 0, opened.stderr.decode()
+    mask = opened.stdout.decode().strip()
+    marked = run_cli(config_path, "spam", mask)
+    assert marked.returncode == 0, marked.stderr.decode()
+    assert "no customer mail to learn from" in marked.stdout.decode()
+    assert _state(database, mask) == (Status.DELETED, SpamTraining.NONE, 0, 0)
+    restored = run_cli(config_path, "notspam", mask)
+    assert "no customer mail to learn from" in restored.stdout.decode()
+    assert _state(database, mask) == (Status.OPEN, SpamTraining.NONE, 0, 0)
