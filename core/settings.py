@@ -96,7 +96,7 @@ class ImapSettings:
     folder: str = "INBOX"
     after_import: str = "move"  # "move" to move_to, or "expunge": flag it deleted, then expunge
     move_to: str = "Imported"
-    deliver_to: str = ""  # the helpdesk address this mailbox receives for: new tickets land in its group
+    deliver_to: str = ""  # the helpdesk address this mailbox receives for: the envelope recipient SMTP would give
     name: str = ""  # the account's name in logs and in the import ledger; default user@host
     ca_file: str = ""  # PEM certificates to trust instead of the system's; relative to the config
     idle: bool = True  # wait with IDLE when the server offers it, else look every poll_seconds

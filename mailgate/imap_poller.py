@@ -74,6 +74,10 @@ class ImapPoller:
                 level = logging.ERROR if isinstance(exc, MailboxLoginRefused) else logging.WARNING
                 log.log(level, "%s; retrying in %gs", _described(self.account, exc), delay)
                 stop.wait(delay)
+            except Exception:  # a bug must not end this account's polling while the daemon runs on
+                delay = backoff.next()
+                log.exception("imap %s: unexpected failure; retrying in %gs", self.account.name, delay)
+                stop.wait(delay)
 
     def _serve_connection(self, stop: threading.Event, backoff: Backoff) -> None:
         with ImapConnection.open(self.account) as connection:

@@ -20,7 +20,7 @@ from core.settings import ImapSettings, Settings, load_settings
 from dovecot import PASSWORD, USER, CuttingProxy, Dovecot, dovecot  # noqa: F401  (dovecot is a fixture)
 from mailgate.imap_poller import ImapPoller
 from mailgate.runner import SpoolRunner
-from testkit import Daemon, Sink, make_mail, run_cli, wait_for, write_config
+from testkit import Daemon, Sink, cli_json, make_mail, run_cli, wait_for, write_config
 
 WORKER = "jane@corp.test"
 
@@ -111,17 +111,20 @@ def test_mailbox_mail_becomes_tickets_in_a_real_daemon_with_threading_idle_and_n
 
 def test_imap_poll_imports_once_then_flags_and_expunges(tmp_path: Path, db_url: str, dovecot: Dovecot,
                                                           open_db: list[Database]) -> None:
-    settings, db = configured(tmp_path, db_url, open_db, account(dovecot.port, after_import="expunge"))
+    settings, db = configured(tmp_path, db_url, open_db,
+                              account(dovecot.port, after_import="expunge", deliver_to="billing@example.com"))
     subjects = [f"Question {n}" for n in range(3)]
     for subject in subjects:
-        dovecot.append(mail(subject))
+        dovecot.append(mail(subject, to="team@customer.test"))  # Bcc'd: no helpdesk address in the headers
     config = settings.source
     assert config is not None
+    assert run_cli(config, "group", "add", "Billing", "--address", "billing@example.com").returncode == 0
     first = run_cli(config, "imap", "poll")
     assert first.returncode == 0, first.stderr.decode()
     assert first.stdout.decode().strip() == "support-box: 3 imported, 3 moved or flagged"
     assert dovecot.count("INBOX") == 0
     assert filed(db) == {subject: 1 for subject in subjects}
+    assert {ticket["group"] for ticket in cli_json(config, "tickets")} == {"Billing"}  # deliver_to's group
     again = run_cli(config, "imap", "poll")
     assert again.stdout.decode().strip() == "support-box: 0 imported, 0 moved or flagged"
     with db.read() as session:
