@@ -98,6 +98,12 @@ class ImapConnection:
         with _translated(self.account):
             return sorted(int(uid) for uid in self._client.search(criteria))
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """Each message's size in bytes (RFC822.SIZE), so batches can be cut by size before fetching."""
+        with _translated(self.account):
+            found = self._client.fetch(list(uids), [b"RFC822.SIZE"])
+        return {uid: int(found[uid][b"RFC822.SIZE"]) for uid in uids if uid in found}
+
     def fetch(self, uids: Sequence[int]) -> list[tuple[int, bytes]]:
         """The raw messages, by UID, without setting \\Seen; UIDs expunged meanwhile are left out."""
         with _translated(self.account):

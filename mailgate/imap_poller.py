@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +26,9 @@ from mailgate.spool import NoTurns, WriteTurns
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 20  # messages fetched, committed and moved together
+BATCH_SIZE = 50  # at most this many messages fetched, committed and moved together (bench/imap.py) ...
+BATCH_BYTES = 16 * 1024 * 1024  # ... and at most this many bytes, unless one message is bigger alone
+SIZES_PER_FETCH = 500  # UIDs whose sizes are asked in one command (servers limit a command's length)
 
 
 @dataclass
@@ -55,12 +57,12 @@ class ImapPoller:
 
     def __init__(self, db: Database, account: ImapSettings, turns: WriteTurns | NoTurns = NoTurns(),
                  on_committed: Callable[[], None] = lambda: None, clock: Callable[[], datetime] = utcnow,
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = BATCH_SIZE, batch_bytes: int = BATCH_BYTES) -> None:
         self.account = account
         self._ledger = ImportLedger(db, turns)
         self._on_committed = on_committed
         self._clock = clock
-        self._batch_size = batch_size
+        self._batch_size, self._batch_bytes = batch_size, batch_bytes
         self._envelope = Envelope("imap", "", (account.deliver_to,) if account.deliver_to else ())
 
     def run(self, stop: threading.Event) -> None:
@@ -106,12 +108,27 @@ class ImapPoller:
         for batch in _batches(sorted(recorded), self._batch_size):
             result.finished += self._finish(connection, mailbox, batch)
         new = [uid for uid in connection.search("UNDELETED") if uid not in recorded]
-        for batch in _batches(new, self._batch_size):
+        for batch in self._batches_by_size(connection, new):
             if stop is not None and stop.is_set():
                 break
             result.imported += self._import(connection, mailbox, batch)
             result.finished += self._finish(connection, mailbox, batch)
         return result
+
+    def _batches_by_size(self, connection: ImapConnection, uids: Sequence[int]) -> Iterator[list[int]]:
+        """The UIDs in batches of at most batch_size messages and batch_bytes, asking their sizes first."""
+        for chunk in _batches(uids, SIZES_PER_FETCH):
+            sizes = connection.sizes(chunk)
+            batch: list[int] = []
+            total = 0
+            for uid in chunk:
+                if batch and (len(batch) == self._batch_size or total + sizes.get(uid, 0) > self._batch_bytes):
+                    yield batch
+                    batch, total = [], 0
+                batch.append(uid)
+                total += sizes.get(uid, 0)
+            if batch:
+                yield batch
 
     def _import(self, connection: ImapConnection, mailbox: Mailbox, uids: Sequence[int]) -> int:
         """Fetch and commit one batch; the commit comes before anything is done on the server."""

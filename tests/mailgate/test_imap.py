@@ -154,6 +154,20 @@ def test_a_connection_dropped_mid_fetch_loses_and_duplicates_nothing(
 
 
 @pytest.mark.sqlite_only
+def test_batches_are_cut_by_size_so_big_mail_is_never_held_many_at_a_time(
+        tmp_path: Path, db_url: str, dovecot: Dovecot, open_db: list[Database], caplog: pytest.LogCaptureFixture) -> None:
+    settings, db = configured(tmp_path, db_url, open_db, account(dovecot.port))
+    caplog.set_level(logging.INFO, "mailgate.imap_poller")
+    for n, size in enumerate((40_000, 40_000, 10_000, 10_000, 100_000)):
+        dovecot.append(mail(f"Attachment {n}", body="x" * size))
+    assert ImapPoller(db, settings.imap[0], batch_bytes=60_000).poll_once().imported == 5
+    batches = [r.getMessage() for r in caplog.records if "spooled" in r.getMessage()]
+    # 40k | 40k+10k+10k would pass 60k: 40k | 40k 10k | 10k | and the 100k message alone
+    assert [int(m.split("spooled ")[1].split()[0]) for m in batches] == [1, 2, 1, 1]
+    assert dovecot.count("INBOX") == 0 and dovecot.count("Done") == 5
+
+
+@pytest.mark.sqlite_only
 def test_a_crash_between_commit_and_move_neither_loses_nor_imports_twice(
         tmp_path: Path, db_url: str, dovecot: Dovecot) -> None:
     proxy = CuttingProxy(dovecot.port)
