@@ -21,7 +21,7 @@ from core.reply_text import clean_worker_text
 from core.staff import worker_emails
 from core.tickets import audit, set_status, store_message
 from core.worker_commands import Commands, parse_commands
-from spam.training import train_ticket
+from spam.training import record_verdict
 
 
 def worker_by_email(session: Session, email: str) -> Worker | None:
@@ -48,7 +48,7 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
                            author=worker)
     _relay(session, out, ticket, worker, text, message, now)
     if not commands.spam and ticket.spam_training is SpamTraining.NONE:
-        train_ticket(session, ticket, SpamTraining.NOT_SPAM)  # a worker answered it: the mail was wanted
+        record_verdict(session, ticket, SpamTraining.NOT_SPAM, actor=worker.email, now=now)  # answered: wanted
     _apply(session, out, ticket, worker, commands, now, replied=True)
     return stored
 
@@ -101,7 +101,7 @@ def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, comm
 def _apply_status(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands,
                   now: datetime, replied: bool) -> None:
     if commands.spam:
-        train_ticket(session, ticket, SpamTraining.SPAM)
+        record_verdict(session, ticket, SpamTraining.SPAM, actor=worker.email, now=now)
         set_status(session, ticket, Status.DELETED, actor=worker.email, reason="#spam", now=now)
     elif commands.close:
         set_status(session, ticket, Status.CLOSED, actor=worker.email, reason="#close", now=now)

@@ -132,6 +132,7 @@ class Group(Base):
     address: Mapped[str] = mapped_column(String(320), unique=True)
     auto_reply: Mapped[bool] = mapped_column(Boolean, default=True)
     close_notice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    auto_close_days: Mapped[int | None] = mapped_column(Integer)  # waiting this long untouched: closed (scheduler)
     buckets: Mapped[list[Bucket]] = relationship(back_populates="group")
 
 
@@ -153,7 +154,8 @@ class Worker(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_status_updated", "status", "updated_at"),)
+    __table_args__ = (Index("ix_tickets_status_updated", "status", "updated_at"),
+                      Index("ix_tickets_status_waiting_until", "status", "waiting_until"))
     id: Mapped[int] = mapped_column(primary_key=True)
     mask: Mapped[str] = mapped_column(String(16), unique=True)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -269,7 +271,7 @@ class QuarantineItem(Base):
     __tablename__ = "quarantine"
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     source: Mapped[str] = mapped_column(String(20))
     mail_from: Mapped[str] = mapped_column(Text, default="")
     rcpt_tos: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -357,3 +359,12 @@ class ImapImport(Base):
     uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+class JobLease(Base):
+    """A scheduled job that must run once across daemons: when it is next due, and who holds it until when."""
+
+    __tablename__ = "job_leases"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    holder: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

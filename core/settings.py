@@ -111,6 +111,15 @@ class ImapSettings:
 
 
 @dataclass(frozen=True)
+class SchedulerSettings:
+    """The daemon's clock work: when the purge runs, and how long deleted tickets and quarantined mail are kept."""
+
+    purge_cron: str = "30 3 * * *"  # minute hour day month weekday, UTC; weekdays by name (core/cron.py)
+    deleted_retention_days: float = 30.0  # a deleted ticket untouched this long is purged (restorable until then)
+    quarantine_retention_days: float = 30.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -126,6 +135,7 @@ class Settings:
     spam: SpamSettings = SpamSettings()
     source: Path | None = None
     imap: tuple[ImapSettings, ...] = ()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -166,7 +176,8 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     helpdesk = _normalize_helpdesk(helpdesk)
     _check_spam(spam)
     return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source,
-                    imap=_imap_accounts(data.get("imap", []), base_dir))
+                    imap=_imap_accounts(data.get("imap", []), base_dir),
+                    scheduler=_scheduler(data.get("scheduler", {})))
 
 
 def _section(cls: type, name: str, raw: Any) -> Any:
@@ -247,6 +258,21 @@ def _check_spam(spam: SpamSettings) -> None:
         raise ConfigError("spam.min_training", "must not be negative")
     if spam.method not in ("fisher", "graham"):
         raise ConfigError("spam.method", "must be \"fisher\" or \"graham\"")
+
+
+def _scheduler(raw: Any) -> SchedulerSettings:
+    scheduler = _section(SchedulerSettings, "scheduler", raw)
+    if scheduler.purge_cron != SchedulerSettings.purge_cron:  # the default is valid: commands skip loading APScheduler
+        from core.cron import cron_trigger
+
+        try:
+            cron_trigger(scheduler.purge_cron)
+        except ValueError as exc:
+            raise ConfigError("scheduler.purge_cron", str(exc)) from None
+    for key in ("deleted_retention_days", "quarantine_retention_days"):
+        if getattr(scheduler, key) < 0:
+            raise ConfigError(f"scheduler.{key}", "must not be negative")
+    return scheduler
 
 
 def _normalize_helpdesk(helpdesk: HelpdeskSettings) -> HelpdeskSettings:

@@ -28,6 +28,7 @@ class GroupView:
     auto_reply: bool
     close_notice: bool
     members: tuple[str, ...]
+    auto_close_days: int | None = None
 
 
 def _address(value: str) -> str:
@@ -111,7 +112,16 @@ def remove_group(session: Session, name: str) -> None:
 
 def group_view(session: Session, group: Group) -> GroupView:
     return GroupView(group.name, group.address, group.auto_reply, group.close_notice,
-                     tuple(group_members(session, group.id)))
+                     tuple(group_members(session, group.id)), group.auto_close_days)
+
+
+def set_auto_close_days(session: Session, name: str, days: int | None) -> GroupView:
+    """Close the group's tickets that wait untouched longer than `days` (the daemon does it); None: never."""
+    if days is not None and days < 1:
+        raise UsageError(f"auto-close days must be at least 1, not {days}")
+    group = find_group(session, name)
+    group.auto_close_days = days
+    return group_view(session, group)
 
 
 def group_members(session: Session, group_id: int) -> list[str]:

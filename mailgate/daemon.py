@@ -1,4 +1,4 @@
-"""`postdesk serve`: the SMTP gateway and spool writer here, the spool runner in a child, until SIGTERM."""
+"""`postdesk serve`: gateway, spool writer, outbox and scheduler here, the spool runner in a child, until SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from core.settings import Settings
 from mailgate.imap_poller import ImapPollers
 from mailgate.outbox_sender import OutboxSender
 from mailgate.runner import START_METHOD, RunnerProcess
+from mailgate.scheduler import Scheduler
 from mailgate.smtp import Gateway, GatewayHandler
 from mailgate.spool import NoTurns, SpoolWriter, WriteTurns
 
@@ -62,6 +63,8 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     outbox_stop = threading.Event()
     outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
     outbox_thread.start()
+    scheduler = Scheduler(db, settings)  # due tickets, auto-close, purge
+    scheduler.start()
     print(f"postdesk: listening on {settings.smtp.host}:{gateway.port}", flush=True)
     if ready is not None:
         ready.set()
@@ -71,6 +74,7 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
             await asyncio.wait_for(stop.wait(), RUNNER_CHECK_SECONDS)
     log.info("shutting down: finishing sessions in flight")
     await gateway.stop()
+    await asyncio.to_thread(scheduler.stop)
     await asyncio.to_thread(imap.stop)  # before the runner's last drain: what they spooled gets filed
     await asyncio.to_thread(writer.close)
     code = await asyncio.to_thread(runner.stop)

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.models import Message, MessageKind, SpamTraining, Status, Ticket
-from core.tickets import set_status
+from core.tickets import audit, set_status
 from spam.statistics import HAM, SPAM, CountChanges, apply_changes
 from spam.tokens import MailText, TokenizerOptions, DEFAULT_OPTIONS, tokenize
 
@@ -77,9 +77,17 @@ def train_mails(session: Session, mails: Iterable[MailText], verdict: SpamTraini
     return count
 
 
+def record_verdict(session: Session, ticket: Ticket, verdict: SpamTraining, *, actor: str, now: datetime) -> Lesson:
+    """train_ticket, and a line in the ticket's audit log naming who gave the verdict when it taught anything."""
+    lesson = train_ticket(session, ticket, verdict)
+    if lesson is Lesson.LEARNT:
+        audit(session, ticket, actor=actor, action="training", detail=verdict.value, now=now)
+    return lesson
+
+
 def mark_ticket(session: Session, ticket: Ticket, verdict: SpamTraining, *, actor: str, now: datetime) -> Lesson:
     """A worker's verdict: spam trains spam and deletes the ticket; not spam trains not spam and restores it."""
-    lesson = train_ticket(session, ticket, verdict)
+    lesson = record_verdict(session, ticket, verdict, actor=actor, now=now)
     if verdict is SpamTraining.SPAM:
         set_status(session, ticket, Status.DELETED, actor=actor, reason="marked as spam", now=now)
     elif ticket.status is Status.DELETED:

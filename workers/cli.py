@@ -17,6 +17,7 @@ from workers.read_commands import show, tickets
 from workers.reply_commands import new, reply
 from workers.spam_commands import notspam, spam
 from workers.staff_commands import group, worker
+from workers.ticket_commands import delete, purge, restore, wait
 
 
 class PostdeskGroup(click.Group):
@@ -126,3 +127,7 @@ main.add_command(new)
 main.add_command(outbox)
 main.add_command(spam)
 main.add_command(notspam)
+main.add_command(wait)
+main.add_command(delete)
+main.add_command(restore)
+main.add_command(purge)

@@ -6,7 +6,9 @@ from dataclasses import asdict
 
 import click
 
-from core.staff import add_group, add_worker, list_groups, list_workers, remove_group, remove_worker
+from core.staff import (add_group, add_worker, list_groups, list_workers, remove_group, remove_worker,
+                        set_auto_close_days)
+from core.errors import UsageError
 from workers.app import App
 from workers.output import print_json, print_table
 
@@ -68,16 +70,20 @@ def group() -> None:
               help="Acknowledge a new ticket to its sender.")
 @click.option("--close-notice/--no-close-notice", default=False, show_default=True,
               help="Mail recipients a transcript when a ticket closes.")
+@click.option("--auto-close-days", type=int, metavar="N", help="Close tickets waiting untouched longer than N days.")
 @click.pass_obj
-def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice: bool) -> None:
+def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice: bool,
+              auto_close_days: int | None) -> None:
     """Add a group.
 
     \b
     Example:
-      postdesk group add Billing --address billing@example.com --no-auto-reply
+      postdesk group add Billing --address billing@example.com --no-auto-reply --auto-close-days 14
     """
     with app.database().write() as session:
         added = add_group(session, name, address, auto_reply, close_notice)
+        if auto_close_days is not None:
+            set_auto_close_days(session, added.name, auto_close_days)
     click.echo(f"added group {added.name} <{added.address}>")
 
 
@@ -91,9 +97,30 @@ def group_list(app: App, as_json: bool) -> None:
     if as_json:
         print_json([asdict(r) for r in rows])
         return
-    print_table(["name", "address", "auto_reply", "close_notice", "members"],
+    print_table(["name", "address", "auto_reply", "close_notice", "auto_close", "members"],
                 [[r.name, r.address, "yes" if r.auto_reply else "no", "yes" if r.close_notice else "no",
-                  ", ".join(r.members)] for r in rows])
+                  f"{r.auto_close_days}d" if r.auto_close_days else "never", ", ".join(r.members)] for r in rows])
+
+
+@group.command("edit")
+@click.argument("name")
+@click.option("--auto-close-days", type=int, metavar="N", help="Close tickets waiting untouched longer than N days.")
+@click.option("--no-auto-close", is_flag=True, help="Never close the group's waiting tickets by time.")
+@click.pass_obj
+def group_edit(app: App, name: str, auto_close_days: int | None, no_auto_close: bool) -> None:
+    """Change a group's auto-close setting (a waiting ticket with a due time is reopened then, never closed).
+
+    \b
+    Examples:
+      postdesk group edit Support --auto-close-days 14
+      postdesk group edit Support --no-auto-close
+    """
+    if (auto_close_days is None) == (not no_auto_close):
+        raise UsageError("give either --auto-close-days N or --no-auto-close")
+    with app.database().write() as session:
+        changed = set_auto_close_days(session, name, None if no_auto_close else auto_close_days)
+    click.echo(f"group {changed.name}: " + (f"auto-close after {changed.auto_close_days} days"
+                                            if changed.auto_close_days else "no auto-close"))
 
 
 @group.command("remove")

@@ -20,7 +20,8 @@ def test_groups_and_workers_round_trip(config_path: Path) -> None:
     ok(config_path, "worker", "add", "Jane@Corp.test", "--name", "Jane Doe", "--group", "Billing", "--group", "support")
     groups = {g["name"]: g for g in cli_json(config_path, "group", "list")}
     assert groups["Billing"] == {"name": "Billing", "address": "billing@example.com", "auto_reply": False,
-                                 "close_notice": True, "members": ["jane@corp.test"]}
+                                 "close_notice": True, "members": ["jane@corp.test"],
+                                 "auto_close_days": None}
     assert groups["Support"]["members"] == ["jane@corp.test"] and groups["Support"]["auto_reply"] is True
     assert cli_json(config_path, "worker", "list") == [
         {"email": "jane@corp.test", "name": "Jane Doe", "groups": ["Billing", "Support"]}]

@@ -1,0 +1,210 @@
+"""Removes for good what was deleted long ago: tickets with their messages, blobs nobody else uses, old quarantine.
+
+A ticket is purgeable when it is `deleted` and untouched since the cutoff (until then `restore` brings
+it back). Purging goes in batches, each its own transaction: the batch's tickets are claimed (FOR
+UPDATE SKIP LOCKED on PostgreSQL), their attachments, messages and the tickets themselves deleted
+(recipients, thread keys and their audit entries go by cascade), then those of their blobs that no
+remaining attachment uses. Running it twice, or in two daemons at once, removes each thing once.
+Every purged ticket leaves one audit entry (ticket_id NULL) naming its mask and what went with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Delete, and_, delete, distinct, exists, func, insert, not_, select, true
+from sqlalchemy.sql.dml import ReturningDelete
+from sqlalchemy.orm import Session, aliased
+
+from core.db import Database
+from core.models import Attachment, AuditEntry, Blob, Message, QuarantineItem, Status, Ticket
+from core.settings import SchedulerSettings
+
+BATCH = 1000  # tickets a transaction: a crash loses at most one batch's work, never half a ticket
+IN_LIST = 5000  # values bound in one IN (...): well under SQLite's limit on bound parameters
+
+
+@dataclass
+class PurgeReport:
+    """What a purge removed, or (dry run) would remove."""
+
+    tickets: int = 0
+    messages: int = 0
+    attachments: int = 0
+    blobs: int = 0
+    quarantined: int = 0
+
+    def add(self, other: PurgeReport) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"{self.tickets} tickets, {self.messages} messages, {self.attachments} attachments, "
+                f"{self.blobs} attachment contents, {self.quarantined} quarantined mails")
+
+    @property
+    def removed_anything(self) -> bool:
+        return any(asdict(self).values())
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Deleted tickets untouched since `deleted`, and mail quarantined before `quarantined`, go."""
+
+    deleted: datetime
+    quarantined: datetime
+
+    @classmethod
+    def from_settings(cls, scheduler: SchedulerSettings, now: datetime) -> Cutoffs:
+        """The retention settings' cutoffs."""
+        return cls(deleted=now - timedelta(days=scheduler.deleted_retention_days),
+                   quarantined=now - timedelta(days=scheduler.quarantine_retention_days))
+
+    @classmethod
+    def older_than(cls, age: timedelta, now: datetime) -> Cutoffs:
+        """One age for both (`postdesk purge --older-than 30d`)."""
+        return cls(deleted=now - age, quarantined=now - age)
+
+
+def purgeable(cutoff: datetime, ticket: type[Ticket] = Ticket) -> ColumnElement[bool]:
+    """The one definition of a purgeable ticket, for the purge and for its dry run alike."""
+    return and_(ticket.status == Status.DELETED, ticket.updated_at <= cutoff)
+
+
+def count_purgeable(session: Session, cutoffs: Cutoffs) -> PurgeReport:
+    """What a purge with these cutoffs would remove now, counted without changing anything."""
+    messages = select(Message.id).join(Ticket, Ticket.id == Message.ticket_id).where(purgeable(cutoffs.deleted))
+    attachments = select(Attachment.blob_sha256).where(Attachment.message_id.in_(messages))
+    return PurgeReport(
+        tickets=_count(session, select(Ticket.id).where(purgeable(cutoffs.deleted))),
+        messages=_count(session, messages),
+        attachments=_count(session, attachments),
+        blobs=_count(session, attachments.where(not_(_kept_elsewhere(cutoffs.deleted))).distinct()),
+        quarantined=_count(session, select(QuarantineItem.id)
+                           .where(QuarantineItem.quarantined_at <= cutoffs.quarantined)),
+    )
+
+
+def _kept_elsewhere(cutoff: datetime) -> ColumnElement[bool]:
+    """An attachment of a ticket that stays uses the same content."""
+    other, message, ticket = aliased(Attachment), aliased(Message), aliased(Ticket)
+    return exists(select(other.id).join(message, message.id == other.message_id)
+                  .join(ticket, ticket.id == message.ticket_id)
+                  .where(other.blob_sha256 == Attachment.blob_sha256, not_(purgeable(cutoff, ticket))))
+
+
+def _count(session: Session, query: object) -> int:
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0  # type: ignore[attr-defined]
+
+
+def purge_ticket_batch(session: Session, cutoff: datetime, *, since: datetime | None, actor: str, now: datetime,
+                       limit: int = BATCH) -> tuple[PurgeReport, datetime | None]:
+    """Purge up to `limit` purgeable tickets untouched since `since` or later, oldest first.
+
+    Returns what went and the latest updated_at among them: the next batch starts there, so its
+    index scan never walks again over the entries this batch removed.
+    """
+    since_clause = Ticket.updated_at >= since if since is not None else true()
+    claimed = session.execute(select(Ticket.id, Ticket.mask, Ticket.updated_at)
+                              .where(purgeable(cutoff), since_clause).order_by(Ticket.updated_at)
+                              .limit(limit).with_for_update(skip_locked=True)).all()
+    if not claimed:
+        return PurgeReport(), None
+    ids = [row.id for row in claimed]
+    per_ticket = _contents(session, ids)
+    blobs = list(session.scalars(select(Attachment.blob_sha256).join(Message)
+                                 .where(Message.ticket_id.in_(ids)).distinct()))
+    _delete(session, delete(Attachment).where(Attachment.message_id.in_(select(Message.id)
+                                                                        .where(Message.ticket_id.in_(ids)))))
+    _delete(session, delete(Message).where(Message.ticket_id.in_(ids)))
+    gone = set(_deleted(session, delete(Ticket).where(Ticket.id.in_(ids)).returning(Ticket.id)))
+    report = PurgeReport(tickets=len(gone), messages=sum(per_ticket.get(i, (0, 0))[0] for i in gone),
+                         attachments=sum(per_ticket.get(i, (0, 0))[1] for i in gone),
+                         blobs=_delete_unused_blobs(session, blobs))
+    _audit_purged(session, [(row.mask, per_ticket.get(row.id, (0, 0))) for row in claimed if row.id in gone],
+                  actor, now)
+    return report, max(row.updated_at for row in claimed)
+
+
+def _contents(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Each ticket's (messages, attachments)."""
+    rows = session.execute(select(Message.ticket_id, func.count(distinct(Message.id)), func.count(Attachment.id))
+                           .outerjoin(Attachment, Attachment.message_id == Message.id)
+                           .where(Message.ticket_id.in_(ids)).group_by(Message.ticket_id))
+    return {ticket_id: (messages, attachments) for ticket_id, messages, attachments in rows}
+
+
+def _delete_unused_blobs(session: Session, candidates: Sequence[str]) -> int:
+    """Delete the candidates no attachment uses any more; a blob another message carries stays."""
+    removed = 0
+    unused = ~exists(select(Attachment.id).where(Attachment.blob_sha256 == Blob.sha256))
+    for start in range(0, len(candidates), IN_LIST):
+        piece = candidates[start:start + IN_LIST]
+        removed += len(_deleted(session, delete(Blob).where(Blob.sha256.in_(piece), unused).returning(Blob.sha256)))
+    return removed
+
+
+def _audit_purged(session: Session, purged: Sequence[tuple[str, tuple[int, int]]], actor: str,
+                  now: datetime) -> None:
+    if purged:
+        session.execute(insert(AuditEntry), [
+            {"ticket_id": None, "at": now, "actor": actor, "action": "purge",
+             "detail": f"{mask}: {messages} messages, {attachments} attachments"}
+            for mask, (messages, attachments) in purged])
+
+
+def purge_quarantine_batch(session: Session, cutoff: datetime, limit: int = BATCH) -> int:
+    """Delete up to `limit` quarantined mails older than the cutoff; returns how many."""
+    ids = list(session.scalars(select(QuarantineItem.id).where(QuarantineItem.quarantined_at <= cutoff)
+                               .order_by(QuarantineItem.quarantined_at).limit(limit)
+                               .with_for_update(skip_locked=True)))
+    if not ids:
+        return 0
+    return len(_deleted(session, delete(QuarantineItem).where(QuarantineItem.id.in_(ids))
+                       .returning(QuarantineItem.id)))
+
+
+def _delete(session: Session, statement: Delete) -> None:
+    """A bulk DELETE: no ORM object is loaded or synchronised."""
+    session.execute(statement.execution_options(synchronize_session=False))
+
+
+def _deleted(session: Session, statement: ReturningDelete[Any]) -> list[Any]:
+    """A bulk DELETE ... RETURNING: the returned keys of what went."""
+    return list(session.scalars(statement.execution_options(synchronize_session=False)))
+
+
+KeepGoing = Callable[[Session, datetime], bool]
+
+
+def run_purge(db: Database, cutoffs: Cutoffs, *, actor: str, clock: Callable[[], datetime],
+              keep_going: KeepGoing = lambda session, now: True, limit: int = BATCH) -> PurgeReport:
+    """Purge everything past the cutoffs, batch by batch, each batch committed; then audit the total.
+
+    `keep_going` is asked inside each batch's transaction (the daemon renews its job lease there);
+    False stops the purge before the batch, with what was purged so far kept and reported.
+    """
+    report, since = PurgeReport(), None
+    while True:
+        with db.write() as session:
+            now = clock()
+            if not keep_going(session, now):
+                return report
+            batch, since = purge_ticket_batch(session, cutoffs.deleted, since=since, actor=actor, now=now,
+                                              limit=limit)
+            if batch.tickets == 0:
+                batch.quarantined = purge_quarantine_batch(session, cutoffs.quarantined, limit)
+        report.add(batch)
+        if batch.tickets == 0 and batch.quarantined < limit:
+            break
+    if report.removed_anything:
+        with db.write() as session:
+            session.add(AuditEntry(ticket_id=None, at=clock(), actor=actor, action="purge",
+                                   detail=f"purged {report.describe()}"))
+    return report
