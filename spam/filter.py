@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Ticket
 from core.settings import SpamSettings
-from spam.scoring import UNTRAINED, Counts, SpamScore, score_tokens
+from spam.scoring import UNTRAINED, Counts, SpamScore, score_probabilities
 from spam.statistics import learnt
 from spam.tokens import MailText, tokenize
 
@@ -21,9 +21,8 @@ def score_mail(session: Session, mail: MailText, settings: SpamSettings) -> Spam
     known = learnt(session)
     if not is_trained(known.totals, settings):
         return UNTRAINED
-    tokens = tokenize(mail)
-    return score_tokens(tokens, known.token_counts(session, tokens), known.totals, settings.interesting_words,
-                        settings.method)
+    return score_probabilities(known.probabilities(session, tokenize(mail)), settings.interesting_words,
+                               settings.method)
 
 
 def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: SpamSettings) -> SpamScore:

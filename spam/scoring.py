@@ -11,6 +11,7 @@ interesting words. Two ways to combine them were measured with bench/spam.py:
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,8 +34,7 @@ class Counts(NamedTuple):
     ham: int = 0
 
 
-@dataclass(frozen=True)
-class InterestingWord:
+class InterestingWord(NamedTuple):
     word: str
     probability: float
 
@@ -65,22 +65,20 @@ def token_probability(counts: Counts, totals: Counts) -> float:
     return (STRENGTH * NEUTRAL + seen * spam_rate / (spam_rate + ham_rate)) / (STRENGTH + seen)
 
 
-def interesting_words(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Counts,
-                      limit: int) -> tuple[InterestingWord, ...]:
-    """The `limit` known tokens farthest from neutral, strongest first (ties broken by the word, for stability).
+def token_probabilities(counts: Mapping[str, Counts], totals: Counts) -> dict[str, float]:
+    """Each counted token's probability."""
+    return {token: token_probability(known, totals) for token, known in counts.items()}
 
-    Plain tuples sorted natively: this runs for every token of every mail scored.
+
+def interesting_words(probabilities: Mapping[str, float], limit: int) -> tuple[InterestingWord, ...]:
+    """The `limit` tokens farthest from neutral, strongest first (ties broken by the word, for stability).
+
+    Plain tuples compared natively, and only the strongest `limit` kept in order (a long mail has
+    thousands of tokens): this runs for every mail scored.
     """
-    strong = []
-    for token in tokens:
-        known = counts.get(token)
-        if known is not None:
-            probability = token_probability(known, totals)
-            deviation = abs(probability - NEUTRAL)
-            if deviation >= MIN_DEVIATION:
-                strong.append((-deviation, token, probability))
-    strong.sort()
-    return tuple(InterestingWord(token, probability) for _, token, probability in strong[:limit])
+    strong = [(-deviation, token, p) for token, p in probabilities.items()
+              if (deviation := abs(p - NEUTRAL)) >= MIN_DEVIATION]
+    return tuple(InterestingWord(token, p) for _, token, p in heapq.nsmallest(limit, strong))
 
 
 def combine(words: tuple[InterestingWord, ...], method: str = "fisher") -> float:
@@ -92,15 +90,22 @@ def combine(words: tuple[InterestingWord, ...], method: str = "fisher") -> float
     return min(max(value, LOWEST), HIGHEST)
 
 
+def score_probabilities(probabilities: Mapping[str, float], limit: int, method: str = "fisher") -> SpamScore:
+    """A mail's score from its known tokens' probabilities."""
+    words = interesting_words(probabilities, limit)
+    return SpamScore(combine(words, method), words)
+
+
 def score_tokens(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Counts, limit: int,
                  method: str = "fisher") -> SpamScore:
-    words = interesting_words(tokens, counts, totals, limit)
-    return SpamScore(combine(words, method), words)
+    """A mail's score from its tokens and the counts of those the filter has seen."""
+    known = {token: counts[token] for token in tokens if token in counts}
+    return score_probabilities(token_probabilities(known, totals), limit, method)
 
 
 def _graham(probabilities: list[float]) -> float:
     """P = prod(p) / (prod(p) + prod(1-p)), in logarithms so that 15 tiny numbers do not underflow."""
-    log_spam = sum(math.log(p) for p in probabilities)
+    log_spam = sum(map(math.log, probabilities))
     log_ham = sum(math.log(1 - p) for p in probabilities)
     return 1 / (1 + math.exp(min(log_ham - log_spam, 700)))
 
@@ -109,15 +114,20 @@ def _fisher(probabilities: list[float]) -> float:
     """Robinson-Fisher (as SpamBayes): spamminess S and hamminess H from chi-square, (1 + S - H) / 2."""
     n = len(probabilities)
     spamminess = 1 - _chi2_survival(-2 * sum(math.log(1 - p) for p in probabilities), 2 * n)
-    hamminess = 1 - _chi2_survival(-2 * sum(math.log(p) for p in probabilities), 2 * n)
+    hamminess = 1 - _chi2_survival(-2 * sum(map(math.log, probabilities)), 2 * n)
     return (1 + spamminess - hamminess) / 2
 
 
 def _chi2_survival(chi2: float, freedom: int) -> float:
-    """P(X >= chi2) for chi-square with an even number of degrees of freedom (closed form)."""
+    """P(X >= chi2) for chi-square with an even number of degrees of freedom (closed form).
+
+    Past i > m the terms only shrink; once one is below the total's last bit, none changes it any more.
+    """
     m = chi2 / 2
     term = total = math.exp(-m)
     for i in range(1, freedom // 2):
         term *= m / i
         total += term
+        if i > m and term < total * 1e-17:
+            break
     return min(total, 1.0)

@@ -4,12 +4,13 @@ Counts only ever change by adding (`n = n + :delta` in one upsert), rows in toke
 processes training at once both land and never deadlock; untraining adds a negative delta.
 
 Every change also adds 1 to the `changes` row of spam_totals, in the same transaction: the training
-generation. Reading counts is what makes scoring slow, so each process remembers the token counts it
-has read, per database, for one generation only. Each scoring reads the totals and the generation in
-one small query; when another process (or this one) has trained since, the remembered counts are
-dropped and read afresh. A count is remembered only when the query that read it also saw the same
-generation (one statement, one snapshot, even under PostgreSQL's READ COMMITTED), and a transaction
-that has changed counts itself shares nothing until it ends: its counts may still be rolled back.
+generation. Reading counts is what made scoring slow, so each process remembers what the tokens it
+has read say (their spam probabilities: fixed while the counts and totals are), per database, for
+one generation only. Each scoring reads the totals and the generation in one small query; when
+another process (or this one) has trained since, what was remembered is dropped and read afresh.
+A token is remembered only when the query that read it also saw the same generation (one
+statement, one snapshot, even under PostgreSQL's READ COMMITTED), and a transaction that has
+changed counts itself shares nothing until it ends: its changes may still be rolled back.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.models import SpamToken, SpamTotal
-from spam.scoring import Counts
+from spam.scoring import Counts, token_probabilities
 
 SPAM, HAM = "spam", "ham"
 CHANGES = "changes"  # the spam_totals row counting every change of the counts: the training generation
@@ -58,20 +59,24 @@ class CountChanges:
 
 @dataclass
 class Learnt:
-    """What the filter knew at one training generation: the totals, and the token counts read so far."""
+    """What the filter knew at one training generation: the totals, and what the tokens read so far say."""
 
     generation: int
     totals: Counts
-    remembered: dict[str, Counts | None] = field(default_factory=dict)  # None: the token was never trained
+    remembered: dict[str, float | None] = field(default_factory=dict)  # spam probability; None: never trained
 
-    def token_counts(self, session: Session, tokens: Collection[str]) -> dict[str, Counts]:
-        """The counts of those tokens the filter has seen; the ones not remembered in one query per few hundred."""
+    def probabilities(self, session: Session, tokens: Collection[str]) -> dict[str, float]:
+        """The spam probability of each token the filter has seen; the ones not remembered in one query per few hundred.
+
+        Probabilities rather than counts are remembered: with the totals, they are fixed for a generation.
+        """
         remembered = self.remembered
+        found = {t: p for t in tokens if (p := remembered.get(t)) is not None}
         missing = [t for t in tokens if t not in remembered]
-        found = {t: counts for t in tokens if (counts := remembered.get(t)) is not None}
         for start in range(0, len(missing), LOOKUP_CHUNK):
             chunk = missing[start:start + LOOKUP_CHUNK]
-            read, generation = _lookup(session, chunk)
+            counts, generation = _lookup(session, chunk)
+            read = token_probabilities(counts, self.totals)
             found.update(read)
             if generation == self.generation:  # read at the generation this memory is for
                 if len(remembered) > REMEMBERED_TOKENS:
@@ -86,7 +91,7 @@ _MEMORY: weakref.WeakKeyDictionary[object, Learnt] = weakref.WeakKeyDictionary()
 
 
 def learnt(session: Session) -> Learnt:
-    """What the filter knows now: the totals and generation read in one query, token counts from memory."""
+    """What the filter knows now: the totals and generation read in one query, token probabilities from memory."""
     generation, trained = _read_totals(session)
     if session.info.get(_WROTE):  # this transaction's own changes are not yet everybody's
         return Learnt(generation, trained)
@@ -103,8 +108,11 @@ def totals(session: Session) -> Counts:
 
 
 def token_counts(session: Session, tokens: Collection[str]) -> dict[str, Counts]:
-    """The counts of those tokens the filter has seen."""
-    return learnt(session).token_counts(session, tokens)
+    """The counts of those tokens the filter has seen, read now (for looking; scoring reads `learnt`)."""
+    wanted, found = sorted(tokens), {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        found.update(_lookup(session, wanted[start:start + LOOKUP_CHUNK])[0])
+    return found
 
 
 def _read_totals(session: Session) -> tuple[int, Counts]:
