@@ -131,9 +131,9 @@ def ours(train: list[Sample], test: list[Sample], settings: SpamSettings, folder
     scores = [r.score for r in warm]
     return [figures(f"postdesk (> {settings.threshold}), parsed mail", test, scores,
                     [x > settings.threshold for x in scores], warm_speed),
-            figures(f"  same, each right after another's training", test, scores,
+            figures("  same, each right after another's training", test, scores,
                     [x > settings.threshold for x in scores], cold_speed),
-            figures(f"postdesk (> 0.5), raw bytes incl. parsing", test, scores, [x > 0.5 for x in scores], raw_speed)]
+            figures("postdesk (> 0.5), raw bytes incl. parsing", test, scores, [x > 0.5 for x in scores], raw_speed)]
 
 
 def _timed(db: Database, mails: Iterable[InboundMessage | Callable[[], InboundMessage]], settings: SpamSettings,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -95,7 +95,7 @@ def learnt(session: Session) -> Learnt:
     generation, trained = _read_totals(session)
     if session.info.get(_WROTE):  # this transaction's own changes are not yet everybody's
         return Learnt(generation, trained)
-    pool = session.get_bind().pool
+    pool = session.connection().engine.pool
     memory = _MEMORY.get(pool)
     if memory is None or memory.generation != generation or memory.totals != trained:
         memory = _MEMORY[pool] = Learnt(generation, trained)
@@ -142,7 +142,8 @@ def _lookup(session: Session, tokens: list[str]) -> tuple[dict[str, Counts], int
 def apply_changes(session: Session, changes: CountChanges) -> None:
     """Add the deltas to the stored counts, creating rows as needed, and count one change; the caller commits."""
     per_token = changes.per_token()
-    message_rows = [{"verdict": v, "messages": d} for v, d in sorted(changes.messages.items()) if d]
+    message_rows: list[Mapping[str, object]] = [{"verdict": v, "messages": d}
+                                                for v, d in sorted(changes.messages.items()) if d]
     if not per_token and not message_rows:
         return
     session.info[_WROTE] = True
@@ -154,7 +155,7 @@ def apply_changes(session: Session, changes: CountChanges) -> None:
 
 
 def _add_rows(session: Session, table: object, key: str, counters: tuple[str, ...],
-              rows: list[Mapping[str, object]]) -> None:
+              rows: Sequence[Mapping[str, object]]) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE SET n = n + excluded.n: atomic on SQLite and PostgreSQL."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     insert = dialect.insert(table).values(rows)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,10 +52,17 @@ with would you your yours yourself yourselves will just one get got
 class MailText(Protocol):
     """What the tokenizer reads: an InboundMessage or a stored core.models.Message both have it."""
 
-    subject: str
-    text: str
-    html: str
-    headers: Sequence[Sequence[str]]
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def html(self) -> str: ...
+
+    @property
+    def headers(self) -> Sequence[Sequence[str]]: ...
 
 
 @dataclass(frozen=True)

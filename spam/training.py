@@ -43,7 +43,8 @@ def train_ticket(session: Session, ticket: Ticket, verdict: SpamTraining) -> Les
     changed = session.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.spam_training == previous)
                               .values(spam_training=verdict).execution_options(synchronize_session=False))
     session.refresh(ticket, ["spam_training"])
-    if changed.rowcount != 1:  # another process changed the verdict first: start from its verdict
+    # another process changed the verdict first: start from its verdict
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
         return train_ticket(session, ticket, verdict)
     apply_changes(session, verdict_changes(tokenize(mail), previous, verdict))
     return Lesson.LEARNT

@@ -4,7 +4,6 @@ and counts remembered by one process never outlive another's training."""
 from __future__ import annotations
 
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event, select
