@@ -12,6 +12,7 @@
     ├── MailboxUnavailable   an IMAP server could not be reached, dropped us or refused a command
     │   └── MailboxLoginRefused  it refused the user name or password
     ├── TicketNotFound       no ticket has that mask
+    │   └── AmbiguousMask    the first letters given fit several tickets
     ├── NotFound             no worker, group or other record by that name
     ├── AlreadyExists        a worker, group or address that is taken
     └── UsageError           a command was given arguments it cannot act on
@@ -90,6 +91,18 @@ class TicketNotFound(PostdeskError):
     def __init__(self, mask: str) -> None:
         super().__init__(f"no ticket with mask {mask}")
         self.mask = mask
+
+
+class AmbiguousMask(TicketNotFound):
+    """A mask prefix that fits more than one ticket: the user must give more of it."""
+
+    def __init__(self, given: str, candidates: list[str]) -> None:
+        PostdeskError.__init__(self, f"{given} fits several tickets ({', '.join(candidates)}"
+                               f"{', ...' if len(candidates) >= AMBIGUOUS_SHOWN else ''}): give more of the mask")
+        self.candidates = candidates
+
+
+AMBIGUOUS_SHOWN = 5
 
 
 class NotFound(PostdeskError):

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
@@ -52,6 +53,9 @@ class Status(str, enum.Enum):
     WAITING = "waiting"
     CLOSED = "closed"
     DELETED = "deleted"
+
+
+ACTIVE_STATUSES_SQL = "status IN ('open', 'waiting')"  # Status.OPEN and Status.WAITING, spelled for an index
 
 
 class Priority(str, enum.Enum):
@@ -155,7 +159,12 @@ class Worker(Base):
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (Index("ix_tickets_status_updated", "status", "updated_at"),
-                      Index("ix_tickets_status_waiting_until", "status", "waiting_until"))
+                      Index("ix_tickets_status_waiting_until", "status", "waiting_until"),
+                      # the worker's default view (core.ticket_views): open and waiting, newest activity first
+                      Index("ix_tickets_active_updated", "updated_at", "id",
+                            sqlite_where=text(ACTIVE_STATUSES_SQL), postgresql_where=text(ACTIVE_STATUSES_SQL)),
+                      Index("ix_tickets_created", "created_at"),
+                      Index("ix_tickets_owner", "owner_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     mask: Mapped[str] = mapped_column(String(16), unique=True)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -359,6 +368,7 @@ class ImapImport(Base):
     uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
 
 class JobLease(Base):
     """A scheduled job that must run once across daemons: when it is next due, and who holds it until when."""

@@ -10,18 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from core.db import Database
 from core.errors import SchemaOutOfDate
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from core.db import Database  # the ORM's import time is what read commands avoid (core.ticket_views)
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SCHEMA_LOCK_KEY = 0x706F7374  # "post": any fixed number shared by every postdesk process
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 
 def _alembic_config() -> Config:
@@ -40,8 +41,13 @@ def head_revision() -> str | None:
 
 def current_revision(db: Database) -> str | None:
     """The revision stored in the database; None for a database Alembic never touched."""
+    return stored_revision(db.engine)
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """current_revision for a bare engine."""
     try:
-        with db.engine.connect() as connection:
+        with engine.connect() as connection:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except DBAPIError:
         return None

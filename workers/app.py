@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine
 
-from core.db import Database, open_database
-from core.groups import ensure_default_group
-from core.models import Group
-from core.schema import ensure_schema
+from core.engine import open_engine
+from core.schema import SCHEMA_HEAD, stored_revision
 from core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from core.db import Database
 
 
 @dataclass
 class App:
-    """Loads settings and opens the database only when a command first needs them."""
+    """Loads settings and opens the database only when a command first needs them.
+
+    Read commands ask for `reader()`, a plain connection: the ORM, the models and the mail
+    pipeline are imported only by commands that write, so reading starts fast.
+    """
 
     config: str | None = None
     _settings: Settings | None = field(default=None, init=False)
     _db: Database | None = field(default=None, init=False)
+    _engine: Engine | None = field(default=None, init=False)
 
     @property
     def settings(self) -> Settings:
@@ -35,14 +44,39 @@ class App:
     def database(self, *, create: bool = True) -> Database:
         """The database, with its schema created when empty (and refused when out of date)."""
         if self._db is None:
+            from core.db import open_database
+            from core.schema import ensure_schema
+
             self._db = open_database(self.settings.database.url)
             if create:
                 ensure_schema(self._db)
                 self._ensure_default_group(self._db)
         return self._db
 
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for looking only, in one transaction, rolled back at the end."""
+        with self._read_engine().connect() as connection:
+            yield connection
+
+    def _read_engine(self) -> Engine:
+        if self._db is not None:
+            return self._db.engine
+        if self._engine is None:
+            engine = open_engine(self.settings.database.url)
+            if stored_revision(engine) != SCHEMA_HEAD:  # empty or behind: the full path creates or refuses
+                engine.dispose()
+                return self.database().engine
+            self._engine = engine
+        return self._engine
+
     def _ensure_default_group(self, db: Database) -> None:
         """The settings' default group exists before any command looks for it (`worker add --group Support`)."""
+        from sqlalchemy import select
+
+        from core.groups import ensure_default_group
+        from core.models import Group
+
         with db.read() as session:
             present = session.scalar(select(Group.id).where(Group.name == self.settings.helpdesk.default_group))
         if present is None:
@@ -52,3 +86,5 @@ class App:
     def close(self) -> None:
         if self._db is not None:
             self._db.dispose()
+        if self._engine is not None:
+            self._engine.dispose()

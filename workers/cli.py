@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -10,18 +11,44 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import PostdeskError, StorageError
 from workers.app import App
-from workers.imap_command import imap
-from workers.import_command import import_mail
-from workers.outbox_command import outbox
-from workers.read_commands import show, tickets
-from workers.reply_commands import new, reply
-from workers.spam_commands import notspam, spam
-from workers.staff_commands import group, worker
-from workers.ticket_commands import delete, purge, restore, wait
+
+# Each command's module is imported only when that command runs: `postdesk tickets` must not pay
+# for the ORM, the mail pipeline or the IMAP client. name -> "module:function".
+LAZY_COMMANDS = {
+    "tickets": "workers.read_commands:tickets",
+    "search": "workers.read_commands:search",
+    "show": "workers.read_commands:show",
+    "attachment": "workers.read_commands:attachment",
+    "import": "workers.import_command:import_mail",
+    "imap": "workers.imap_command:imap",
+    "worker": "workers.staff_commands:worker",
+    "group": "workers.staff_commands:group",
+    "reply": "workers.reply_commands:reply",
+    "new": "workers.reply_commands:new",
+    "outbox": "workers.outbox_command:outbox",
+    "spam": "workers.spam_commands:spam",
+    "notspam": "workers.spam_commands:notspam",
+    "wait": "workers.ticket_commands:wait",
+    "delete": "workers.ticket_commands:delete",
+    "restore": "workers.ticket_commands:restore",
+    "purge": "workers.ticket_commands:purge",
+}
 
 
 class PostdeskGroup(click.Group):
-    """A click group whose commands report PostdeskError as `postdesk: <message>` and exit 1."""
+    """A click group whose commands report PostdeskError as `postdesk: <message>` and exit 1.
+
+    Commands named in LAZY_COMMANDS are loaded on first use.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            module, attribute = LAZY_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -114,20 +141,3 @@ def quarantine_list(app: App, as_json: bool) -> None:
     from workers.quarantine_view import print_quarantine
 
     print_quarantine(app.database(), as_json)
-
-
-main.add_command(tickets)
-main.add_command(show)
-main.add_command(import_mail)
-main.add_command(imap)
-main.add_command(worker)
-main.add_command(group)
-main.add_command(reply)
-main.add_command(new)
-main.add_command(outbox)
-main.add_command(spam)
-main.add_command(notspam)
-main.add_command(wait)
-main.add_command(delete)
-main.add_command(restore)
-main.add_command(purge)

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+T = TypeVar("T")
 
 
-E = TypeVar("E", bound=enum.Enum)
+def chosen_values(given: Sequence[str], every: Iterable[T], default: tuple[T, ...]) -> tuple[T, ...]:
+    """A repeatable choice option: the values given, every value for `all`, the default for none.
 
-
-def chosen_values(given: Sequence[str], kind: type[E], default: tuple[E, ...]) -> tuple[E, ...]:
-    """A repeatable choice option: the values given, every value for `all`, the default for none."""
+    `every` is an Enum class or a sequence of plain strings; enum members are chosen by value.
+    """
+    every = tuple(every)
     if "all" in given:
-        return tuple(kind)
-    return tuple(kind(value) for value in given) or default
+        return every
+    by_name = {str(getattr(value, "value", value)): value for value in every}
+    return tuple(by_name[name] for name in given) or default
 
 
 def print_json(value: Any) -> None:
@@ -34,6 +35,9 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         for row in rows:
             click.echo("\t".join(" ".join(cell.split()) for cell in row))
         return
+    from rich.console import Console  # rich costs import time; only a terminal needs it
+    from rich.table import Table
+
     table = Table(*columns)
     for row in rows:
         table.add_row(*row)

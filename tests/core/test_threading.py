@@ -10,7 +10,7 @@ from sqlalchemy import select
 from core.db import Database
 from core.inbound import Envelope
 from core.models import Message, Status, Ticket
-from core.queries import show_ticket
+from core.ticket_views import show_ticket
 from core.settings import Settings
 from core.tickets import record_sent_message_id
 from mailgate.deliver import deliver
@@ -29,8 +29,8 @@ def tickets(database: Database) -> list[Ticket]:
 
 
 def shown(database: Database, mask: str) -> dict:
-    with database.read() as session:
-        return show_ticket(session, mask)
+    with database.engine.connect() as conn:
+        return show_ticket(conn, mask)
 
 
 def set_status(database: Database, mask: str, status: Status) -> None:

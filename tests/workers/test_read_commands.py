@@ -17,7 +17,7 @@ from testkit import cli_json, make_mail, run_cli
 
 TICKET_KEYS = {"mask", "subject", "status", "priority", "group", "bucket", "owner", "organization", "created",
                "updated", "last_action", "first_wrote", "last_wrote", "recipients", "message_count",
-               "spam_score", "interesting_words", "spam_training"}
+               "waiting_until", "spam_score", "interesting_words", "spam_training"}
 MESSAGE_KEYS = {"message_id", "from", "to", "cc", "subject", "date", "text", "attachments"}
 
 
@@ -52,9 +52,10 @@ def test_tickets_plain_output_when_piped(database: Database, settings: Settings,
     result = run_cli(config_path, "tickets")
     assert result.returncode == 0
     lines = result.stdout.decode().splitlines()
-    assert lines[0].split("\t") == ["mask", "subject", "status", "priority", "messages", "created", "updated"]
-    assert lines[1].split("\t")[:5] == [mask, "A rather long subject that a narrow table would cut short",
-                                         "open", "normal", "1"]
+    assert lines[0].split("\t") == ["mask", "subject", "status", "priority", "owner", "messages", "created",
+                                          "updated"]
+    assert lines[1].split("\t")[:6] == [mask, "A rather long subject that a narrow table would cut short",
+                                         "open", "normal", "-", "1"]
 
 
 def test_show_json_has_fields_and_conversation(database: Database, settings: Settings, config_path: Path) -> None:
