@@ -30,7 +30,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -61,7 +61,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 """
@@ -82,6 +83,8 @@ class Dovecot:
     binary: str
     root: Path
     port: int = field(default_factory=free_port)
+    tls: bool = False  # when set: STARTTLS on `port`, implicit TLS on `tls_port`, certificate in `certificate`
+    tls_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -149,7 +152,25 @@ class Dovecot:
         for folder in (self.root / "mail", home):
             os.chown(folder, uid, gid)
         (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:::{home}::\n")
-        self.config.write_text(CONFIG.format(root=self.root, port=self.port, uid=uid, gid=gid))
+        ssl = "ssl = no"
+        if self.tls:
+            self._make_certificate()
+            ssl = f"ssl = yes\nssl_cert = <{self.certificate}\nssl_key = <{self.root / 'key.pem'}"
+        self.config.write_text(CONFIG.format(root=self.root, port=self.port, tls_port=self.tls_port if self.tls else 0,
+                                             uid=uid, gid=gid, ssl=ssl))
+
+    @property
+    def certificate(self) -> Path:
+        return self.root / "cert.pem"
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1: trusted only by a client given it as its CA file."""
+        if self.certificate.exists():
+            return
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(self.root / "key.pem"), "-out", str(self.certificate)],
+                       check=True, capture_output=True)
 
 
 def _mail_owner() -> tuple[int, int]:
@@ -163,13 +184,23 @@ def _mail_owner() -> tuple[int, int]:
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     """A started Dovecot with one user (USER/PASSWORD) and an empty INBOX; skips when dovecot is missing."""
+    yield from _running(tls=False)
+
+
+@pytest.fixture
+def dovecot_tls() -> Iterator[Dovecot]:
+    """The same with TLS: STARTTLS on .port, IMAPS on .tls_port, a self-signed .certificate."""
+    yield from _running(tls=True)
+
+
+def _running(tls: bool) -> Iterator[Dovecot]:
     binary = dovecot_binary()
     if binary is None:
         pytest.skip(f"dovecot is not installed (apt-get install dovecot-imapd, or set {DOVECOT_ENV}; .ci/run does)")
     # Dovecot's unprivileged login processes must reach the sockets: not under pytest's 0700 folders.
     root = Path(tempfile.mkdtemp(prefix="postdesk-dovecot-"))
     root.chmod(0o755)
-    server = Dovecot(binary, root).start()
+    server = Dovecot(binary, root, tls=tls).start()
     try:
         yield server
     finally:

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, select
 
 from core.db import Database, open_database
+from core.errors import MailboxUnavailable
 from core.models import ImapImport, Message, Ticket
 from core.schema import upgrade
 from core.settings import ImapSettings, Settings, load_settings
-from dovecot import PASSWORD, USER, CuttingProxy, Dovecot, dovecot  # noqa: F401  (dovecot is a fixture)
+from dovecot import PASSWORD, USER, CuttingProxy, Dovecot, dovecot, dovecot_tls  # noqa: F401  (fixtures)
 from mailgate.imap_poller import ImapPoller
 from mailgate.runner import SpoolRunner
 from testkit import Daemon, Sink, cli_json, make_mail, run_cli, wait_for, write_config
@@ -252,3 +253,22 @@ def test_a_server_restart_while_idling_is_survived(tmp_path: Path, db_url: str, 
         wait_for(in_folders(dovecot, inbox=0, done=2))
     SpoolRunner(db, settings).drain()
     assert filed(db) == {"Before the restart": 1, "After the restart": 1}
+
+
+@pytest.mark.sqlite_only
+def test_tls_and_starttls_trust_the_configured_ca_file_and_nothing_else(
+        tmp_path: Path, db_url: str, dovecot_tls: Dovecot, open_db: list[Database]) -> None:
+    ca_file = str(dovecot_tls.certificate)
+    settings, db = configured(tmp_path, db_url, open_db,
+                              account(dovecot_tls.tls_port, name="tls", security="tls", ca_file=ca_file),
+                              account(dovecot_tls.port, name="starttls", security="starttls", ca_file=ca_file),
+                              account(dovecot_tls.tls_port, name="untrusted", security="tls"))
+    tls, starttls, untrusted = settings.imap
+    with pytest.raises(MailboxUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        ImapPoller(db, untrusted).poll_once()  # self-signed: the system's CAs do not vouch for it
+    dovecot_tls.append(mail("Over TLS"))
+    assert ImapPoller(db, tls).poll_once().imported == 1
+    dovecot_tls.append(mail("Over STARTTLS"))
+    assert ImapPoller(db, starttls).poll_once().imported == 1
+    SpoolRunner(db, settings).drain()
+    assert filed(db) == {"Over TLS": 1, "Over STARTTLS": 1}
