@@ -333,6 +333,9 @@ def _check_imap(key: str, account: ImapSettings) -> None:
         raise ConfigError(f"{key}.port", f"port {account.port} out of range")
     if account.security not in IMAP_SECURITY:
         raise ConfigError(f"{key}.security", "must be \"tls\", \"starttls\" or \"none\"")
+    if account.security == "none" and not _is_loopback(account.host):
+        raise ConfigError(f"{key}.security", f"\"none\" would send the password to {account.host} in the clear: "
+                                             "use \"tls\" or \"starttls\" (\"none\" is for a server on this machine)")
     if account.after_import not in IMAP_AFTER_IMPORT:
         raise ConfigError(f"{key}.after_import", "must be \"move\" or \"expunge\"")
     if account.after_import == "move" and account.move_to.strip() in ("", account.folder):
@@ -342,3 +345,7 @@ def _check_imap(key: str, account: ImapSettings) -> None:
             raise ConfigError(f"{key}.{seconds}", "must be positive")
     if account.idle_seconds > 1740:
         raise ConfigError(f"{key}.idle_seconds", "must be at most 1740 (29 minutes, RFC 2177)")
+
+
+def _is_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")

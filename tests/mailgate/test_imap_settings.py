@@ -37,6 +37,7 @@ def test_defaults_and_the_derived_name() -> None:
 @pytest.mark.parametrize(("entry", "key"), [
     (BASE | {"pasword": "x"}, "imap[0].pasword"),
     (BASE | {"security": "ssl"}, "imap[0].security"),
+    (BASE | {"security": "none"}, "imap[0].security"),  # a password in the clear over the network
     (BASE | {"after_import": "delete"}, "imap[0].after_import"),
     (BASE | {"move_to": "INBOX"}, "imap[0].move_to"),
     (BASE | {"port": 0}, "imap[0].port"),
@@ -58,6 +59,11 @@ def test_two_entries_may_not_share_a_name() -> None:
         load(BASE | {"folder": "INBOX"}, BASE | {"folder": "Sales", "move_to": "Done"})
     assert caught.value.key == "imap[1].name"
     assert len(load(BASE, BASE | {"name": "sales", "folder": "Sales"})) == 2
+
+
+def test_plaintext_is_for_a_server_on_this_machine_only() -> None:
+    assert [a.security for a in load(BASE | {"host": "127.0.0.1", "security": "none"},
+                                     BASE | {"host": "localhost", "security": "none", "name": "local"})] == ["none"] * 2
 
 
 def test_imap_must_be_an_array_of_tables() -> None:
