@@ -111,8 +111,9 @@ class ImapPoller:
         for batch in self._batches_by_size(connection, new):
             if stop is not None and stop.is_set():
                 break
-            result.imported += self._import(connection, mailbox, batch)
-            result.finished += self._finish(connection, mailbox, batch)
+            imported, in_ledger = self._import(connection, mailbox, batch)
+            result.imported += imported
+            result.finished += self._finish(connection, mailbox, in_ledger)
         return result
 
     def _batches_by_size(self, connection: ImapConnection, uids: Sequence[int]) -> Iterator[list[int]]:
@@ -130,17 +131,23 @@ class ImapPoller:
             if batch:
                 yield batch
 
-    def _import(self, connection: ImapConnection, mailbox: Mailbox, uids: Sequence[int]) -> int:
-        """Fetch and commit one batch; the commit comes before anything is done on the server."""
+    def _import(self, connection: ImapConnection, mailbox: Mailbox, uids: Sequence[int]) -> tuple[int, list[int]]:
+        """Fetch and commit one batch; returns how many were spooled and the UIDs now in the ledger.
+
+        Only those UIDs may be moved: one the server did not return (expunged meanwhile, or a body
+        missing from the answer) was not committed, so it stays where it is.
+        """
         fetched = connection.fetch(uids)
         spooled = self._ledger.spool(mailbox, fetched, self._envelope, self._clock())
         if spooled:
             self._on_committed()
             log.info("imap %s: spooled %d messages from %s", self.account.name, len(spooled), mailbox.folder)
-        return len(spooled)
+        return len(spooled), [uid for uid, _ in fetched]
 
     def _finish(self, connection: ImapConnection, mailbox: Mailbox, uids: Sequence[int]) -> int:
         """Move or flag messages already in the ledger; a drop here leaves them to the next sync."""
+        if not uids:
+            return 0
         connection.finish(uids)
         self._ledger.finished(mailbox, uids, self._clock())
         return len(uids)
