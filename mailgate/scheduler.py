@@ -3,8 +3,9 @@
 Due times live only in the database, so any daemon can act on them. Every second a watch reads the
 earliest due time (one step down an index, never a scan) and plans a one-off job at that moment: a
 ticket is reopened at its due time rather than at the next poll, and a due time set meanwhile by
-another process (the CLI, a worker's mail, another daemon) is seen within a second. Reopening claims
-the rows, so with two daemons each ticket is reopened once. The purge runs on the cron setting, once
+another process (the CLI, a worker's mail, another daemon) is seen within a second. Runs start at
+least REOPEN_GAP apart, so a flood of due times is taken in batches. Reopening claims the rows, so
+with two daemons each ticket is reopened once. The purge runs on the cron setting, once
 across daemons (core.job_lease); auto-close runs in each daemon, where its claims make it once per ticket.
 """
 
@@ -37,6 +38,8 @@ MAINTENANCE_SECONDS = 30.0  # how soon auto-close acts, a due purge starts, or a
 PURGE_JOB = "purge"
 PURGE_LEASE = timedelta(minutes=5)  # renewed every batch; a daemon that died holds the purge this long at most
 REOPEN_JOB = "reopen-due"
+# Runs start at least this far apart: under a flood of due times each run takes a batch, not one ticket.
+REOPEN_GAP = timedelta(milliseconds=200)
 
 
 class Scheduler:
@@ -53,6 +56,7 @@ class Scheduler:
         self._jobs = threading.Condition()  # guards _active and the moment of stopping
         self._active = 0
         self._reopening = threading.Lock()
+        self._next_run_from = datetime.min.replace(tzinfo=timezone.utc)  # REOPEN_GAP after the last run
         self._aps = BackgroundScheduler(timezone=timezone.utc, executors={"default": ThreadPoolExecutor(4)},
                                         job_defaults={"coalesce": True, "misfire_grace_time": None})
 
@@ -98,11 +102,14 @@ class Scheduler:
             return  # the run in progress plans the next one when it ends
         with self._db.read() as session:
             due = next_due_at(session)
+        if due is None:
+            return
+        run_at = max(due, self._next_run_from)
         planned = self._aps.get_job(REOPEN_JOB)
-        if due is None or (planned is not None and planned.next_run_time <= due):
+        if planned is not None and planned.next_run_time <= run_at:
             return
         # max_instances: a job planned just as a run ends waits for it rather than being skipped
-        self._aps.add_job(self._job, "date", ("reopening due tickets", self._reopen_due), run_date=due,
+        self._aps.add_job(self._job, "date", ("reopening due tickets", self._reopen_due), run_date=run_at,
                           id=REOPEN_JOB, replace_existing=True, max_instances=2)
 
     def _reopen_due(self) -> None:
@@ -114,6 +121,7 @@ class Scheduler:
                 total += count
                 if count < BATCH:
                     break
+            self._next_run_from = self._clock() + REOPEN_GAP
         if total:
             log.info("reopened %d tickets whose due time came", total)
         self._watch_due()  # plan the next due time now, not at the next watch
