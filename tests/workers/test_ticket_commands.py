@@ -64,6 +64,8 @@ def test_delete_and_restore_round_trip_with_their_history(database: Database, co
     assert ticket(database, mask_of(0)).status is Status.OPEN
     assert history(database, mask_of(0)) == [("postdesk cli", "status", "open -> deleted: deleted"),
                                              ("postdesk cli", "status", "deleted -> open: restored")]
+    shown = cli_json(config_path, "show", mask_of(0), "--history")["history"]
+    assert [(e["actor"], e["action"], e["detail"]) for e in shown] == history(database, mask_of(0))
 
 
 @pytest.mark.sqlite_only
