@@ -15,10 +15,11 @@ from core.compose import Outgoing, mailbox, render
 from core.inbound import InboundMessage
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, Group, LastAction, Message, MessageKind, SpamTraining, Status, Ticket, Worker
-from core.notify import Outbound, send_close_notice, send_command_error, thread_ids, ticket_recipients
+from core.notify import Outbound, send_command_error, thread_ids, ticket_recipients
 from core.outbox import queue_mail
 from core.reply_text import clean_worker_text
 from core.staff import worker_emails
+from core.ticket_states import assign_owner, close_ticket, reopen_ticket, set_priority
 from core.tickets import audit, set_status, store_message
 from core.worker_commands import Commands, parse_commands
 from spam.training import record_verdict
@@ -41,16 +42,23 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
     if commands.comment:
         stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
                                text=commands.body, author=worker)
+        audit_filed(session, ticket, worker, stored, now)
         _apply(session, out, ticket, worker, commands, now, replied=False)
         return stored
     text = clean_worker_text(commands.body, worker_emails(session))
     stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.REPLY, text=text,
                            author=worker)
+    audit_filed(session, ticket, worker, stored, now)
     _relay(session, out, ticket, worker, text, message, now)
     if not commands.spam and ticket.spam_training is SpamTraining.NONE:
         record_verdict(session, ticket, SpamTraining.NOT_SPAM, actor=worker.email, now=now)  # answered: wanted
     _apply(session, out, ticket, worker, commands, now, replied=True)
     return stored
+
+
+def audit_filed(session: Session, ticket: Ticket, worker: Worker, stored: Message, now: datetime) -> None:
+    """Every reply and comment is in the history: who filed it, and the id that finds the message."""
+    audit(session, ticket, actor=worker.email, action=stored.kind.value, detail=stored.message_id, now=now)
 
 
 def check_commands(session: Session, commands: Commands) -> Commands:
@@ -87,14 +95,9 @@ def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, comm
         ticket.last_wrote_id = session.scalar(select(AddressRow.id).where(AddressRow.email == worker.email))
     ticket.updated_at = now
     if commands.owner:
-        owner = worker_by_email(session, commands.owner)
-        assert owner is not None
-        ticket.owner_id = owner.id
-        audit(session, ticket, actor=worker.email, action="owner", detail=owner.email, now=now)
+        assign_owner(session, ticket, worker_by_email(session, commands.owner), actor=worker.email, now=now)
     if commands.priority:
-        audit(session, ticket, actor=worker.email, action="priority",
-              detail=f"{ticket.priority.value} -> {commands.priority.value}", now=now)
-        ticket.priority = commands.priority
+        set_priority(session, ticket, commands.priority, actor=worker.email, now=now)
     _apply_status(session, out, ticket, worker, commands, now, replied)
 
 
@@ -104,10 +107,9 @@ def _apply_status(session: Session, out: Outbound, ticket: Ticket, worker: Worke
         record_verdict(session, ticket, SpamTraining.SPAM, actor=worker.email, now=now)
         set_status(session, ticket, Status.DELETED, actor=worker.email, reason="#spam", now=now)
     elif commands.close:
-        set_status(session, ticket, Status.CLOSED, actor=worker.email, reason="#close", now=now)
-        send_close_notice(session, out, ticket, now)
+        close_ticket(session, out, ticket, actor=worker.email, reason="#close", now=now)
     elif commands.reopen:
-        set_status(session, ticket, Status.OPEN, actor=worker.email, reason="#reopen", now=now)
+        reopen_ticket(session, ticket, actor=worker.email, reason="#reopen", now=now)
     elif commands.waiting_until or replied:
         ticket.waiting_until = commands.waiting_until
         set_status(session, ticket, Status.WAITING, actor=worker.email,

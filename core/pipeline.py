@@ -22,6 +22,7 @@ from core.inbound import InboundMessage
 from core.models import Bucket, Group, LastAction, Message, Status, Ticket
 from core.settings import HelpdeskSettings, SpamSettings
 from core.notify import Outbound, notify_workers, send_auto_reply
+from core.organizations import organization_for_sender
 from core.quarantine import quarantine_raw
 from core.staff import worker_emails
 from core.threads import ThreadMatch, thread_message
@@ -95,6 +96,8 @@ def open_new_ticket(delivery: Delivery) -> None:
     group = cached(session, (Group, recipients), lambda: group_for_recipients(session, recipients, delivery.helpdesk))
     inbox = cached(session, (Bucket, group.id), lambda: inbox_of(session, group))
     delivery.ticket = open_ticket(session, message, group, inbox, delivery.now)
+    if (organization := organization_for_sender(session, message.sender.email)) is not None:
+        delivery.ticket.organization_id = organization
     delivery.opened = True
     audit(session, delivery.ticket, actor=message.sender.email, action="created",
           detail=f"opened by mail {message.message_id}", now=delivery.now)

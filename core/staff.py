@@ -12,6 +12,7 @@ from core.db import cached
 from core.errors import AlreadyExists, NotFound, UsageError
 from core.groups import INBOX
 from core.models import Bucket, Group, GroupMember, Ticket, Worker
+from core.upsert import insert_ignore
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,24 @@ def add_worker(session: Session, email: str, name: str, groups: list[str]) -> Wo
     return worker_view(session, worker)
 
 
+def edit_worker(session: Session, email: str, *, name: str | None = None, join: tuple[str, ...] = (),
+                leave: tuple[str, ...] = ()) -> WorkerView:
+    """Rename a worker, or have them join or leave groups (joining twice or leaving a group not joined is no error)."""
+    worker = find_worker(session, email)
+    if name is not None:
+        if not name.strip():
+            raise UsageError("a worker's name cannot be empty")
+        worker.name = name.strip()
+    for group_name in join:
+        insert_ignore(session, GroupMember.__table__, {"group_id": find_group(session, group_name).id,
+                                                       "worker_id": worker.id})
+    for group_name in leave:
+        session.execute(delete(GroupMember).where(GroupMember.group_id == find_group(session, group_name).id,
+                                                  GroupMember.worker_id == worker.id))
+    session.flush()
+    return worker_view(session, worker)
+
+
 def remove_worker(session: Session, email: str) -> None:
     session.delete(find_worker(session, email))
 
@@ -91,8 +110,7 @@ def add_group(session: Session, name: str, address: str, auto_reply: bool, close
     if session.scalar(select(Group.id).where((func.lower(Group.name) == name.strip().lower())
                                              | (Group.address == address))) is not None:
         raise AlreadyExists(f"a group named {name!r} or at {address} exists already")
-    if session.scalar(select(Worker.id).where(Worker.email == address)) is not None:
-        raise UsageError(f"{address} is a worker's address")
+    _refuse_worker_address(session, address)
     group = Group(name=name.strip(), address=address, auto_reply=auto_reply, close_notice=close_notice)
     session.add(group)
     session.flush()
@@ -122,6 +140,33 @@ def set_auto_close_days(session: Session, name: str, days: int | None) -> GroupV
     group = find_group(session, name)
     group.auto_close_days = days
     return group_view(session, group)
+
+
+def edit_group(session: Session, name: str, *, address: str | None = None, auto_reply: bool | None = None,
+               close_notice: bool | None = None) -> GroupView:
+    """Change a group's address, acknowledgements or close notices; what is not given stays."""
+    group = find_group(session, name)
+    if address is not None:
+        group.address = _free_group_address(session, address, group)
+    if auto_reply is not None:
+        group.auto_reply = auto_reply
+    if close_notice is not None:
+        group.close_notice = close_notice
+    return group_view(session, group)
+
+
+def _free_group_address(session: Session, address: str, group: Group) -> str:
+    normalized = _address(address)
+    other = session.scalars(select(Group).where(Group.address == normalized, Group.id != group.id)).first()
+    if other is not None:
+        raise AlreadyExists(f"{normalized} is the address of group {other.name} already")
+    _refuse_worker_address(session, normalized)
+    return normalized
+
+
+def _refuse_worker_address(session: Session, address: str) -> None:
+    if session.scalar(select(Worker.id).where(Worker.email == address)) is not None:
+        raise UsageError(f"{address} is a worker's address")
 
 
 def group_members(session: Session, group_id: int) -> list[str]:

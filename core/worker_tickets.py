@@ -15,18 +15,18 @@ from sqlalchemy.orm import Session
 
 from core.addresses import Address, normalize_address
 from core.compose import one_line
-from core.conversation import answer_as_worker, check_commands, worker_by_email
+from core.conversation import answer_as_worker, audit_filed, check_commands, worker_by_email
 from core.errors import UsageError
 from core.groups import ensure_default_group, inbox_of
 from core.helpdesk_addresses import OwnAddresses
 from core.inbound import Envelope, InboundAttachment, InboundMessage
 from core.masks import reply_subject
 from core.message_ids import new_message_id
-from core.models import Group, Message, Priority, Ticket, Worker
+from core.models import Group, Message, MessageKind, Priority, Ticket, Worker
 from core.notify import Outbound
 from core.settings import HelpdeskSettings
 from core.staff import find_group
-from core.tickets import add_recipients, audit, open_ticket, record_thread_keys
+from core.tickets import add_recipients, audit, open_ticket, record_thread_keys, store_message
 from core.worker_commands import parse_commands
 
 CLI_SOURCE = "cli"
@@ -45,6 +45,17 @@ def reply_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wor
     """File the worker's text on the ticket: a reply relayed to every recipient, or what its commands say."""
     message = _worker_message(worker, reply_subject(ticket.subject), text, attachments, out.hostname, now)
     return _file(session, out, ticket, worker, message, now)
+
+
+def comment_as_worker(session: Session, hostname: str, ticket: Ticket, worker: Worker, text: str,
+                      now: datetime) -> Message:
+    """An internal note on the ticket, sent to nobody; its text is taken as written (no `#` commands)."""
+    message = _worker_message(worker, reply_subject(ticket.subject), text, (), hostname, now)
+    stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
+                           author=worker)
+    audit_filed(session, ticket, worker, stored, now)
+    ticket.updated_at = now
+    return stored
 
 
 def open_ticket_as_worker(session: Session, outbound: Outbound, worker: Worker, to: Sequence[str],

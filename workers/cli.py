@@ -32,6 +32,14 @@ LAZY_COMMANDS = {
     "delete": "workers.ticket_commands:delete",
     "restore": "workers.ticket_commands:restore",
     "purge": "workers.ticket_commands:purge",
+    "close": "workers.ticket_commands:close",
+    "reopen": "workers.ticket_commands:reopen",
+    "comment": "workers.reply_commands:comment",
+    "assign": "workers.routing_commands:assign",
+    "move": "workers.routing_commands:move",
+    "priority": "workers.routing_commands:priority",
+    "bucket": "workers.bucket_commands:bucket",
+    "org": "workers.org_commands:org",
 }
 
 

@@ -1,4 +1,4 @@
-"""`postdesk reply` and `postdesk new`: a worker answers or opens a ticket from the terminal, as if by mail."""
+"""`postdesk reply`, `comment` and `new`: a worker answers, notes or opens a ticket from the terminal, as if by mail."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ import click
 
 from core.errors import UsageError
 from core.inbound import InboundAttachment
-from core.models import utcnow
+from core.models import Ticket, utcnow
 from core.notify import Outbound
 from core.queries import find_ticket
+from core.reply_text import clean_worker_text
 from core.staff import find_worker
-from core.worker_tickets import open_ticket_as_worker, parse_priority, reply_as_worker
+from core.ticket_views import show_ticket
+from core.worker_tickets import comment_as_worker, open_ticket_as_worker, parse_priority, reply_as_worker
+from workers.acting import MASKS, Acting, act_on_tickets, need_worker
 from workers.app import App
+from workers.options import as_worker_option
 
-WORKER_ENV = "POSTDESK_WORKER"
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -29,31 +32,96 @@ def _writer_options(command: Callable[..., Any]) -> Callable[..., Any]:
                            help="Attach this file (repeatable).")(command)
     command = click.option("--file", "text_file", type=_FILE,
                            help="Read the text from this file (default: stdin).")(command)
-    return click.option("--as", "worker_email", envvar=WORKER_ENV, required=True, metavar="WORKER",
-                        help=f"The worker writing (default: ${WORKER_ENV}).")(command)
+    return as_worker_option(command)
 
 
 @click.command()
 @click.argument("mask")
+@click.argument("text", required=False)
 @_writer_options
 @click.pass_obj
-def reply(app: App, mask: str, worker_email: str, text_file: Path | None, attach: tuple[Path, ...]) -> None:
+def reply(app: App, mask: str, text: str | None, worker_email: str | None, text_file: Path | None,
+          attach: tuple[Path, ...]) -> None:
     """Answer a ticket: the text goes to every recipient, From the group with your name.
 
-    Commands at the top of the text work as by mail (#comment, #close, #waiting 3d, #owner me, ...).
+    The text is TEXT, else --file, else stdin; at a terminal with neither, $EDITOR opens on the
+    quoted conversation (save it unchanged or empty to send nothing). Commands at the top of the
+    text work as by mail (#comment, #close, #waiting 3d, #owner me, ...).
 
     \b
     Examples:
-      postdesk reply XER-83472-879 --as jane@corp.example --file answer.txt
-      printf '#comment\\nCalled them back.\\n' | POSTDESK_WORKER=jane@corp.example postdesk reply XER-83472-879
+      postdesk reply XER-83472-879 "Unplug it, then plug it in again." --as jane@corp.example
+      postdesk reply XER-834 --as jane@corp.example          write it in $EDITOR
+      postdesk reply XER-83472-879 --as jane@corp.example --file answer.txt --attach manual.pdf
+      printf '#close\\nFixed.\\n' | POSTDESK_WORKER=jane@corp.example postdesk reply XER-83472-879
     """
-    text, attachments = _read_text(text_file), _read_attachments(attach)
+    email = need_worker(worker_email, "reply")
+    if text is not None and text_file is not None:
+        raise click.UsageError("give the text once: as TEXT or with --file")
+    if text is None and (text_file or not sys.stdin.isatty()):
+        text = _read_text(text_file)
+    elif text is None:
+        text = _written_in_editor(app, mask, email)
+    elif not text.strip():
+        raise UsageError("no text: the reply is empty")
+    attachments = _read_attachments(attach)
     with app.database().write() as session:
         ticket = find_ticket(session, mask)
-        worker = find_worker(session, worker_email)
+        worker = find_worker(session, email)
         stored = reply_as_worker(session, Outbound.from_settings(app.settings), ticket, worker, text,
                                  attachments, utcnow())
     click.echo(f"{ticket.mask}: {stored.kind.value} filed, ticket {ticket.status.value}")
+
+
+def _written_in_editor(app: App, mask: str, email: str) -> str:
+    """The worker's text from $EDITOR, opened on the quoted conversation; unchanged or empty sends nothing."""
+    with app.database().read() as session:  # no transaction stays open while the worker writes
+        find_worker(session, email)
+        template = reply_template(show_ticket(session.connection(), mask))
+    edited = click.edit(template, extension=".txt", require_save=True)
+    if edited is None or edited.strip() == template.strip():
+        raise UsageError("reply not sent: the text was left unchanged")
+    if not clean_worker_text(edited, ()).strip():
+        raise UsageError("reply not sent: the text is empty")
+    return edited
+
+
+def reply_template(ticket: dict[str, Any]) -> str:
+    """Room for the answer, then the conversation quoted, newest first; the quote is cut before relaying."""
+    parts = ["", ""]
+    for message in reversed(ticket["messages"]):
+        if message["kind"] not in ("inbound", "reply"):
+            continue  # internal comments and bounces are not quoted into what may be sent
+        when = (message["date"] or message["received"])[:16].replace("T", " ")
+        parts.append(f"On {when} UTC, {message['from_name'] or message['from']} wrote:")
+        parts.extend(f"> {line}".rstrip() for line in message["text"].splitlines())
+        parts.append("")
+    return "\n".join(parts)
+
+
+@click.command()
+@MASKS
+@click.argument("text")
+@as_worker_option
+@click.pass_obj
+def comment(app: App, masks: tuple[str, ...], text: str, worker_email: str | None) -> None:
+    """Add an internal note to tickets: kept with your name, never sent to a customer.
+
+    \b
+    Examples:
+      postdesk comment XER-83472-879 "Called them; they will send the invoice." --as jane@corp.example
+      POSTDESK_WORKER=jane@corp.example postdesk comment XER-834 ABC-12 "Same customer as ABC-12."
+    """
+    need_worker(worker_email, "comment")
+    if not text.strip():
+        raise UsageError("no text: the comment is empty")
+
+    def change(acting: Acting, ticket: Ticket) -> str:
+        comment_as_worker(acting.session, acting.outbound.hostname, ticket, acting.required_worker("comment"),
+                          text, acting.now)
+        return f"comment filed, ticket {ticket.status.value}"
+
+    act_on_tickets(app, masks, worker_email, change)
 
 
 @click.command()
@@ -66,17 +134,18 @@ def reply(app: App, mask: str, worker_email: str, text_file: Path | None, attach
 @_writer_options
 @click.pass_obj
 def new(app: App, to: tuple[str, ...], cc: tuple[str, ...], subject: str, priority: str, group_name: str | None,
-        worker_email: str, text_file: Path | None, attach: tuple[Path, ...]) -> None:
+        worker_email: str | None, text_file: Path | None, attach: tuple[Path, ...]) -> None:
     """Open a ticket and send its recipients the first message; prints the new mask.
 
     \b
     Example:
       postdesk new --to "Alice <alice@example.org>" --subject "Your order" --as jane@corp.example < text.txt
     """
+    email = need_worker(worker_email, "new")
     chosen_priority = parse_priority(priority)
     text, attachments = _read_text(text_file), _read_attachments(attach)
     with app.database().write() as session:
-        worker = find_worker(session, worker_email)
+        worker = find_worker(session, email)
         ticket = open_ticket_as_worker(session, Outbound.from_settings(app.settings), worker, to, cc, subject,
                                        chosen_priority, group_name, text, attachments, utcnow(),
                                        helpdesk=app.settings.helpdesk)

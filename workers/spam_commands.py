@@ -13,16 +13,16 @@ from sqlalchemy import func, select
 from core.db import Database
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
-from core.models import SpamToken, SpamTraining, utcnow
-from core.queries import find_ticket
+from core.models import SpamToken, SpamTraining, Ticket
 from spam.filter import is_trained, score_mail
 from spam.statistics import totals
 from spam.training import Lesson, mark_ticket, train_mails
+from workers.acting import MASKS, Acting, act_on_tickets
 from workers.app import App
+from workers.options import as_worker_option
 from workers.output import print_json
 
 TRAINING_BATCH = 500  # mails per transaction: a crash loses at most one batch, a batch is one upsert
-ACTOR = "postdesk cli"
 
 
 class SpamGroup(click.Group):
@@ -35,7 +35,7 @@ class SpamGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, "MASK | train | score | stats ...")
+        formatter.write_usage(ctx.command_path, "MASK... [--as WORKER] | train | score | stats ...")
 
 
 @click.group(cls=SpamGroup)
@@ -45,6 +45,7 @@ def spam() -> None:
     \b
     Examples:
       postdesk spam XER-83472-879         mark as spam: train it, move it to deleted
+      postdesk spam XER-834 ABC-12 --as jane@corp.example
       postdesk notspam XER-83472-879      undo: train it as not spam, reopen it
       postdesk spam train --spam ~/Spam --ham ~/Maildir
       postdesk spam score suspicious.eml --json
@@ -53,31 +54,35 @@ def spam() -> None:
 
 
 @spam.command("mark", hidden=True)
-@click.argument("mask")
+@MASKS
+@as_worker_option
 @click.pass_obj
-def mark_spam(app: App, mask: str) -> None:
-    """Train the ticket's first mail as spam and move the ticket to deleted."""
-    _mark(app, mask, SpamTraining.SPAM)
+def mark_spam(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
+    """Train each ticket's first mail as spam and move the ticket to deleted."""
+    _mark(app, masks, worker_email, SpamTraining.SPAM)
 
 
 @click.command("notspam")
-@click.argument("mask")
+@MASKS
+@as_worker_option
 @click.pass_obj
-def notspam(app: App, mask: str) -> None:
-    """Train a ticket's first mail as not spam and restore the ticket from deleted.
+def notspam(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
+    """Train tickets' first mail as not spam and restore the tickets from deleted.
 
     \b
-    Example:
+    Examples:
       postdesk notspam XER-83472-879
+      postdesk notspam XER-834 ABC-12 --as jane@corp.example
     """
-    _mark(app, mask, SpamTraining.NOT_SPAM)
+    _mark(app, masks, worker_email, SpamTraining.NOT_SPAM)
 
 
-def _mark(app: App, mask: str, verdict: SpamTraining) -> None:
-    with app.database().write() as session:
-        ticket = find_ticket(session, mask)
-        lesson = mark_ticket(session, ticket, verdict, actor=ACTOR, now=utcnow())
-        click.echo(f"{ticket.mask}: {_LEARNT[lesson].format(verdict=verdict.value)}, ticket {ticket.status.value}")
+def _mark(app: App, masks: tuple[str, ...], worker_email: str | None, verdict: SpamTraining) -> None:
+    def change(acting: Acting, ticket: Ticket) -> str:
+        lesson = mark_ticket(acting.session, ticket, verdict, actor=acting.actor, now=acting.now)
+        return f"{_LEARNT[lesson].format(verdict=verdict.value)}, ticket {ticket.status.value}"
+
+    act_on_tickets(app, masks, worker_email, change)
 
 
 _LEARNT = {
@@ -172,7 +177,13 @@ def score(app: App, file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def stats(app: App, as_json: bool) -> None:
-    """How much the filter has learnt, and whether that is enough to score."""
+    """How much the filter has learnt, and whether that is enough to score.
+
+    \b
+    Examples:
+      postdesk spam stats
+      postdesk spam stats --json
+    """
     with app.database().read() as session:
         trained = totals(session)
         tokens = session.scalar(select(func.count()).select_from(SpamToken)) or 0

@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 import click
 
-from core.staff import (add_group, add_worker, list_groups, list_workers, remove_group, remove_worker,
-                        set_auto_close_days)
+from core.staff import (GroupView, add_group, add_worker, edit_group, edit_worker, list_groups, list_workers,
+                        remove_group, remove_worker, set_auto_close_days)
 from core.errors import UsageError
 from workers.app import App
 from workers.output import print_json, print_table
@@ -15,7 +15,14 @@ from workers.output import print_json, print_table
 
 @click.group()
 def worker() -> None:
-    """Helpdesk workers (their addresses are never shown to customers)."""
+    """Helpdesk workers (their addresses are never shown to customers).
+
+    \b
+    Examples:
+      postdesk worker add jane@corp.example --name "Jane Doe" --group Support
+      postdesk worker edit jane@corp.example --join Billing
+      postdesk worker list --json
+    """
 
 
 @worker.command("add")
@@ -39,7 +46,13 @@ def worker_add(app: App, email: str, name: str, groups: tuple[str, ...]) -> None
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def worker_list(app: App, as_json: bool) -> None:
-    """List workers and their groups."""
+    """List workers and their groups.
+
+    \b
+    Examples:
+      postdesk worker list
+      postdesk worker list --json
+    """
     with app.database().read() as session:
         rows = list_workers(session)
     if as_json:
@@ -48,11 +61,37 @@ def worker_list(app: App, as_json: bool) -> None:
     print_table(["email", "name", "groups"], [[r.email, r.name, ", ".join(r.groups)] for r in rows])
 
 
+@worker.command("edit")
+@click.argument("email")
+@click.option("--name", help="A new display name.")
+@click.option("--join", "join", multiple=True, metavar="GROUP", help="Join this group (repeatable).")
+@click.option("--leave", "leave", multiple=True, metavar="GROUP", help="Leave this group (repeatable).")
+@click.pass_obj
+def worker_edit(app: App, email: str, name: str | None, join: tuple[str, ...], leave: tuple[str, ...]) -> None:
+    """Rename a worker, or change the groups they belong to (and so whose mail they get).
+
+    \b
+    Examples:
+      postdesk worker edit jane@corp.example --name "Jane Smith"
+      postdesk worker edit jane@corp.example --join Billing --leave Support
+    """
+    if name is None and not join and not leave:
+        raise UsageError("nothing to change: give --name, --join GROUP or --leave GROUP")
+    with app.database().write() as session:
+        changed = edit_worker(session, email, name=name, join=join, leave=leave)
+    click.echo(f"worker {changed.email}: {changed.name} ({', '.join(changed.groups) or 'no group'})")
+
+
 @worker.command("remove")
 @click.argument("email")
 @click.pass_obj
 def worker_remove(app: App, email: str) -> None:
-    """Remove a worker (tickets they own become unowned)."""
+    """Remove a worker (tickets they own become unowned).
+
+    \b
+    Example:
+      postdesk worker remove jane@corp.example
+    """
     with app.database().write() as session:
         remove_worker(session, email)
     click.echo(f"removed worker {email}")
@@ -60,7 +99,14 @@ def worker_remove(app: App, email: str) -> None:
 
 @click.group()
 def group() -> None:
-    """Groups: each has an address, an inbox, and members who are notified."""
+    """Groups: each has an address, an inbox, and members who are notified.
+
+    \b
+    Examples:
+      postdesk group add Billing --address billing@example.com
+      postdesk group edit Billing --close-notice --auto-close-days 14
+      postdesk group list --json
+    """
 
 
 @group.command("add")
@@ -91,7 +137,13 @@ def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def group_list(app: App, as_json: bool) -> None:
-    """List groups with their addresses, options and members."""
+    """List groups with their addresses, options and members.
+
+    \b
+    Examples:
+      postdesk group list
+      postdesk group list --json
+    """
     with app.database().read() as session:
         rows = list_groups(session)
     if as_json:
@@ -104,30 +156,59 @@ def group_list(app: App, as_json: bool) -> None:
 
 @group.command("edit")
 @click.argument("name")
+@click.option("--address", help="A new address customers write to (mail to the old one is no longer the group's).")
+@click.option("--auto-reply/--no-auto-reply", default=None, help="Acknowledge a new ticket to its sender, or not.")
+@click.option("--close-notice/--no-close-notice", default=None,
+              help="Mail recipients a transcript when a ticket closes, or not.")
 @click.option("--auto-close-days", type=int, metavar="N", help="Close tickets waiting untouched longer than N days.")
 @click.option("--no-auto-close", is_flag=True, help="Never close the group's waiting tickets by time.")
 @click.pass_obj
-def group_edit(app: App, name: str, auto_close_days: int | None, no_auto_close: bool) -> None:
-    """Change a group's auto-close setting (a waiting ticket with a due time is reopened then, never closed).
+def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None, close_notice: bool | None,
+               auto_close_days: int | None, no_auto_close: bool) -> None:
+    """Change a group's address, acknowledgements, close notices or auto-close; what is not given stays.
+
+    A waiting ticket with a due time is reopened then, never auto-closed.
 
     \b
     Examples:
       postdesk group edit Support --auto-close-days 14
       postdesk group edit Support --no-auto-close
+      postdesk group edit Billing --address invoices@example.com --no-auto-reply --close-notice
     """
-    if (auto_close_days is None) == (not no_auto_close):
+    if auto_close_days is not None and no_auto_close:
         raise UsageError("give either --auto-close-days N or --no-auto-close")
+    given = {key for key, value in (("address", address), ("auto_reply", auto_reply), ("close_notice", close_notice),
+                                    ("auto_close", True if no_auto_close else auto_close_days)) if value is not None}
+    if not given:
+        raise UsageError("nothing to change: give --address, --[no-]auto-reply, --[no-]close-notice, "
+                         "--auto-close-days N or --no-auto-close")
     with app.database().write() as session:
-        changed = set_auto_close_days(session, name, None if no_auto_close else auto_close_days)
-    click.echo(f"group {changed.name}: " + (f"auto-close after {changed.auto_close_days} days"
-                                            if changed.auto_close_days else "no auto-close"))
+        changed = edit_group(session, name, address=address, auto_reply=auto_reply, close_notice=close_notice)
+        if "auto_close" in given:
+            changed = set_auto_close_days(session, changed.name, auto_close_days)
+    click.echo(_group_line(changed, given))
+
+
+def _group_line(group: GroupView, given: set[str]) -> str:
+    """`group Support: close notice on, auto-close after 3 days`: what the edit set."""
+    parts = {"address": f"address {group.address}",
+             "auto_reply": f"auto-reply {'on' if group.auto_reply else 'off'}",
+             "close_notice": f"close notice {'on' if group.close_notice else 'off'}",
+             "auto_close": f"auto-close after {group.auto_close_days} days" if group.auto_close_days
+             else "no auto-close"}
+    return f"group {group.name}: " + ", ".join(text for key, text in parts.items() if key in given)
 
 
 @group.command("remove")
 @click.argument("name")
 @click.pass_obj
 def group_remove(app: App, name: str) -> None:
-    """Remove a group that has no tickets."""
+    """Remove a group that has no tickets.
+
+    \b
+    Example:
+      postdesk group remove Billing
+    """
     with app.database().write() as session:
         remove_group(session, name)
     click.echo(f"removed group {name}")

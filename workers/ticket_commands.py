@@ -1,4 +1,4 @@
-"""`postdesk wait`, `delete`, `restore` and `purge`: a ticket's status over time, from the terminal."""
+"""`postdesk wait`, `close`, `reopen`, `delete`, `restore` and `purge`: a ticket's status, from the terminal."""
 
 from __future__ import annotations
 
@@ -7,29 +7,18 @@ from datetime import datetime
 from typing import Any
 
 import click
-from sqlalchemy.orm import Session
 
 from core.errors import UsageError
-from core.models import utcnow
+from core.models import Ticket, utcnow
 from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
 from core.staff import find_worker
-from core.ticket_states import delete_ticket, locked_ticket, restore_ticket, wait_until
+from core.ticket_states import (close_ticket, delete_ticket, refuse_deleted, reopen_ticket, restore_ticket,
+                                wait_until)
 from core.worker_commands import parse_due, parse_duration
+from workers.acting import CLI_ACTOR, MASKS, Acting, act_on_tickets, said
 from workers.app import App
+from workers.options import as_worker_option
 from workers.output import print_json
-
-WORKER_ENV = "POSTDESK_WORKER"
-CLI_ACTOR = "postdesk cli"  # who the audit log names when no worker is given
-
-
-def _as_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--as", "worker_email", envvar=WORKER_ENV, metavar="WORKER",
-                        help=f"The worker doing it, for the audit log (default: ${WORKER_ENV}, else `{CLI_ACTOR}`)."
-                        )(command)
-
-
-def _actor(session: Session, worker_email: str | None) -> str:
-    return find_worker(session, worker_email).email if worker_email else CLI_ACTOR
 
 
 def _value(parse: Callable[[str], Any], text: str) -> Any:
@@ -48,61 +37,106 @@ def _due(until: str | None, for_: str | None, now: datetime) -> datetime:
 
 
 @click.command()
-@click.argument("mask")
+@MASKS
 @click.option("--until", metavar="TIME", help='Reopen at this time (UTC): "2026-12-01 09:00" or 2026-12-01.')
 @click.option("--for", "for_", metavar="DURATION", help="Reopen after this long: 30m, 4h, 3d, 2w.")
-@_as_option
+@as_worker_option
 @click.pass_obj
-def wait(app: App, mask: str, until: str | None, for_: str | None, worker_email: str | None) -> None:
-    """Set a ticket waiting; the daemon reopens it at the due time (a recipient's mail reopens it sooner).
+def wait(app: App, masks: tuple[str, ...], until: str | None, for_: str | None, worker_email: str | None) -> None:
+    """Set tickets waiting; the daemon reopens them at the due time (a recipient's mail reopens one sooner).
 
     \b
     Examples:
       postdesk wait XER-83472-879 --for 3d
-      postdesk wait XER-83472-879 --until "2026-12-01 09:00"
+      postdesk wait XER-83472-879 ABC-1 --until "2026-12-01 09:00"
     """
-    now = utcnow()
-    due = _due(until, for_, now)
-    with app.database().write() as session:
-        ticket = locked_ticket(session, mask)
-        wait_until(session, ticket, due, actor=_actor(session, worker_email), now=now)
-    click.echo(f"{ticket.mask}: waiting until {due:%Y-%m-%d %H:%M} UTC")
+    due = _due(until, for_, utcnow())
+
+    def change(acting: Acting, ticket: Ticket) -> str:
+        wait_until(acting.session, ticket, due, actor=acting.actor, now=acting.now)
+        return f"waiting until {due:%Y-%m-%d %H:%M} UTC"
+
+    act_on_tickets(app, masks, worker_email, change)
 
 
 @click.command()
-@click.argument("mask")
-@_as_option
+@MASKS
+@as_worker_option
 @click.pass_obj
-def delete(app: App, mask: str, worker_email: str | None) -> None:
-    """Move a ticket to deleted; `postdesk restore` brings it back until a purge removes it.
+def close(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
+    """Close tickets; recipients get the close notice where the group sends one (as `#close` by mail).
+
+    A recipient's reply reopens a closed ticket.
 
     \b
-    Example:
+    Examples:
+      postdesk close XER-83472-879
+      postdesk close XER-834 ABC-12 --as jane@corp.example
+    """
+    def change(acting: Acting, ticket: Ticket) -> str:
+        refuse_deleted(ticket)
+        return said(close_ticket(acting.session, acting.outbound, ticket, actor=acting.actor, reason="closed",
+                                 now=acting.now), "closed", "closed already")
+
+    act_on_tickets(app, masks, worker_email, change)
+
+
+@click.command()
+@MASKS
+@as_worker_option
+@click.pass_obj
+def reopen(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
+    """Open waiting or closed tickets again (a waiting ticket's due time is dropped); `restore` is for deleted ones.
+
+    \b
+    Examples:
+      postdesk reopen XER-83472-879
+      POSTDESK_WORKER=jane@corp.example postdesk reopen XER-834 ABC-12
+    """
+    def change(acting: Acting, ticket: Ticket) -> str:
+        refuse_deleted(ticket)
+        return said(reopen_ticket(acting.session, ticket, actor=acting.actor, reason="reopened", now=acting.now),
+                    "open", "open already")
+
+    act_on_tickets(app, masks, worker_email, change)
+
+
+@click.command()
+@MASKS
+@as_worker_option
+@click.pass_obj
+def delete(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
+    """Move tickets to deleted; `postdesk restore` brings them back until a purge removes them.
+
+    \b
+    Examples:
       postdesk delete XER-83472-879
+      postdesk delete XER-834 ABC-12 --as jane@corp.example
     """
-    _change(app, mask, worker_email, delete_ticket, "deleted")
+    def change(acting: Acting, ticket: Ticket) -> str:
+        delete_ticket(acting.session, ticket, actor=acting.actor, now=acting.now)
+        return "deleted"
+
+    act_on_tickets(app, masks, worker_email, change)
 
 
 @click.command()
-@click.argument("mask")
-@_as_option
+@MASKS
+@as_worker_option
 @click.pass_obj
-def restore(app: App, mask: str, worker_email: str | None) -> None:
-    """Bring a deleted ticket back as open (possible until it is purged).
+def restore(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
+    """Bring deleted tickets back as open (possible until they are purged).
 
     \b
-    Example:
+    Examples:
       postdesk restore XER-83472-879
+      postdesk restore XER-834 ABC-12
     """
-    _change(app, mask, worker_email, restore_ticket, "restored, open")
+    def change(acting: Acting, ticket: Ticket) -> str:
+        restore_ticket(acting.session, ticket, actor=acting.actor, now=acting.now)
+        return "restored, open"
 
-
-def _change(app: App, mask: str, worker_email: str | None, change: Callable[..., None], done: str) -> None:
-    """One status change in one transaction, the ticket locked meanwhile."""
-    with app.database().write() as session:
-        ticket = locked_ticket(session, mask)
-        change(session, ticket, actor=_actor(session, worker_email), now=utcnow())
-    click.echo(f"{ticket.mask}: {done}")
+    act_on_tickets(app, masks, worker_email, change)
 
 
 @click.command()
@@ -111,7 +145,7 @@ def _change(app: App, mask: str, worker_email: str | None, change: Callable[...,
                    "(default: [scheduler] deleted_retention_days and quarantine_retention_days).")
 @click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
-@_as_option
+@as_worker_option
 @click.pass_obj
 def purge(app: App, older_than: str | None, dry_run: bool, as_json: bool, worker_email: str | None) -> None:
     """Remove for good deleted tickets (with their messages and unshared attachments) and old quarantined mail.
@@ -132,7 +166,7 @@ def purge(app: App, older_than: str | None, dry_run: bool, as_json: bool, worker
             report = count_purgeable(session, cutoffs)
     else:
         with db.read() as session:
-            actor = _actor(session, worker_email)
+            actor = find_worker(session, worker_email).email if worker_email else CLI_ACTOR
         report = run_purge(db, cutoffs, actor=actor, clock=utcnow)
     _print_report(report, dry_run, as_json)
 
