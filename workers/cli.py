@@ -93,6 +93,10 @@ def serve(app: App) -> None:
     """Run the daemon: SMTP gateway and spool runner, until SIGTERM.
 
     Creates the database schema when the database is empty.
+
+    \b
+    Example:
+      postdesk --config /etc/postdesk/settings.toml serve
     """
     from mailgate.daemon import serve as run_daemon
 
@@ -123,13 +127,23 @@ def deliver_command(app: App, mail_from: str, rcpt_tos: tuple[str, ...]) -> None
 
 @main.group()
 def db() -> None:
-    """Database schema."""
+    """Database schema.
+
+    \b
+    Example:
+      postdesk db upgrade
+    """
 
 
 @db.command("upgrade")
 @click.pass_obj
 def db_upgrade(app: App) -> None:
-    """Apply pending schema migrations."""
+    """Apply pending schema migrations.
+
+    \b
+    Example:
+      postdesk db upgrade
+    """
     from core.schema import upgrade
 
     before, after = upgrade(app.database(create=False))
@@ -138,14 +152,25 @@ def db_upgrade(app: App) -> None:
 
 @main.group()
 def quarantine() -> None:
-    """Mail that could not be filed, kept raw with the reason."""
+    """Mail that could not be filed, kept raw with the reason.
+
+    \b
+    Example:
+      postdesk quarantine list --json
+    """
 
 
 @quarantine.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def quarantine_list(app: App, as_json: bool) -> None:
-    """List quarantined mail, newest first."""
+    """List quarantined mail, newest first.
+
+    \b
+    Examples:
+      postdesk quarantine list
+      postdesk quarantine list --json
+    """
     from workers.quarantine_view import print_quarantine
 
     print_quarantine(app.database(), as_json)

@@ -10,7 +10,12 @@ from workers.app import App
 
 @click.group()
 def imap() -> None:
-    """Mailboxes read over IMAP ([[imap]] in the settings)."""
+    """Mailboxes read over IMAP ([[imap]] in the settings).
+
+    \b
+    Example:
+      postdesk imap poll
+    """
 
 
 @imap.command("poll")
