@@ -3,9 +3,13 @@
 A ticket is purgeable when it is `deleted` and untouched since the cutoff (until then `restore` brings
 it back). Purging goes in batches, each its own transaction: the batch's tickets are claimed (FOR
 UPDATE SKIP LOCKED on PostgreSQL), their attachments, messages and the tickets themselves deleted
-(recipients, thread keys and their audit entries go by cascade), then those of their blobs that no
-remaining attachment uses. Running it twice, or in two daemons at once, removes each thing once.
-Every purged ticket leaves one audit entry (ticket_id NULL) naming its mask and what went with it.
+(recipients, thread keys and their audit entries go by cascade). The blobs those attachments used
+are checked every BLOB_CHECK_BATCHES batches and at the end, and deleted when no attachment uses
+them any more: checked per batch, a blob shared by thousands of mails (a logo in a signature) would
+be looked up again and again past the index entries of the attachments already deleted. A purge
+that dies between two checks leaves those blobs unused but stored. Running it twice, or in two
+daemons at once, removes each thing once. Every purged ticket leaves one audit entry (ticket_id
+NULL) naming its mask and what went with it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Delete, and_, delete, distinct, exists, func, insert, not_, select, true
+from sqlalchemy import ColumnElement, Delete, and_, delete, exists, func, insert, not_, select, true
 from sqlalchemy.sql.dml import ReturningDelete
 from sqlalchemy.orm import Session, aliased
 
@@ -25,6 +29,7 @@ from core.settings import SchedulerSettings
 
 BATCH = 1000  # tickets a transaction: a crash loses at most one batch's work, never half a ticket
 IN_LIST = 5000  # values bound in one IN (...): well under SQLite's limit on bound parameters
+BLOB_CHECK_BATCHES = 50
 
 
 @dataclass
@@ -104,43 +109,48 @@ def _count(session: Session, query: object) -> int:
 
 
 def purge_ticket_batch(session: Session, cutoff: datetime, *, since: datetime | None, actor: str, now: datetime,
-                       limit: int = BATCH) -> tuple[PurgeReport, datetime | None]:
+                       limit: int = BATCH) -> tuple[PurgeReport, datetime | None, list[str]]:
     """Purge up to `limit` purgeable tickets untouched since `since` or later, oldest first.
 
-    Returns what went and the latest updated_at among them: the next batch starts there, so its
-    index scan never walks again over the entries this batch removed.
+    Returns what went, the latest updated_at among them (the next batch starts there, so its index
+    scan never walks again over the entries this batch removed), and the blobs their attachments
+    used, for delete_unused_blobs.
     """
     since_clause = Ticket.updated_at >= since if since is not None else true()
     claimed = session.execute(select(Ticket.id, Ticket.mask, Ticket.updated_at)
                               .where(purgeable(cutoff), since_clause).order_by(Ticket.updated_at)
                               .limit(limit).with_for_update(skip_locked=True)).all()
     if not claimed:
-        return PurgeReport(), None
+        return PurgeReport(), None, []
     ids = [row.id for row in claimed]
-    per_ticket = _contents(session, ids)
-    blobs = list(session.scalars(select(Attachment.blob_sha256).join(Message)
-                                 .where(Message.ticket_id.in_(ids)).distinct()))
+    per_ticket, blobs = _contents(session, ids)
     _delete(session, delete(Attachment).where(Attachment.message_id.in_(select(Message.id)
                                                                         .where(Message.ticket_id.in_(ids)))))
     _delete(session, delete(Message).where(Message.ticket_id.in_(ids)))
     gone = set(_deleted(session, delete(Ticket).where(Ticket.id.in_(ids)).returning(Ticket.id)))
     report = PurgeReport(tickets=len(gone), messages=sum(per_ticket.get(i, (0, 0))[0] for i in gone),
-                         attachments=sum(per_ticket.get(i, (0, 0))[1] for i in gone),
-                         blobs=_delete_unused_blobs(session, blobs))
+                         attachments=sum(per_ticket.get(i, (0, 0))[1] for i in gone))
     _audit_purged(session, [(row.mask, per_ticket.get(row.id, (0, 0))) for row in claimed if row.id in gone],
                   actor, now)
-    return report, max(row.updated_at for row in claimed)
+    return report, max(row.updated_at for row in claimed), blobs
 
 
-def _contents(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Each ticket's (messages, attachments)."""
-    rows = session.execute(select(Message.ticket_id, func.count(distinct(Message.id)), func.count(Attachment.id))
-                           .outerjoin(Attachment, Attachment.message_id == Message.id)
-                           .where(Message.ticket_id.in_(ids)).group_by(Message.ticket_id))
-    return {ticket_id: (messages, attachments) for ticket_id, messages, attachments in rows}
+def _contents(session: Session, ids: Sequence[int]) -> tuple[dict[int, tuple[int, int]], list[str]]:
+    """Each ticket's (messages, attachments), and the blobs their attachments use: one indexed read."""
+    messages: dict[int, set[int]] = {}
+    attachments: dict[int, int] = {}
+    blobs: set[str] = set()
+    for ticket_id, message_id, blob in session.execute(
+            select(Message.ticket_id, Message.id, Attachment.blob_sha256)
+            .outerjoin(Attachment, Attachment.message_id == Message.id).where(Message.ticket_id.in_(ids))):
+        messages.setdefault(ticket_id, set()).add(message_id)
+        if blob is not None:
+            attachments[ticket_id] = attachments.get(ticket_id, 0) + 1
+            blobs.add(blob)
+    return {t: (len(m), attachments.get(t, 0)) for t, m in messages.items()}, sorted(blobs)
 
 
-def _delete_unused_blobs(session: Session, candidates: Sequence[str]) -> int:
+def delete_unused_blobs(session: Session, candidates: Sequence[str]) -> int:
     """Delete the candidates no attachment uses any more; a blob another message carries stays."""
     removed = 0
     unused = ~exists(select(Attachment.id).where(Attachment.blob_sha256 == Blob.sha256))
@@ -184,27 +194,49 @@ KeepGoing = Callable[[Session, datetime], bool]
 
 
 def run_purge(db: Database, cutoffs: Cutoffs, *, actor: str, clock: Callable[[], datetime],
-              keep_going: KeepGoing = lambda session, now: True, limit: int = BATCH) -> PurgeReport:
+              keep_going: KeepGoing = lambda session, now: True, limit: int = BATCH,
+              check_blobs_every: int = BLOB_CHECK_BATCHES) -> PurgeReport:
     """Purge everything past the cutoffs, batch by batch, each batch committed; then audit the total.
 
     `keep_going` is asked inside each batch's transaction (the daemon renews its job lease there);
-    False stops the purge before the batch, with what was purged so far kept and reported.
+    False stops the purge before the batch, with what was purged so far kept, audited and reported.
     """
-    report, since = PurgeReport(), None
-    while True:
-        with db.write() as session:
-            now = clock()
-            if not keep_going(session, now):
-                return report
-            batch, since = purge_ticket_batch(session, cutoffs.deleted, since=since, actor=actor, now=now,
-                                              limit=limit)
-            if batch.tickets == 0:
-                batch.quarantined = purge_quarantine_batch(session, cutoffs.quarantined, limit)
-        report.add(batch)
-        if batch.tickets == 0 and batch.quarantined < limit:
-            break
+    report, since, blobs, batches = PurgeReport(), None, set[str](), 0
+    try:
+        while True:
+            with db.write() as session:
+                now = clock()
+                if not keep_going(session, now):
+                    break
+                batch, since, used = purge_ticket_batch(session, cutoffs.deleted, since=since, actor=actor,
+                                                        now=now, limit=limit)
+                if batch.tickets == 0:
+                    batch.quarantined = purge_quarantine_batch(session, cutoffs.quarantined, limit)
+            report.add(batch)
+            blobs.update(used)
+            batches += 1
+            if batches % check_blobs_every == 0:
+                report.blobs += _check_blobs(db, blobs)
+            if batch.tickets == 0 and batch.quarantined < limit:
+                break
+    finally:
+        report.blobs += _check_blobs(db, blobs)
+    _audit_run(db, report, actor, clock())
+    return report
+
+
+def _check_blobs(db: Database, candidates: set[str]) -> int:
+    """Delete the candidates nothing uses any more, in one transaction; the set is emptied."""
+    if not candidates:
+        return 0
+    with db.write() as session:
+        removed = delete_unused_blobs(session, sorted(candidates))
+    candidates.clear()
+    return removed
+
+
+def _audit_run(db: Database, report: PurgeReport, actor: str, now: datetime) -> None:
     if report.removed_anything:
         with db.write() as session:
-            session.add(AuditEntry(ticket_id=None, at=clock(), actor=actor, action="purge",
+            session.add(AuditEntry(ticket_id=None, at=now, actor=actor, action="purge",
                                    detail=f"purged {report.describe()}"))
-    return report

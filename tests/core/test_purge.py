@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import func, select
 
 from core.db import Database
@@ -19,8 +20,8 @@ CUTOFFS = Cutoffs.older_than(timedelta(days=30), NOW)
 SHARED, UNIQUE, OTHER = b"shared contract.pdf", b"only on the spam", b"another"
 
 
-def purge(db: Database, cutoffs: Cutoffs = CUTOFFS, limit: int = 1000) -> PurgeReport:
-    return run_purge(db, cutoffs, actor="tester", clock=lambda: NOW, limit=limit)
+def purge(db: Database, cutoffs: Cutoffs = CUTOFFS, limit: int = 1000, check_blobs_every: int = 50) -> PurgeReport:
+    return run_purge(db, cutoffs, actor="tester", clock=lambda: NOW, limit=limit, check_blobs_every=check_blobs_every)
 
 
 def count(db: Database, model: type) -> int:
@@ -101,7 +102,8 @@ def test_a_ticket_restored_before_the_purge_stays(database: Database) -> None:
         assert session.execute(select(Ticket.mask, Ticket.status)).all() == [(mask_of(1), Status.OPEN)]
 
 
-def test_batches_add_up_and_a_blob_shared_across_batches_goes_once(database: Database) -> None:
+@pytest.mark.parametrize("check_blobs_every", [1, 2, 50])
+def test_batches_add_up_and_a_blob_shared_across_batches_goes_once(database: Database, check_blobs_every: int) -> None:
     with database.write() as session:
         ids = add_tickets(session, 7, status=Status.DELETED, now=OLD)
         for offset, ticket_id in enumerate(ids):
@@ -110,7 +112,7 @@ def test_batches_add_up_and_a_blob_shared_across_batches_goes_once(database: Dat
         add_messages(session, stays, OLD, attachments=[OTHER])
     with database.read() as session:
         predicted = count_purgeable(session, CUTOFFS)
-    report = purge(database, limit=3)
+    report = purge(database, limit=3, check_blobs_every=check_blobs_every)
     assert report == predicted == PurgeReport(tickets=7, messages=7, attachments=14, blobs=1)
     assert blobs(database) == {OTHER}
     assert purge(database, limit=3) == PurgeReport(), "a second purge found more"
