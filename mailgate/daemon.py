@@ -64,7 +64,9 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
     outbox_thread.start()
     scheduler = Scheduler(db, settings)  # due tickets, auto-close, purge
-    scheduler.start()
+    # its start writes to the database, which may be locked for seconds: never on the event loop,
+    # where it would hold up every SMTP session's greeting
+    await asyncio.to_thread(scheduler.start)
     print(f"postdesk: listening on {settings.smtp.host}:{gateway.port}", flush=True)
     if ready is not None:
         ready.set()

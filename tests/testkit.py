@@ -181,6 +181,9 @@ def database(settings: Settings) -> Iterator[Database]:
     db.dispose()
 
 
+READY_LINE = b"postdesk: listening on"
+
+
 @dataclass
 class Daemon:
     """A real `postdesk serve` process; start, stop with SIGTERM, restart."""
@@ -199,17 +202,17 @@ class Daemon:
 
     def start(self) -> Daemon:
         handle = self.log.open("ab")
+        earlier = self.log.stat().st_size  # a restart appends: only what this start writes counts
         self.process = subprocess.Popen([sys.executable, "-m", "workers", "--config", str(self.config), "serve"],
                                         stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"postdesk serve exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+            # printed once every part has started; the port opens earlier, before the scheduler starts
+            if READY_LINE in self.log.read_bytes()[earlier:]:
+                return self
+            time.sleep(0.05)
         raise RuntimeError(f"postdesk serve did not listen:\n{self.log.read_text()}")
 
     def stop(self, timeout: float = 30) -> int:
