@@ -12,6 +12,7 @@ import time
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -228,6 +229,23 @@ class Daemon:
     def send(self, raw: bytes, to: tuple[str, ...] = ("support@example.com",), sender: str = "customer@outside.test") -> None:
         with self.smtp() as client:
             client.sendmail(sender, list(to), raw)
+
+
+@contextmanager
+def daemons_sharing(db_url: str, folder: Path, count: int = 2) -> Iterator[list[Daemon]]:
+    """Several real daemons, each with its own settings and port, on one database; each still running at
+    the end must stop cleanly."""
+    started: list[Daemon] = []
+    try:
+        for number in range(count):
+            own = folder / f"daemon{number + 1}"
+            own.mkdir()
+            started.append(Daemon(write_config(own, db_url), own / "daemon.log").start())
+        yield started
+    finally:
+        for running in started:
+            if running.process is not None:
+                assert running.stop() == 0, running.log.read_text()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from core.pipeline import Delivery, run_pipeline
 from core.schema import upgrade
 from core.settings import HelpdeskSettings, load_settings
 from mailgate.parse import parse_message
-from testkit import Daemon, make_mail, wait_for, write_config
+from testkit import Daemon, daemons_sharing, make_mail, wait_for, write_config
 
 CONVERSATIONS = 50
 REPLIES = 2
@@ -136,21 +136,13 @@ def assert_one_ticket_per_conversation(filed: Filed, conversations: list[Convers
 
 
 @pytest.fixture
-def gateways(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Daemon, Daemon]]:
+def gateways(postgres_url: str, tmp_path: Path) -> Iterator[list[Daemon]]:
     """Two real gateways, each with its own settings and port, sharing one PostgreSQL database."""
-    started = []
-    try:
-        for name in ("one", "two"):
-            folder = tmp_path / name
-            folder.mkdir()
-            started.append(Daemon(write_config(folder, postgres_url), folder / "daemon.log").start())
-        yield started[0], started[1]
-    finally:
-        for gateway in started:
-            assert gateway.stop() == 0, gateway.log.read_text()
+    with daemons_sharing(postgres_url, tmp_path) as started:
+        yield started
 
 
-def test_the_same_mail_sent_to_both_gateways_is_stored_once(gateways: tuple[Daemon, Daemon],
+def test_the_same_mail_sent_to_both_gateways_is_stored_once(gateways: list[Daemon],
                                                             postgres_url: str) -> None:
     mails = [make_mail(subject=f"Mail {n}", sender=f"customer{n}@outside.test") for n in range(DUPLICATED_MAILS)]
     in_rounds(postgres_url, [[(gateway, mail, mail["From"]) for gateway in gateways] for mail in mails])
@@ -160,7 +152,7 @@ def test_the_same_mail_sent_to_both_gateways_is_stored_once(gateways: tuple[Daem
     assert filed.tickets == DUPLICATED_MAILS
 
 
-def test_an_original_and_its_replies_at_two_gateways_make_one_ticket(gateways: tuple[Daemon, Daemon],
+def test_an_original_and_its_replies_at_two_gateways_make_one_ticket(gateways: list[Daemon],
                                                                       postgres_url: str) -> None:
     conversations = [conversation(n) for n in range(CONVERSATIONS)]
     groups = []

@@ -16,7 +16,7 @@ from core.models import AuditEntry, Status, Ticket, utcnow
 from core.schema import upgrade
 from core.ticket_states import locked_ticket, wait_until
 from mailgate.scheduler import PURGE_JOB
-from testkit import Daemon, wait_for, write_config
+from testkit import Daemon, daemons_sharing, wait_for
 from ticket_rows import add_tickets, mask_of
 
 
@@ -72,18 +72,9 @@ def test_due_times_that_passed_while_the_daemon_was_down_are_reopened_at_start_u
 
 
 @pytest.fixture
-def two_daemons(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Daemon, Daemon]]:
-    started: list[Daemon] = []
-    try:
-        for name in ("one", "two"):
-            folder = tmp_path / name
-            folder.mkdir()
-            started.append(Daemon(write_config(folder, postgres_url), folder / "daemon.log").start())
-        yield started[0], started[1]
-    finally:
-        for running in started:
-            if running.process is not None:
-                assert running.stop() == 0, running.log.read_text()
+def two_daemons(postgres_url: str, tmp_path: Path) -> Iterator[list[Daemon]]:
+    with daemons_sharing(postgres_url, tmp_path) as started:
+        yield started
 
 
 @pytest.fixture
@@ -100,7 +91,7 @@ def shared_database(postgres_url: str) -> Iterator[Database]:
 
 
 def test_two_daemons_on_postgresql_reopen_each_due_ticket_once_and_purge_once(
-        shared_database: Database, two_daemons: tuple[Daemon, Daemon]) -> None:
+        shared_database: Database, two_daemons: list[Daemon]) -> None:
     db = shared_database
     due = utcnow() + timedelta(seconds=3)  # both daemons plan to wake at this very moment
     with db.write() as session:
