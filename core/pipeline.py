@@ -148,6 +148,8 @@ def update_ticket(delivery: Delivery) -> None:
     """Who wrote last, what happened last; a recipient's reply reopens a waiting or closed ticket."""
     ticket, match, now = delivery.ticket, delivery.match, delivery.now
     assert ticket is not None and match is not None
+    if ticket.status is Status.DELETED:
+        return  # mail to a deleted ticket is kept, but is no activity: the purge counts from the deletion
     ticket.updated_at = now
     if delivery.opened or not match.sender_verified:
         return

@@ -130,8 +130,12 @@ def test_recipient_follow_up_reopens_unless_deleted(database: Database, settings
     send(database, settings, first)
     (ticket,) = tickets(database)
     set_status(database, ticket.mask, status)
+    before = shown(database, ticket.mask)["updated"]
     send(database, settings, make_mail(sender=ALICE, in_reply_to=first["Message-ID"]))
-    assert shown(database, ticket.mask)["status"] == expected
+    after = shown(database, ticket.mask)
+    assert after["status"] == expected and after["message_count"] == 2
+    # mail to a deleted ticket is kept but is no activity: its purge still counts from the deletion
+    assert (after["updated"] == before) == (status is Status.DELETED)
 
 
 def test_reply_filed_before_its_original_joins_one_ticket(database: Database, settings: Settings) -> None:
