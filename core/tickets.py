@@ -168,6 +168,8 @@ def set_status(session: Session, ticket: Ticket, status: Status, *, actor: str, 
           now=now)
     ticket.status = status
     ticket.updated_at = now
+    if status is not Status.WAITING:
+        ticket.waiting_until = None  # a due time means something only while the ticket waits
 
 
 def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, detail: str, now: datetime) -> None:
