@@ -6,6 +6,10 @@ configured), with tickets filed through the real pipeline.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -204,3 +208,39 @@ def test_show_piped_is_plain_and_lists_history(database: Database, settings: Set
     assert "history" in out and "created: opened by mail" in out
     history = cli_json(config_path, "show", mask, "--history")["history"]
     assert [e["action"] for e in history] == ["created"] and history[0]["actor"] == "alice@customer.test"
+
+
+def _on_a_terminal(config: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run postdesk with a pseudo-terminal as stdin, stdout and stderr; returns its exit code and what it showed."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.run([sys.executable, "-m", "workers", "--config", str(config), *args],
+                                 stdin=terminal, stdout=terminal, stderr=terminal, env=env, timeout=120)
+        os.set_blocking(controller, False)
+        shown = b""
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+        return process.returncode, shown.decode(errors="replace")
+    finally:
+        os.close(terminal)
+        os.close(controller)
+
+
+@pytest.mark.sqlite_only
+def test_show_on_a_terminal_is_coloured_and_a_long_one_paged(database: Database, settings: Settings,
+                                                              config_path: Path, tmp_path: Path) -> None:
+    short = file_mail(database, settings, subject="short", body="Just one line.")
+    long = file_mail(database, settings, subject="long", body="\n".join(f"line {n}" for n in range(200)))
+    paged = tmp_path / "paged.txt"
+    pager = tmp_path / "pager.sh"
+    pager.write_text(f"#!/bin/sh\ncat > '{paged}'\n")
+    pager.chmod(0o755)
+    env = {**os.environ, "PAGER": str(pager), "LINES": "40", "COLUMNS": "100", "TERM": "xterm"}
+    code, screen = _on_a_terminal(config_path, env, "show", short)
+    assert code == 0 and "Just one line." in screen and "\x1b[" in screen
+    assert not paged.exists(), "a conversation that fits the screen went to the pager"
+    code, screen = _on_a_terminal(config_path, env, "show", long)
+    assert code == 0 and "line 199" not in screen
+    text = paged.read_text()
+    assert "line 0" in text and "line 199" in text and "\x1b[" in text
