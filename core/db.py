@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from core.engine import open_engine
 from core.errors import StorageError
+from core.settings import DatabaseSettings
 
 _CACHE = "postdesk.cache"
 T = TypeVar("T")
@@ -51,6 +52,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def open_configured(settings: DatabaseSettings) -> Database:
+    """The database the settings name, with their busy timeout."""
+    return open_database(settings.url, busy_timeout=settings.busy_timeout_seconds)
 
 
 def open_database(url: str, **engine_options: Any) -> Database:

@@ -7,16 +7,16 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 
-def open_engine(url: str, **engine_options: Any) -> Engine:
-    """Create the engine for a URL; SQLite gets WAL, foreign keys and a busy timeout."""
+def open_engine(url: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS, **engine_options: Any) -> Engine:
+    """Create the engine for a URL; SQLite gets WAL, foreign keys and a busy timeout (seconds)."""
     if url.startswith("sqlite"):
         _make_parent_folder(url)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-                                                  "check_same_thread": False}, **engine_options)
-        _tune_sqlite(engine)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False},
+                               **engine_options)
+        _tune_sqlite(engine, busy_timeout)
         return engine
     return create_engine(url, pool_pre_ping=True, **engine_options)
 
@@ -28,7 +28,7 @@ def _make_parent_folder(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
     """WAL lets readers (the CLI) run while the gateway writes; FULL sync makes a commit durable."""
 
     @event.listens_for(engine, "connect")
@@ -38,7 +38,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -21,6 +21,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "settings.toml"
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///var/postdesk.db"
+    # SQLite: how long a writer waits for another's lock before the command fails with "database is locked"
+    busy_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,9 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     auto_reply = _section(AutoReplySettings, "auto_reply", data.get("auto_reply", {}))
     logging_ = _section(LoggingSettings, "logging", data.get("logging", {}))
     spam = _section(SpamSettings, "spam", data.get("spam", {}))
-    database = DatabaseSettings(url=_resolve_db_url(database.url, base_dir))
+    if database.busy_timeout_seconds < 0:
+        raise ConfigError("database.busy_timeout_seconds", "must not be negative")
+    database = replace(database, url=_resolve_db_url(database.url, base_dir))
     _check_smtp(smtp)
     _check_relay(relay)
     relay = _resolve_ca_file(relay, base_dir)

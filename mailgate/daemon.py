@@ -9,7 +9,7 @@ import multiprocessing
 import signal
 import threading
 
-from core.db import Database, open_database
+from core.db import Database, open_configured
 from core.groups import ensure_default_group
 from core.helpdesk_addresses import OwnAddresses
 from core.schema import ensure_schema
@@ -28,7 +28,7 @@ RUNNER_CHECK_SECONDS = 2.0
 
 def prepare_database(settings: Settings) -> Database:
     """Open the database, create the schema of an empty one, make sure the default group exists."""
-    db = open_database(settings.database.url)
+    db = open_configured(settings.database)
     ensure_schema(db)
     with db.write() as session:
         ensure_default_group(session, settings.helpdesk)

@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core.db import Database, open_database
+from core.db import Database, open_configured
 from core.errors import PostdeskError, StorageError, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import SpoolItem, utcnow
@@ -266,7 +266,7 @@ def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_stop_with_parent, args=(parent.sentinel, turns, stop, wake), daemon=True).start()
-    db = open_database(settings.database.url)
+    db = open_configured(settings.database)
     try:
         SpoolRunner(db, settings, wake=wake, turns=turns).run(stop)
     finally:

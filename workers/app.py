@@ -44,10 +44,10 @@ class App:
     def database(self, *, create: bool = True) -> Database:
         """The database, with its schema created when empty (and refused when out of date)."""
         if self._db is None:
-            from core.db import open_database
+            from core.db import open_configured
             from core.schema import ensure_schema
 
-            self._db = open_database(self.settings.database.url)
+            self._db = open_configured(self.settings.database)
             if create:
                 ensure_schema(self._db)
                 self._ensure_default_group(self._db)
@@ -63,7 +63,7 @@ class App:
         if self._db is not None:
             return self._db.engine
         if self._engine is None:
-            engine = open_engine(self.settings.database.url)
+            engine = open_engine(self.settings.database.url, self.settings.database.busy_timeout_seconds)
             if stored_revision(engine) != SCHEMA_HEAD:  # empty or behind: the full path creates or refuses
                 engine.dispose()
                 return self.database().engine

@@ -41,6 +41,8 @@ def test_environment_variable_points_at_the_file(tmp_path: Path, monkeypatch: py
     ('[helpdesk]\ndomains = "example.com"\n', "helpdesk.domains"),
     ('[helpdesk]\ndefault_address = "not an address"\n', "helpdesk.default_address"),
     ('[database]\nurl = "::nonsense::"\n', "database.url"),
+    ('[database]\nbusy_timeout_seconds = -1\n', "database.busy_timeout_seconds"),
+    ('[database]\nbusy_timeout_seconds = "long"\n', "database.busy_timeout_seconds"),
 ])
 def test_wrong_setting_is_named(tmp_path: Path, text: str, key: str) -> None:
     path = tmp_path / "p.toml"

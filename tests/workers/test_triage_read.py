@@ -244,3 +244,23 @@ def test_show_on_a_terminal_is_coloured_and_a_long_one_paged(database: Database,
     assert code == 0 and "line 199" not in screen
     text = paged.read_text()
     assert "line 0" in text and "line 199" in text and "\x1b[" in text
+
+
+@pytest.mark.sqlite_only
+def test_a_locked_database_is_one_line_for_a_write_and_no_obstacle_to_a_read(
+        database: Database, settings: Settings, config_path: Path) -> None:
+    mask = file_mail(database, settings)
+    text = config_path.read_text()
+    config_path.write_text(text.replace("[database]\n", "[database]\nbusy_timeout_seconds = 0.5\n", 1))
+    holder = database.engine.raw_connection()
+    try:
+        holder.cursor().execute("BEGIN IMMEDIATE")  # another writer, in the middle of its transaction
+        assert masks(config_path, "tickets") == [mask]  # WAL: reading goes on
+        result = run_cli(config_path, "close", mask)
+        assert result.returncode == 1 and b"Traceback" not in result.stderr
+        assert result.stderr.decode().splitlines() == [
+            "postdesk: database write failed: OperationalError('database is locked')"]
+    finally:
+        holder.rollback()
+        holder.close()
+    assert cli_json(config_path, "show", mask)["status"] == "open"
