@@ -58,7 +58,8 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
                       settings.smtp.max_message_size)
     await gateway.start()
     runner.start()  # after the port is ours: a gateway that cannot listen leaves no child behind
-    imap = ImapPollers(db, settings.imap, turns, runner.wake).start()  # one thread per [[imap]] account
+    imap = ImapPollers(db, settings.imap, turns, runner.wake,  # one thread per [[imap]] account
+                       max_message_size=settings.smtp.max_message_size).start()
     outbox = OutboxSender(db, settings.relay, settings.smtp.hostname)
     outbox_stop = threading.Event()
     outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)

@@ -35,6 +35,7 @@ SIZES_PER_FETCH = 500  # UIDs whose sizes are asked in one command (servers limi
 class SyncResult:
     imported: int = 0  # spooled by this poll
     finished: int = 0  # moved or flagged on the server, whether spooled by this poll or an earlier one
+    too_large: int = 0  # over smtp.max_message_size: left in the mailbox, untouched, as SMTP would answer 552
 
 
 class Backoff:
@@ -57,8 +58,10 @@ class ImapPoller:
 
     def __init__(self, db: Database, account: ImapSettings, turns: WriteTurns | NoTurns = NoTurns(),
                  on_committed: Callable[[], None] = lambda: None, clock: Callable[[], datetime] = utcnow,
-                 batch_size: int = BATCH_SIZE, batch_bytes: int = BATCH_BYTES) -> None:
+                 batch_size: int = BATCH_SIZE, batch_bytes: int = BATCH_BYTES,
+                 max_message_size: int | None = None) -> None:
         self.account = account
+        self._max_size = max_message_size
         self._ledger = ImportLedger(db, turns)
         self._on_committed = on_committed
         self._clock = clock
@@ -108,7 +111,7 @@ class ImapPoller:
         for batch in _batches(sorted(recorded), self._batch_size):
             result.finished += self._finish(connection, mailbox, batch)
         new = [uid for uid in connection.search("UNDELETED") if uid not in recorded]
-        for batch in self._batches_by_size(connection, new):
+        for batch in self._batches_by_size(connection, new, result):
             if stop is not None and stop.is_set():
                 break
             imported, in_ledger = self._import(connection, mailbox, batch)
@@ -116,13 +119,22 @@ class ImapPoller:
             result.finished += self._finish(connection, mailbox, in_ledger)
         return result
 
-    def _batches_by_size(self, connection: ImapConnection, uids: Sequence[int]) -> Iterator[list[int]]:
-        """The UIDs in batches of at most batch_size messages and batch_bytes, asking their sizes first."""
+    def _batches_by_size(self, connection: ImapConnection, uids: Sequence[int],
+                         result: SyncResult) -> Iterator[list[int]]:
+        """The UIDs in batches of at most batch_size messages and batch_bytes, asking their sizes first.
+
+        A message over the size limit is left where it is, said in the log at every poll and counted.
+        """
         for chunk in _batches(uids, SIZES_PER_FETCH):
             sizes = connection.sizes(chunk)
             batch: list[int] = []
             total = 0
             for uid in chunk:
+                if self._max_size is not None and sizes.get(uid, 0) > self._max_size:
+                    log.warning("imap %s: UID %d in %s is %d bytes, over smtp.max_message_size %d: left in the "
+                                "mailbox", self.account.name, uid, self.account.folder, sizes[uid], self._max_size)
+                    result.too_large += 1
+                    continue
                 if batch and (len(batch) == self._batch_size or total + sizes.get(uid, 0) > self._batch_bytes):
                     yield batch
                     batch, total = [], 0
@@ -157,9 +169,10 @@ class ImapPollers:
     """The daemon's pollers, one thread per [[imap]] account; stop() lets each finish its batch in hand."""
 
     def __init__(self, db: Database, accounts: Sequence[ImapSettings], turns: WriteTurns | NoTurns,
-                 on_committed: Callable[[], None]) -> None:
+                 on_committed: Callable[[], None], max_message_size: int | None = None) -> None:
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=ImapPoller(db, account, turns, on_committed).run,
+        self._threads = [threading.Thread(target=ImapPoller(db, account, turns, on_committed,
+                                                            max_message_size=max_message_size).run,
                                           args=(self._stop,), name=f"imap-{account.name}", daemon=True)
                          for account in accounts]
 

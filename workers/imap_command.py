@@ -40,12 +40,13 @@ def poll(ctx: click.Context) -> None:
     failed = 0
     for account in app.settings.imap:
         try:
-            result = ImapPoller(db, account).poll_once()
+            result = ImapPoller(db, account, max_message_size=app.settings.smtp.max_message_size).poll_once()
         except MailboxUnavailable as exc:
             click.echo(f"postdesk: {exc}", err=True)
             failed += 1
             continue
-        click.echo(f"{account.name}: {result.imported} imported, {result.finished} moved or flagged")
+        too_large = f", {result.too_large} over the size limit left in the mailbox" if result.too_large else ""
+        click.echo(f"{account.name}: {result.imported} imported, {result.finished} moved or flagged{too_large}")
     SpoolRunner(db, app.settings).drain()
     if failed:
         ctx.exit(1)

@@ -133,6 +133,26 @@ def test_imap_poll_imports_once_then_flags_and_expunges(tmp_path: Path, db_url: 
 
 
 @pytest.mark.sqlite_only
+def test_mail_over_the_size_limit_stays_in_the_mailbox_and_is_said(tmp_path: Path, db_url: str, dovecot: Dovecot,
+                                                                     open_db: list[Database]) -> None:
+    settings, db = configured(tmp_path, db_url, open_db, account(dovecot.port))
+    assert settings.smtp.max_message_size == 1048576
+    dovecot.append(make_mail(subject="Huge", attachments=[("dump.bin", "application/octet-stream",
+                                                           b"\x00" * 1_200_000)]).as_bytes())
+    dovecot.append(mail("Small"))
+    config = settings.source
+    assert config is not None
+    for _ in range(2):  # and again at the next poll: never fetched, moved or lost
+        result = run_cli(config, "imap", "poll")
+        assert result.returncode == 0, result.stderr.decode()
+        assert "over smtp.max_message_size 1048576: left in the mailbox" in result.stderr.decode()
+        assert dovecot.count("INBOX") == 1 and dovecot.count("Done") == 1
+    assert result.stdout.decode().strip() == (
+        "support-box: 0 imported, 0 moved or flagged, 1 over the size limit left in the mailbox")
+    assert filed(db) == {"Small": 1}
+
+
+@pytest.mark.sqlite_only
 def test_a_connection_dropped_mid_fetch_loses_and_duplicates_nothing(
         tmp_path: Path, db_url: str, dovecot: Dovecot, open_db: list[Database], caplog: pytest.LogCaptureFixture) -> None:
     proxy = CuttingProxy(dovecot.port)
