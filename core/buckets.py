@@ -12,7 +12,7 @@ from core.errors import AlreadyExists, NotFound, UsageError
 from core.groups import INBOX, inbox_of
 from core.models import Bucket, Group, Ticket
 from core.staff import find_group
-from core.tickets import audit
+from core.tickets import audit_change
 
 NAME_LENGTH = 100
 
@@ -88,10 +88,9 @@ def move_ticket(session: Session, ticket: Ticket, bucket: Bucket, *, actor: str,
         return False
     before = session.get(Bucket, ticket.bucket_id)
     assert before is not None
-    audit(session, ticket, actor=actor, action="move", detail=f"{place(session, before)} -> {place(session, bucket)}",
-          now=now)
+    audit_change(session, ticket, actor=actor, action="move", before=place(session, before),
+                 after=place(session, bucket), now=now)
     ticket.group_id, ticket.bucket_id = bucket.group_id, bucket.id
-    ticket.updated_at = now
     return True
 
 

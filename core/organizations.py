@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from core.addresses import normalize_domain
 from core.db import cached
 from core.errors import AlreadyExists, NotFound, UsageError
 from core.models import Organization, Ticket
+from core.tickets import audit_change
 
 NAME_LENGTH = 200
 
@@ -48,6 +50,21 @@ def find_organization(session: Session, name: str) -> Organization:
     if org is None:
         raise NotFound(f"no organization named {name!r}")
     return org
+
+
+def set_organization(session: Session, ticket: Ticket, org: Organization | None, *, actor: str,
+                     now: datetime) -> bool:
+    """File the ticket under an organization, or under none; False if it is there already."""
+    if ticket.organization_id == (org.id if org else None):
+        return False
+    before = session.get(Organization, ticket.organization_id) if ticket.organization_id else None
+    audit_change(session, ticket, actor=actor, action="organization", before=before.name if before else NO_ORGANIZATION,
+                 after=org.name if org else NO_ORGANIZATION, now=now)
+    ticket.organization_id = org.id if org else None
+    return True
+
+
+NO_ORGANIZATION = "none"
 
 
 def add_organization(session: Session, name: str, domain: str | None) -> OrganizationView:

@@ -16,7 +16,7 @@ from core.errors import TicketNotFound, UsageError
 from core.models import Priority, Status, Ticket, Worker
 from core.notify import Outbound, send_close_notice
 from core.ticket_views import resolve_mask
-from core.tickets import audit, set_status
+from core.tickets import audit, audit_change, set_status
 
 NOBODY = "none"
 
@@ -100,10 +100,9 @@ def assign_owner(session: Session, ticket: Ticket, owner: Worker | None, *, acto
     if ticket.owner_id == (owner.id if owner else None):
         return False
     before = session.get(Worker, ticket.owner_id) if ticket.owner_id else None
-    audit(session, ticket, actor=actor, action="owner",
-          detail=f"{before.email if before else NOBODY} -> {owner.email if owner else NOBODY}", now=now)
+    audit_change(session, ticket, actor=actor, action="owner", before=before.email if before else NOBODY,
+                 after=owner.email if owner else NOBODY, now=now)
     ticket.owner_id = owner.id if owner else None
-    ticket.updated_at = now
     return True
 
 
@@ -111,8 +110,7 @@ def set_priority(session: Session, ticket: Ticket, priority: Priority, *, actor:
     """Change the ticket's priority; False if it has that priority already."""
     if ticket.priority is priority:
         return False
-    audit(session, ticket, actor=actor, action="priority", detail=f"{ticket.priority.value} -> {priority.value}",
-          now=now)
+    audit_change(session, ticket, actor=actor, action="priority", before=ticket.priority.value, after=priority.value,
+                 now=now)
     ticket.priority = priority
-    ticket.updated_at = now
     return True

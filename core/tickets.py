@@ -172,6 +172,13 @@ def set_status(session: Session, ticket: Ticket, status: Status, *, actor: str, 
         ticket.waiting_until = None  # a due time means something only while the ticket waits
 
 
+def audit_change(session: Session, ticket: Ticket, *, actor: str, action: str, before: str, after: str,
+                 now: datetime) -> None:
+    """A field of the ticket changes: the history says `before -> after`, and the ticket was updated now."""
+    audit(session, ticket, actor=actor, action=action, detail=f"{before} -> {after}", now=now)
+    ticket.updated_at = now
+
+
 def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, detail: str, now: datetime) -> None:
     session.add(AuditEntry(ticket_id=ticket.id if ticket else None, at=now, actor=actor, action=action,
                            detail=detail))

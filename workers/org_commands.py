@@ -7,8 +7,20 @@ from dataclasses import asdict
 import click
 
 from core.errors import UsageError
-from core.organizations import add_organization, edit_organization, list_organizations, remove_organization
+from core.models import Ticket
+from core.organizations import (
+    NO_ORGANIZATION,
+    add_organization,
+    edit_organization,
+    find_organization,
+    list_organizations,
+    remove_organization,
+    set_organization,
+)
+from core.ticket_states import refuse_deleted
+from workers.acting import MASKS, Acting, act_on_tickets, said
 from workers.app import App
+from workers.options import as_worker_option
 from workers.output import print_json, print_table
 
 
@@ -22,7 +34,31 @@ def org() -> None:
       postdesk org list --json
       postdesk org edit "Acme Corp" --domain acme.example
       postdesk org remove "Acme Corp"
+      postdesk org set XER-83472-879 --org "Acme Corp"
     """
+
+
+@org.command("set")
+@MASKS
+@click.option("--org", "name", required=True, metavar="NAME", help=f"The organization, or `{NO_ORGANIZATION}`.")
+@as_worker_option
+@click.pass_obj
+def org_set(app: App, masks: tuple[str, ...], name: str, worker_email: str | None) -> None:
+    """File tickets under an organization by hand (mail files them by the sender's domain).
+
+    \b
+    Examples:
+      postdesk org set XER-83472-879 --org "Acme Corp"
+      postdesk org set XER-834 ABC-12 --org none --as jane@corp.example
+    """
+    def change(acting: Acting, ticket: Ticket) -> str:
+        refuse_deleted(ticket)
+        chosen = None if name.strip().lower() == NO_ORGANIZATION else find_organization(acting.session, name)
+        changed = set_organization(acting.session, ticket, chosen, actor=acting.actor, now=acting.now)
+        shown = chosen.name if chosen else NO_ORGANIZATION
+        return said(changed, f"organization {shown}", f"organization {shown} already")
+
+    act_on_tickets(app, masks, worker_email, change)
 
 
 @org.command("add")

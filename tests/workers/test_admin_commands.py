@@ -101,6 +101,25 @@ def test_a_new_ticket_belongs_to_the_organization_of_its_senders_domain(database
     assert [o["name"] for o in json_of(config_path, "org", "list")] == ["Acme Research", "Private customers"]
 
 
+def test_tickets_are_filed_under_an_organization_by_hand(database: Database, settings: Settings,
+                                                         config_path: Path) -> None:
+    ok(config_path, "org", "add", "Acme", "--domain", "acme.test")
+    ok(config_path, "org", "add", "Globex")
+    ok(config_path, "worker", "add", "jane@corp.test", "--name", "Jane")
+    acme, other = mail_from(database, settings, "ann@acme.test"), mail_from(database, settings, "bo@gmail.test")
+    assert ok(config_path, "org", "set", acme, other[:7], "--org", "globex", "--as", "jane@corp.test") == \
+        f"{acme}: organization Globex\n{other}: organization Globex"
+    assert ok(config_path, "org", "set", other, "--org", "Globex") == f"{other}: organization Globex already"
+    assert ok(config_path, "org", "set", acme, "--org", "none") == f"{acme}: organization none"
+    assert [json_of(config_path, "show", m)["organization"] for m in (acme, other)] == [None, "Globex"]
+    history = json_of(config_path, "show", acme, "--history")["history"]
+    assert [(e["actor"], e["detail"]) for e in history if e["action"] == "organization"] == [
+        ("jane@corp.test", "Acme -> Globex"), ("postdesk cli", "Globex -> none")]
+    failed = in_process(config_path, "org", "set", acme, other, "--org", "Nope")
+    assert (failed.exit_code, failed.stderr.strip()) == (1, "postdesk: no organization named 'Nope'")
+    assert json_of(config_path, "show", other)["organization"] == "Globex"
+
+
 def test_worker_and_group_edit(config_path: Path) -> None:
     ok(config_path, "group", "add", "Billing", "--address", "billing@example.com")
     ok(config_path, "worker", "add", "jane@corp.test", "--name", "Jane", "--group", "Support")
