@@ -95,9 +95,8 @@ def open_new_ticket(delivery: Delivery) -> None:
     recipients = message.envelope.rcpt_tos + tuple(a.email for a in message.to)
     group = cached(session, (Group, recipients), lambda: group_for_recipients(session, recipients, delivery.helpdesk))
     inbox = cached(session, (Bucket, group.id), lambda: inbox_of(session, group))
-    delivery.ticket = open_ticket(session, message, group, inbox, delivery.now)
-    if (organization := organization_for_sender(session, message.sender.email)) is not None:
-        delivery.ticket.organization_id = organization
+    delivery.ticket = open_ticket(session, message, group, inbox, delivery.now,
+                                  organization_id=organization_for_sender(session, message.sender.email))
     delivery.opened = True
     audit(session, delivery.ticket, actor=message.sender.email, action="created",
           detail=f"opened by mail {message.message_id}", now=delivery.now)

@@ -80,7 +80,6 @@ def close_ticket(session: Session, out: Outbound, ticket: Ticket, *, actor: str,
     """Close the ticket and, where its group asks for one, queue the close notice; False if closed already."""
     if ticket.status is Status.CLOSED:
         return False
-    ticket.waiting_until = None
     set_status(session, ticket, Status.CLOSED, actor=actor, reason=reason, now=now)
     send_close_notice(session, out, ticket, now)
     return True
@@ -90,7 +89,6 @@ def reopen_ticket(session: Session, ticket: Ticket, *, actor: str, reason: str, 
     """Open a waiting or closed ticket again (a due time is forgotten); False if it is open already."""
     if ticket.status is Status.OPEN:
         return False
-    ticket.waiting_until = None
     set_status(session, ticket, Status.OPEN, actor=actor, reason=reason, now=now)
     return True
 

@@ -56,12 +56,13 @@ _ADDRESS_WITH_EMAIL = select(AddressRow).where(AddressRow.email == bindparam("em
 
 
 def open_ticket(session: Session, message: InboundMessage, group: Group, bucket: Bucket,
-                now: datetime, draw_mask: Callable[[], str] = new_mask) -> Ticket:
+                now: datetime, draw_mask: Callable[[], str] = new_mask, organization_id: int | None = None) -> Ticket:
     """A new open ticket under a fresh mask (a collision, however unlikely, draws again)."""
     sender = address_row(session, message.sender)
     for _ in range(MASK_ATTEMPTS):
         ticket = Ticket(mask=draw_mask(), subject=message.subject or NO_SUBJECT, status=Status.OPEN,
-                        group_id=group.id, bucket_id=bucket.id, created_at=now, updated_at=now,
+                        group_id=group.id, bucket_id=bucket.id, organization_id=organization_id,
+                        created_at=now, updated_at=now,
                         first_wrote_id=sender.id, last_wrote_id=sender.id)
         try:
             with session.begin_nested():

@@ -13,7 +13,7 @@ from core.errors import UsageError
 from core.models import Ticket, Worker, utcnow
 from core.notify import Outbound
 from core.staff import find_worker
-from core.ticket_states import locked_tickets
+from core.ticket_states import locked_tickets, refuse_deleted
 from workers.app import App
 from workers.options import WORKER_ENV
 
@@ -45,17 +45,26 @@ class Acting:
 Change = Callable[[Acting, Ticket], str]  # changes one ticket; returns what the line after its mask says
 
 
-def act_on_tickets(app: App, masks: Sequence[str], worker_email: str | None, change: Change) -> None:
+def act_on_tickets(app: App, masks: Sequence[str], worker_email: str | None, change: Change, *,
+                   deleted_ok: bool = False) -> None:
     """Resolve every mask, then change every ticket, all in one transaction; print a line per ticket after commit.
 
-    An unknown or ambiguous mask, or a ticket the change refuses, rolls back the whole command.
+    An unknown or ambiguous mask, or a ticket the change refuses, rolls back the whole command. A
+    deleted ticket is refused unless the command is about deletion (`deleted_ok`: delete, restore, spam).
     """
     with app.database().write() as session:
         acting = Acting(session, find_worker(session, worker_email) if worker_email else None, utcnow(),
                         Outbound.from_settings(app.settings))
-        lines = [f"{ticket.mask}: {change(acting, ticket)}" for ticket in locked_tickets(session, masks)]
+        lines = [f"{ticket.mask}: {_changed(acting, ticket, change, deleted_ok)}"
+                 for ticket in locked_tickets(session, masks)]
     for line in lines:
         click.echo(line)
+
+
+def _changed(acting: Acting, ticket: Ticket, change: Change, deleted_ok: bool) -> str:
+    if not deleted_ok:
+        refuse_deleted(ticket)
+    return change(acting, ticket)
 
 
 def need_worker(worker_email: str | None, command: str) -> str:

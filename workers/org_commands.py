@@ -17,7 +17,6 @@ from core.organizations import (
     remove_organization,
     set_organization,
 )
-from core.ticket_states import refuse_deleted
 from workers.acting import MASKS, Acting, act_on_tickets, said
 from workers.app import App
 from workers.options import as_worker_option
@@ -52,7 +51,6 @@ def org_set(app: App, masks: tuple[str, ...], name: str, worker_email: str | Non
       postdesk org set XER-834 ABC-12 --org none --as jane@corp.example
     """
     def change(acting: Acting, ticket: Ticket) -> str:
-        refuse_deleted(ticket)
         chosen = None if name.strip().lower() == NO_ORGANIZATION else find_organization(acting.session, name)
         changed = set_organization(acting.session, ticket, chosen, actor=acting.actor, now=acting.now)
         shown = chosen.name if chosen else NO_ORGANIZATION

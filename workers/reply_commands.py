@@ -14,10 +14,9 @@ from core.errors import UsageError
 from core.inbound import InboundAttachment
 from core.models import Ticket, utcnow
 from core.notify import Outbound
-from core.queries import find_ticket
 from core.reply_text import clean_worker_text
 from core.staff import find_worker
-from core.ticket_states import refuse_deleted
+from core.ticket_states import locked_ticket
 from core.ticket_views import show_ticket
 from core.worker_tickets import comment_as_worker, open_ticket_as_worker, parse_priority, reply_as_worker
 from workers.acting import MASKS, Acting, act_on_tickets, need_worker
@@ -67,7 +66,7 @@ def reply(app: App, mask: str, text: str | None, worker_email: str | None, text_
         raise UsageError("no text: the reply is empty")
     attachments = _read_attachments(attach)
     with app.database().write() as session:
-        ticket = find_ticket(session, mask)
+        ticket = locked_ticket(session, mask)
         worker = find_worker(session, email)
         stored = reply_as_worker(session, Outbound.from_settings(app.settings), ticket, worker, text,
                                  attachments, utcnow())
@@ -118,7 +117,6 @@ def comment(app: App, masks: tuple[str, ...], text: str, worker_email: str | Non
         raise UsageError("no text: the comment is empty")
 
     def change(acting: Acting, ticket: Ticket) -> str:
-        refuse_deleted(ticket)
         comment_as_worker(acting.session, acting.outbound.hostname, ticket, acting.required_worker("comment"),
                           text, acting.now)
         return f"comment filed, ticket {ticket.status.value}"

@@ -7,7 +7,7 @@ import click
 from core.buckets import destination, move_ticket, place
 from core.models import Priority, Ticket, Worker
 from core.staff import find_worker
-from core.ticket_states import NOBODY, assign_owner, refuse_deleted, set_priority
+from core.ticket_states import NOBODY, assign_owner, set_priority
 from workers.acting import MASKS, Acting, act_on_tickets, said
 from workers.app import App
 from workers.options import as_worker_option
@@ -31,7 +31,6 @@ def assign(app: App, masks: tuple[str, ...], owner: str, worker_email: str | Non
       postdesk assign XER-834 --owner none
     """
     def change(acting: Acting, ticket: Ticket) -> str:
-        refuse_deleted(ticket)
         new_owner = _owner(acting, owner)
         changed = assign_owner(acting.session, ticket, new_owner, actor=acting.actor, now=acting.now)
         name = new_owner.email if new_owner else NOBODY
@@ -69,7 +68,6 @@ def move(app: App, masks: tuple[str, ...], group_name: str | None, bucket_name: 
         raise click.UsageError("give --group G, --bucket B, or both")
 
     def change(acting: Acting, ticket: Ticket) -> str:
-        refuse_deleted(ticket)
         bucket = destination(acting.session, ticket, group_name, bucket_name)
         changed = move_ticket(acting.session, ticket, bucket, actor=acting.actor, now=acting.now)
         return said(changed, f"moved to {place(acting.session, bucket)}", f"in {place(acting.session, bucket)} already")
@@ -93,7 +91,6 @@ def priority(app: App, masks: tuple[str, ...], level: str, worker_email: str | N
     chosen = Priority(level.lower())
 
     def change(acting: Acting, ticket: Ticket) -> str:
-        refuse_deleted(ticket)
         changed = set_priority(acting.session, ticket, chosen, actor=acting.actor, now=acting.now)
         return said(changed, f"priority {chosen.value}", f"priority {chosen.value} already")
 

@@ -82,7 +82,7 @@ def _mark(app: App, masks: tuple[str, ...], worker_email: str | None, verdict: S
         lesson = mark_ticket(acting.session, ticket, verdict, actor=acting.actor, now=acting.now)
         return f"{_LEARNT[lesson].format(verdict=verdict.value)}, ticket {ticket.status.value}"
 
-    act_on_tickets(app, masks, worker_email, change)
+    act_on_tickets(app, masks, worker_email, change, deleted_ok=True)
 
 
 _LEARNT = {

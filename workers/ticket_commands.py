@@ -12,7 +12,7 @@ from core.errors import UsageError
 from core.models import Ticket, utcnow
 from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
 from core.staff import find_worker
-from core.ticket_states import (close_ticket, delete_ticket, refuse_deleted, reopen_ticket, restore_ticket,
+from core.ticket_states import (close_ticket, delete_ticket, reopen_ticket, restore_ticket,
                                 wait_until)
 from core.worker_commands import parse_due, parse_duration
 from workers.acting import CLI_ACTOR, MASKS, Acting, act_on_tickets, said
@@ -74,7 +74,6 @@ def close(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
       postdesk close XER-834 ABC-12 --as jane@corp.example
     """
     def change(acting: Acting, ticket: Ticket) -> str:
-        refuse_deleted(ticket)
         return said(close_ticket(acting.session, acting.outbound, ticket, actor=acting.actor, reason="closed",
                                  now=acting.now), "closed", "closed already")
 
@@ -94,7 +93,6 @@ def reopen(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
       POSTDESK_WORKER=jane@corp.example postdesk reopen XER-834 ABC-12
     """
     def change(acting: Acting, ticket: Ticket) -> str:
-        refuse_deleted(ticket)
         return said(reopen_ticket(acting.session, ticket, actor=acting.actor, reason="reopened", now=acting.now),
                     "open", "open already")
 
@@ -117,7 +115,7 @@ def delete(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
         delete_ticket(acting.session, ticket, actor=acting.actor, now=acting.now)
         return "deleted"
 
-    act_on_tickets(app, masks, worker_email, change)
+    act_on_tickets(app, masks, worker_email, change, deleted_ok=True)
 
 
 @click.command()
@@ -136,7 +134,7 @@ def restore(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
         restore_ticket(acting.session, ticket, actor=acting.actor, now=acting.now)
         return "restored, open"
 
-    act_on_tickets(app, masks, worker_email, change)
+    act_on_tickets(app, masks, worker_email, change, deleted_ok=True)
 
 
 @click.command()
