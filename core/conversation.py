@@ -15,8 +15,9 @@ from core.compose import Outgoing, mailbox, render
 from core.inbound import InboundMessage
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, Group, LastAction, Message, MessageKind, SpamTraining, Status, Ticket, Worker
-from core.notify import Outbound, send_command_error, thread_ids, ticket_recipients
-from core.outbox import queue_mail
+from core.notify import Outbound, send_command_error, ticket_recipients
+from core.personal_mail import Person, customer_references
+from core.privacy import PrivateAddresses
 from core.reply_text import clean_worker_text
 from core.staff import worker_emails
 from core.ticket_states import assign_owner, close_ticket, reopen_ticket, set_priority
@@ -31,7 +32,17 @@ def worker_by_email(session: Session, email: str) -> Worker | None:
 
 def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, message: InboundMessage,
                      now: datetime) -> Message:
-    """File a worker's mail on the ticket and act on it; returns the stored message."""
+    """File a worker's mail on the ticket and act on it; returns the stored message.
+
+    An automatic mail of the worker's (an out-of-office) is kept as an internal note: relaying it
+    would start a loop with the customer's own auto-responder, and it asks for nothing.
+    """
+    if message.is_automated:
+        stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
+                               author=worker)
+        audit(session, ticket, actor=worker.email, action="automated_not_relayed", detail=message.message_id,
+              now=now)
+        return stored
     commands = check_commands(session, parse_commands(message.text, worker.email, now))
     if commands.problems:
         send_command_error(session, out, ticket, worker, commands.problems, message.message_id, now)
@@ -45,11 +56,12 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
         audit_filed(session, ticket, worker, stored, now)
         _apply(session, out, ticket, worker, commands, now, replied=False)
         return stored
-    text = clean_worker_text(commands.body, worker_emails(session))
+    private = PrivateAddresses.of(worker_emails(session))
+    text = private.redact(clean_worker_text(commands.body, ()))
     stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.REPLY, text=text,
                            author=worker)
     audit_filed(session, ticket, worker, stored, now)
-    _relay(session, out, ticket, worker, text, message, now)
+    _relay(session, out, ticket, worker, text, message, private, now)
     if not commands.spam and ticket.spam_training is SpamTraining.NONE:
         record_verdict(session, ticket, SpamTraining.NOT_SPAM, actor=worker.email, now=now)  # answered: wanted
     _apply(session, out, ticket, worker, commands, now, replied=True)
@@ -70,21 +82,28 @@ def check_commands(session: Session, commands: Commands) -> Commands:
 
 
 def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str, message: InboundMessage,
-           now: datetime) -> None:
+           private: PrivateAddresses, now: datetime) -> None:
+    """A copy for each recipient, referring only to ids they know; attachments that could name a worker stay behind."""
     recipients = ticket_recipients(session, ticket)
-    if not recipients or not (text.strip() or message.attachments):
+    screened = private.screen_attachments(message.attachments)
+    if screened.notes:
+        send_command_error(session, out, ticket, worker, screened.notes, message.message_id, now, relayed=True)
+    if not recipients or not (text.strip() or screened.kept):
         return  # a reply of commands only (`#close`) has nothing to say to the customer
     group = session.get(Group, ticket.group_id)
     assert group is not None
-    references = thread_ids(session, ticket)
-    subject = reply_subject(ticket.subject) if references else ticket.subject
-    mail = Outgoing(sender=mailbox(group.address, worker.name), to=[mailbox(r.email, r.name) for r in recipients],
-                    subject=subject_with_mask(subject, ticket.mask),
-                    body=render("worker_reply", text=text, worker_name=worker.name, group=group.name),
-                    in_reply_to=references[-1] if references else None, references=references,
-                    attachments=message.attachments).build(out.hostname, now)
-    queue_mail(session, mail, purpose="reply", mail_from=group.address, rcpt_tos=[r.email for r in recipients],
-               ticket=ticket, now=now)
+    everyone = [mailbox(r.email, r.name) for r in recipients]
+    body = render("worker_reply", text=text, worker_name=private.redact(worker.name), group=group.name)
+
+    def compose(person: Person) -> Outgoing:
+        references = customer_references(session, ticket, person.email)
+        subject = reply_subject(ticket.subject) if references else ticket.subject
+        return Outgoing(sender=mailbox(group.address, private.redact(worker.name)), to=everyone,
+                        subject=subject_with_mask(subject, ticket.mask), body=body,
+                        in_reply_to=references[-1] if references else None, references=references,
+                        attachments=screened.kept)
+
+    out.send_to_each(session, ticket, group, [Person(r.email, r.name) for r in recipients], compose, "reply", now)
 
 
 def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands, now: datetime,

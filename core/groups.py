@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Bucket, Group
+from core.reply_tokens import without_tag
 from core.settings import HelpdeskSettings
 from core.upsert import insert_ignore
 
@@ -32,7 +33,8 @@ def inbox_of(session: Session, group: Group) -> Bucket:
 def group_for_recipients(session: Session, rcpt_tos: tuple[str, ...], helpdesk: HelpdeskSettings) -> Group:
     """The group whose address the mail was sent to; the default group otherwise."""
     if rcpt_tos:
-        group = session.scalars(select(Group).where(Group.address.in_(rcpt_tos)).order_by(Group.id)).first()
+        addresses = list(dict.fromkeys(without_tag(a) for a in rcpt_tos))  # support+TAG@ is support@
+        group = session.scalars(select(Group).where(Group.address.in_(addresses)).order_by(Group.id)).first()
         if group is not None:
             return group
     return ensure_default_group(session, helpdesk)

@@ -23,7 +23,9 @@ class OwnAddresses:
         normalized = try_normalize(address)
         if normalized is None:
             return False
-        return normalized in self.addresses or normalized.rsplit("@", 1)[1] in self.domains
+        local, _, domain = normalized.rpartition("@")
+        plain = f"{local.partition('+')[0]}@{domain}"  # support+TAG@ is support@ (core.reply_tokens)
+        return plain in self.addresses or normalized.rsplit("@", 1)[1] in self.domains
 
 
 @lru_cache(maxsize=8)

@@ -20,7 +20,7 @@ class Envelope:
     """What the SMTP session (or the MTA pipe) said about the mail, as opposed to its headers."""
 
     source: str
-    mail_from: str = ""
+    mail_from: str = ""  # "<>": the null reverse-path; "": none given (for "smtp", also the null path)
     rcpt_tos: tuple[str, ...] = ()
 
 
@@ -52,6 +52,9 @@ class InboundMessage:
     defects: tuple[str, ...] = field(default=())
     is_automated: bool = False
     bounce: BounceReport | None = None
+    # Where an automatic reply may go (RFC 3834 section 4), normalised: the envelope sender, else the
+    # topmost Return-Path field; "" when there is none or it is the null path <>. Never the From.
+    return_path: str = ""
 
     @property
     def thread_ids(self) -> tuple[str, ...]:

@@ -258,6 +258,27 @@ class ThreadKey(Base):
     message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     origin: Mapped[KeyOrigin] = mapped_column(_enum(KeyOrigin, "thread_key_origin"))
+    # A referenced id: who referenced it, in a mail the helpdesk trusted (core.threads.follows_own_id).
+    referenced_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class SentRecipient(Base):
+    """Who one outbound mail went to: answering its Message-ID proves that person, and the per-hour cap counts it."""
+
+    __tablename__ = "sent_recipients"
+    __table_args__ = (Index("ix_sent_recipients_ticket_email_at", "ticket_id", "email", "sent_at"),)
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HelpdeskSecret(Base):
+    """A key the daemon made for itself, kept in the database so every process signs alike (reply tokens)."""
+
+    __tablename__ = "helpdesk_secrets"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SpoolItem(Base):

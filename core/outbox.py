@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.models import OutboxItem, OutboxState, Ticket
+from core.models import OutboxItem, OutboxState, SentRecipient, Ticket
 from core.settings import RelaySettings
 from core.tickets import record_sent_message_id
 
@@ -44,13 +44,20 @@ class ClaimedMail:
 
 
 def queue_mail(session: Session, mail: EmailMessage, *, purpose: str, mail_from: str, rcpt_tos: list[str],
-               ticket: Ticket | None, now: datetime) -> OutboxItem:
-    """Queue one built mail (it must carry its Message-ID already)."""
+               ticket: Ticket | None, now: datetime, counted: bool = True) -> OutboxItem:
+    """Queue one built mail (it must carry its Message-ID already).
+
+    A counted mail's recipients are remembered with its id: an answer to it proves its sender, and
+    the hourly cap (core.personal_mail) counts it. Only the cap's own alarm is not counted.
+    """
     message_id = str(mail["Message-ID"])
     item = OutboxItem(message_id=message_id, ticket_id=ticket.id if ticket else None, purpose=purpose,
                       mail_from=mail_from, rcpt_tos=rcpt_tos, raw=mail.as_bytes(policy=SMTP),
                       state=OutboxState.QUEUED, attempts=0, created_at=now, next_attempt_at=now)
     session.add(item)
+    for email in dict.fromkeys(rcpt_tos if counted else ()):  # answering this id proves each of them (core.threads)
+        session.add(SentRecipient(message_id=message_id, email=email, ticket_id=ticket.id if ticket else None,
+                                  sent_at=now))
     if ticket is not None:
         record_sent_message_id(session, ticket, message_id)
     return item

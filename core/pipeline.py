@@ -25,7 +25,7 @@ from core.notify import Outbound, notify_workers, send_auto_reply
 from core.organizations import organization_for_sender
 from core.quarantine import quarantine_raw
 from core.staff import worker_emails
-from core.threads import ThreadMatch, thread_message
+from core.threads import DnsLookup, ThreadMatch, Trust, thread_message
 from spam.filter import is_spam, score_ticket
 from core.tickets import (
     add_recipients,
@@ -49,6 +49,7 @@ class Delivery:
     now: datetime
     outbound: Outbound
     spam: SpamSettings = field(default_factory=SpamSettings)
+    dkim_dns: DnsLookup | None = None  # None: DNS itself; a lookup from helpdesk.dkim_dns_file otherwise
     match: ThreadMatch | None = None
     ticket: Ticket | None = None
     stored: Message | None = None
@@ -83,7 +84,7 @@ def file_bounce_report(delivery: Delivery) -> None:
 
 
 def thread(delivery: Delivery) -> None:
-    delivery.match = thread_message(delivery.session, delivery.message)
+    delivery.match = thread_message(delivery.session, delivery.message, delivery.dkim_dns)
     delivery.ticket = delivery.match.ticket
 
 
@@ -100,20 +101,27 @@ def open_new_ticket(delivery: Delivery) -> None:
     delivery.opened = True
     audit(session, delivery.ticket, actor=message.sender.email, action="created",
           detail=f"opened by mail {message.message_id}", now=delivery.now)
+    if delivery.match is not None and delivery.match.quoted_mask:
+        audit(session, delivery.ticket, actor="postdesk", action="quoted_mask",
+              detail=f"quotes {delivery.match.quoted_mask} but nothing proves its sender belongs there: not joined",
+              now=delivery.now)
 
 
 def answer_worker(delivery: Delivery) -> None:
-    """A worker's mail on a ticket is an answer: commands applied, text relayed (core.conversation)."""
-    if delivery.opened or delivery.ticket is None:
+    """A proven worker's mail on a ticket is an answer: commands applied, text relayed (core.conversation).
+
+    Mail from a worker's address without proof is no answer: it is filed like a customer's, flagged.
+    """
+    if delivery.opened or delivery.ticket is None or delivery.match is None:
         return
-    if delivery.message.sender.email not in worker_emails(delivery.session):
+    if delivery.match.trust is not Trust.PROVEN or delivery.message.sender.email not in worker_emails(delivery.session):
         return
     worker = worker_by_email(delivery.session, delivery.message.sender.email)
     if worker is None:
         return
     delivery.stored = answer_as_worker(delivery.session, delivery.outbound, delivery.ticket, worker,
                                        delivery.message, delivery.now)
-    record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=False)
+    record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=False, trusted=True)
     delivery.done = True
     delivery.outcome = "worker_answer"
 
@@ -123,12 +131,12 @@ def store(delivery: Delivery) -> None:
     verified = delivery.match.sender_verified
     delivery.stored = store_message(delivery.session, delivery.ticket, delivery.message,
                                     verified=verified, now=delivery.now)
-    record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=delivery.opened)
+    record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=delivery.opened, trusted=verified)
     delivery.outcome = "opened" if delivery.opened else ("appended" if verified else "unverified_sender")
 
 
 def update_recipients(delivery: Delivery) -> None:
-    """Sender and outside To/CC join a new ticket; a trusted follow-up may bring in new CCs."""
+    """Sender and outside To/CC join a new ticket; a proven follow-up may bring in new CCs, at most max_new_recipients."""
     ticket, message, match = delivery.ticket, delivery.message, delivery.match
     assert ticket is not None and match is not None
     if not match.sender_verified:
@@ -140,7 +148,20 @@ def update_recipients(delivery: Delivery) -> None:
     if delivery.opened or not sender_is_worker:
         candidates += list(message.to) + list(message.cc)
     outside = [a for a in candidates if not own.accepts(a.email) and a.email not in workers]
-    add_recipients(delivery.session, ticket, outside)
+    add_recipients(delivery.session, ticket, _within_limit(delivery, outside))
+
+
+def _within_limit(delivery: Delivery, addresses: list[Address]) -> list[Address]:
+    """The first max_new_recipients not yet on the ticket; the rest are audited, not added."""
+    assert delivery.ticket is not None
+    known = {r.email for r in delivery.ticket.recipients}
+    new = [a for a in dict.fromkeys(addresses) if a.email not in known]
+    limit = delivery.helpdesk.max_new_recipients
+    if len(new) > limit:
+        audit(delivery.session, delivery.ticket, actor="postdesk", action="recipients_limited",
+              detail=f"{len(new)} new addresses in {delivery.message.message_id}; the first {limit} added",
+              now=delivery.now)
+    return new[:limit]
 
 
 def update_ticket(delivery: Delivery) -> None:
@@ -172,13 +193,15 @@ def score_spam(delivery: Delivery) -> None:
 
 
 def notify(delivery: Delivery) -> None:
-    """Workers hear of a recipient's mail; a new ticket's sender gets an acknowledgement. Never for robots."""
+    """Workers hear of a recipient's mail (flagged when unproven); a new ticket is acknowledged. Never for robots."""
     message, ticket, match = delivery.message, delivery.ticket, delivery.match
     assert ticket is not None and match is not None
     robot = message.is_automated or own_addresses(delivery.helpdesk).accepts(message.sender.email)
-    if robot or not match.sender_verified or ticket.status is Status.DELETED:
+    heard = match.sender_verified or match.trust is Trust.CLAIMED or delivery.opened
+    if robot or not heard or ticket.status is Status.DELETED:
         return
-    notify_workers(delivery.session, delivery.outbound, ticket, message, delivery.now)
+    notify_workers(delivery.session, delivery.outbound, ticket, message, delivery.now,
+                   unproven=not match.sender_verified)
     if delivery.opened:
         send_auto_reply(delivery.session, delivery.outbound, ticket, message, delivery.now)
 

@@ -46,6 +46,13 @@ class HelpdeskSettings:
     addresses: tuple[str, ...] = ()
     default_group: str = "Support"
     default_address: str = "support@example.com"
+    # One mail adds at most this many recipients to a ticket (a Cc of 500 is no conversation).
+    max_new_recipients: int = 20
+    # The helpdesk sends at most this many mails about one ticket to one address per hour: a loop
+    # that gets past every other rule stops here, logged, audited, the workers told once.
+    max_mails_per_hour: int = 20
+    # TXT records (`name value` lines) answering DKIM key lookups instead of DNS: for a closed network.
+    dkim_dns_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,8 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     _check_relay(relay)
     relay = _resolve_ca_file(relay, base_dir)
     helpdesk = _normalize_helpdesk(helpdesk)
+    if helpdesk.dkim_dns_file:
+        helpdesk = replace(helpdesk, dkim_dns_file=str((base_dir / helpdesk.dkim_dns_file).resolve()))
     _check_spam(spam)
     return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source,
                     imap=_imap_accounts(data.get("imap", []), base_dir),
@@ -294,7 +303,11 @@ def _normalize_helpdesk(helpdesk: HelpdeskSettings) -> HelpdeskSettings:
         raise ConfigError("helpdesk.default_address", str(exc)) from None
     if not helpdesk.default_group.strip():
         raise ConfigError("helpdesk.default_group", "must not be empty")
-    return HelpdeskSettings(domains, addresses, helpdesk.default_group.strip(), default_address)
+    for key in ("max_new_recipients", "max_mails_per_hour"):
+        if getattr(helpdesk, key) < 1:
+            raise ConfigError(f"helpdesk.{key}", "must be at least 1")
+    return replace(helpdesk, domains=domains, addresses=addresses, default_group=helpdesk.default_group.strip(),
+                   default_address=default_address)
 
 
 IMAP_SECURITY = ("tls", "starttls", "none")

@@ -31,7 +31,7 @@ from core.models import (
     TicketRecipient,
     Worker,
 )
-from core.threads import is_participant
+from core.threads import follows_own_id, is_recipient
 from core.upsert import insert_ignore
 
 MASK_ATTEMPTS = 10
@@ -118,20 +118,25 @@ def _plain(addresses: tuple[Address, ...]) -> list[dict[str, str]]:
     return [{"email": a.email, "name": a.name} for a in addresses]
 
 
-def record_thread_keys(session: Session, ticket: Ticket, message: InboundMessage, *, opened: bool) -> None:
-    """Remember the mail's id and the ids it answers, so later mail of the thread finds this ticket.
+def record_thread_keys(session: Session, ticket: Ticket, message: InboundMessage, *, opened: bool,
+                       trusted: bool) -> None:
+    """Remember the mail's id and, for a trusted mail, the ids it answers, so later mail of the thread finds this ticket.
 
-    When this mail just opened the ticket, an id already pointing elsewhere means another gateway
-    opened a ticket for the same thread at the same moment: raise, so this one retries and joins it.
+    An untrusted mail's references are not kept: a stranger could plant an id and capture the mail
+    that later carries it (core.threads, rule 4). When this mail just opened the ticket, an id
+    already pointing elsewhere that threading would have followed means another gateway opened a
+    ticket for the same thread at the same moment: raise, so this one retries and joins it.
     """
     _claim_key(session, ticket, message, message.message_id, KeyOrigin.RECEIVED, opened)
-    for referenced in message.thread_ids:
-        _claim_key(session, ticket, message, referenced, KeyOrigin.REFERENCED, opened)
+    if trusted:
+        for referenced in message.thread_ids:
+            _claim_key(session, ticket, message, referenced, KeyOrigin.REFERENCED, opened)
 
 
 def _claim_key(session: Session, ticket: Ticket, message: InboundMessage, message_id: str,
                origin: KeyOrigin, opened: bool) -> None:
-    values = {"message_id": message_id, "ticket_id": ticket.id, "origin": origin}
+    by = message.sender.email if origin is KeyOrigin.REFERENCED else None
+    values = {"message_id": message_id, "ticket_id": ticket.id, "origin": origin, "referenced_by": by}
     if insert_ignore(session, ThreadKey.__table__, values):
         return
     existing = session.get(ThreadKey, message_id, populate_existing=True)
@@ -140,21 +145,31 @@ def _claim_key(session: Session, ticket: Ticket, message: InboundMessage, messag
     if existing.ticket_id != ticket.id:
         if opened and _threading_would_have_followed(session, existing, origin, message):
             raise ThreadRace(f"{message_id} already belongs to another ticket")
+        if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
+            _take_over(existing, ticket)  # our own id, only mentioned there: the mail's own ticket keeps it
         return
     if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
-        existing.origin = KeyOrigin.RECEIVED
+        existing.origin, existing.referenced_by = KeyOrigin.RECEIVED, None
+    elif existing.origin is KeyOrigin.REFERENCED and existing.referenced_by is None:
+        existing.referenced_by = by
+
+
+def _take_over(key: ThreadKey, ticket: Ticket) -> None:
+    key.ticket_id, key.origin, key.referenced_by = ticket.id, KeyOrigin.RECEIVED, None
 
 
 def _threading_would_have_followed(session: Session, existing: ThreadKey, origin: KeyOrigin,
                                    message: InboundMessage) -> bool:
     """Whether core.threads would have joined the key's ticket had the key been there in time.
 
-    It always follows a received or sent id, and the mail's own id; a merely referenced id only
-    for a participant of that ticket (otherwise the key was skipped on purpose, not raced).
+    A sent or received id links always; the mail's own id only by rule 4; an id merely referenced
+    there only for a recipient of that ticket (otherwise it was skipped on purpose, not raced).
     """
-    if existing.origin is not KeyOrigin.REFERENCED or origin is KeyOrigin.RECEIVED:
+    if existing.origin is not KeyOrigin.REFERENCED:
         return True
-    return is_participant(session, existing.ticket_id, message.sender.email)
+    if origin is KeyOrigin.RECEIVED:
+        return follows_own_id(existing, message)
+    return is_recipient(session, existing.ticket_id, message.sender.email)
 
 
 def record_sent_message_id(session: Session, ticket: Ticket, message_id: str) -> None:

@@ -80,7 +80,7 @@ def _file(session: Session, out: Outbound, ticket: Ticket, worker: Worker, messa
           now: datetime) -> Message:
     _refuse_bad_commands(session, worker, message.text, now)
     stored = answer_as_worker(session, out, ticket, worker, message, now)
-    record_thread_keys(session, ticket, message, opened=False)
+    record_thread_keys(session, ticket, message, opened=False, trusted=True)
     return stored
 
 

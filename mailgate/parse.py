@@ -62,8 +62,12 @@ _HIDDEN = b"X-" + secrets.token_hex(8).encode() + b"-"
 _HIDDEN_TEXT = _HIDDEN.decode()
 _MSGID = re.compile(r"<[^<>\s]+>")
 _BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
-_BULK_PRECEDENCE = {"bulk", "junk", "list"}
+_ROBOT_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster"}
+_AUTOREPLY_FIELDS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress")  # set by vacation robots, Exchange
+_ENVELOPE_ALWAYS_SAYS = {"smtp"}  # MAIL FROM is mandatory, so an empty one is the null path
+_NULL_PATH = "<>"
+_NULL_PATH_TEXT = re.compile(r"\s*(?:\([^()]*\)\s*)*(?:<\s*>\s*(?:\([^()]*\)\s*)*)?")  # <>, blank, comments
 
 Fields = dict[str, list[str]]
 
@@ -155,6 +159,7 @@ def _build(parsed: MailParser, raw: bytes, envelope: Envelope) -> InboundMessage
     for name, value in pairs:
         fields.setdefault(name.lower(), []).append(value)
     sender = _sender(fields, envelope)
+    reverse_path = _reverse_path(fields, envelope)
     content = read_content(parsed)
     return InboundMessage(
         message_id=_message_id(fields, raw),
@@ -172,8 +177,9 @@ def _build(parsed: MailParser, raw: bytes, envelope: Envelope) -> InboundMessage
         headers=tuple((name[:MAX_HEADER_VALUE], value[:MAX_HEADER_VALUE]) for name, value in pairs[:MAX_HEADERS]),
         attachments=content.attachments,
         defects=content.defects,
-        is_automated=_is_automated(fields, sender, envelope),
+        is_automated=_is_automated(fields, sender, reverse_path),
         bounce=read_bounce(parsed.message),
+        return_path="" if reverse_path == _NULL_PATH else reverse_path,
     )
 
 
@@ -257,15 +263,35 @@ def _date(value: str) -> datetime | None:
         return None
 
 
-def _is_automated(fields: Fields, sender: Address, envelope: Envelope) -> bool:
+def _reverse_path(fields: Fields, envelope: Envelope) -> str:
+    """Where automatic replies may go (RFC 3834 4): an address, _NULL_PATH, or "" when none is known.
+
+    The envelope sender when the source gave one (SMTP always does); else the topmost Return-Path,
+    which the delivering MTA wrote. Never the From: that is the author, not who takes the bounces.
+    """
+    if envelope.source in _ENVELOPE_ALWAYS_SAYS or envelope.mail_from:
+        return _path(envelope.mail_from)
+    values = fields.get("return-path")
+    return _path(values[0]) if values else ""
+
+
+def _path(text: str) -> str:
+    """One reverse-path, normalised; _NULL_PATH for <>; "" when it holds no usable address."""
+    if _NULL_PATH_TEXT.fullmatch(text[:MAX_ADDRESS_FIELD]):
+        return _NULL_PATH
+    found = _mailboxes(text[:MAX_ADDRESS_FIELD])
+    return found[0].email if found else ""
+
+
+def _is_automated(fields: Fields, sender: Address, reverse_path: str) -> bool:
     """Mail from a robot: never to be answered automatically (RFC 3834, plus common practice)."""
     auto = _first(fields, "auto-submitted", "no").strip().lower()
     precedence = _first(fields, "precedence").strip().lower()
-    null_sender = envelope.source == "smtp" and envelope.mail_from in ("", "<>")
     return (
         (auto != "" and not auto.startswith("no"))
-        or precedence in _BULK_PRECEDENCE
+        or precedence in _ROBOT_PRECEDENCE
         or "list-id" in fields
-        or null_sender
+        or any(name in fields for name in _AUTOREPLY_FIELDS)
+        or reverse_path == _NULL_PATH
         or sender.email.split("@")[0] in _ROBOT_LOCALPARTS
     )

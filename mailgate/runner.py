@@ -16,6 +16,7 @@ import multiprocessing
 import signal
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
@@ -34,6 +35,7 @@ from core.notify import Outbound
 from core.pipeline import Delivery, run_pipeline
 from core.quarantine import quarantine_raw
 from core.settings import Settings
+from core.threads import DnsLookup
 from mailgate.parse import parse_message
 from mailgate.spool import NoTurns, WriteTurns
 
@@ -47,6 +49,15 @@ RETRY_PAUSE_SECONDS = 1.0
 MIN_TURN_SECONDS = 0.005
 START_METHOD = "spawn"  # never fork a process that holds open database connections
 _DELETE_SPOOLED = delete(SpoolItem).where(SpoolItem.id == bindparam("id"))  # built once: run per mail
+
+
+def _dkim_lookup(settings: Settings) -> DnsLookup | None:
+    """The DKIM key lookup of `helpdesk.dkim_dns_file`, or None for DNS itself."""
+    if not settings.helpdesk.dkim_dns_file:
+        return None
+    from core.dkim_proof import dns_from_file
+
+    return dns_from_file(Path(settings.helpdesk.dkim_dns_file))
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class SpoolRunner:
         self._helpdesk = settings.helpdesk
         self._spam = settings.spam
         self._outbound = Outbound.from_settings(settings)
+        self._dkim_dns = _dkim_lookup(settings)
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wake: Flag = wake if wake is not None else threading.Event()
@@ -167,7 +179,7 @@ class SpoolRunner:
                     self.stats.quarantined += 1
                     return None
                 delivery = run_pipeline(Delivery(session, result, self._helpdesk, utcnow(), self._outbound,
-                                                     self._spam))
+                                                     self._spam, self._dkim_dns))
                 if delivery.outcome == "duplicate":
                     self.stats.duplicates += 1
                 elif delivery.outcome == "quarantined":

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url, select, text
 
 from core.db import Database, open_database
 from core.schema import upgrade
@@ -102,7 +102,7 @@ def postgres_url() -> Iterator[str]:
 def write_config(folder: Path, db_url: str, port: int | None = None, *, relay_port: int | None = None,
                  domains: tuple[str, ...] = ("example.com",), default_address: str = "support@example.com",
                  max_message_size: int = 1048576, auto_reply_window: int = 3600,
-                 imap: tuple[dict[str, Any], ...] = ()) -> Path:
+                 imap: tuple[dict[str, Any], ...] = (), helpdesk: dict[str, Any] | None = None) -> Path:
     """A throwaway settings file: the shipped defaults but this database, free ports, fast relay retries."""
     port = port or free_port()
     relay_port = relay_port or free_port()  # nothing listens there unless a test starts a sink
@@ -111,7 +111,8 @@ def write_config(folder: Path, db_url: str, port: int | None = None, *, relay_po
         f'[database]\nurl = "{db_url}"\n\n'
         f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "postdesk.test"\nmax_message_size = {max_message_size}\n\n'
         f'[helpdesk]\ndomains = {json.dumps(list(domains))}\naddresses = ["help@other.test"]\n'
-        f'default_group = "Support"\ndefault_address = "{default_address}"\n\n'
+        f'default_group = "Support"\ndefault_address = "{default_address}"\n'
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in (helpdesk or {}).items()) + "\n"
         f'[relay]\nhost = "127.0.0.1"\nport = {relay_port}\ntimeout_seconds = 5\n'
         'retry_initial_seconds = 0.2\nretry_max_seconds = 1\n\n'
         f'[auto_reply]\nwindow_seconds = {auto_reply_window}\n\n'
@@ -174,12 +175,43 @@ def settings(config_path: Path) -> Settings:
     return load_settings(config_path)
 
 
+def worker_address_leaks(db: Database) -> list[str]:
+    """Mail queued for anyone but a worker that holds a worker's address in any written form.
+
+    Run after every test that had a database: over the whole suite, no customer-bound byte the
+    helpdesk queued (and so no byte the test smarthost received from it) may name a worker.
+    """
+    from core.models import OutboxItem, Worker
+    from core.privacy import PrivateAddresses
+
+    with db.read() as session:
+        workers = set(session.scalars(select(Worker.email)))
+        if not workers:
+            return []
+        private = PrivateAddresses.of(workers)
+        return [f"{item.purpose} {item.message_id} to {item.rcpt_tos}"
+                for item in session.scalars(select(OutboxItem))
+                if not workers & set(item.rcpt_tos) and private.found_in(item.raw)]
+
+
+def assert_no_worker_address_leaked(url: str) -> None:
+    db = open_database(url)
+    try:
+        leaks = worker_address_leaks(db)
+    finally:
+        db.dispose()
+    assert not leaks, f"a worker's address reached a customer: {leaks}"
+
+
 @pytest.fixture
 def database(settings: Settings) -> Iterator[Database]:
     db = open_database(settings.database.url)
     upgrade(db)
     yield db
-    db.dispose()
+    try:
+        assert not worker_address_leaks(db), f"a worker's address reached a customer: {worker_address_leaks(db)}"
+    finally:
+        db.dispose()
 
 
 READY_LINE = b"postdesk: listening on"
@@ -246,6 +278,7 @@ def daemons_sharing(db_url: str, folder: Path, count: int = 2) -> Iterator[list[
         for running in started:
             if running.process is not None:
                 assert running.stop() == 0, running.log.read_text()
+    assert_no_worker_address_leaked(db_url)
 
 
 @pytest.fixture
@@ -256,6 +289,7 @@ def daemon(config_path: Path, tmp_path: Path) -> Iterator[Daemon]:
     if running.process is not None:
         if running.process.poll() is None:
             running.stop()
+    assert_no_worker_address_leaked(running.settings.database.url)
 
 
 def run_cli(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

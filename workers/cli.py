@@ -104,22 +104,22 @@ def serve(app: App) -> None:
 
 
 @main.command("deliver")
-@click.option("--from", "mail_from", default="", help="Envelope sender, as the MTA passes it.")
+@click.option("--from", "mail_from", default=None,
+              help='Envelope sender, as the MTA passes it; "" or "<>" for a bounce. Without it: the Return-Path.')
 @click.option("--to", "rcpt_tos", multiple=True, help="Envelope recipient (repeatable).")
 @click.pass_obj
-def deliver_command(app: App, mail_from: str, rcpt_tos: tuple[str, ...]) -> None:
+def deliver_command(app: App, mail_from: str | None, rcpt_tos: tuple[str, ...]) -> None:
     """Take one message on stdin (for an MTA pipe); exit 0 once stored, 75 on a temporary failure.
 
     \b
     Example (Postfix master.cf / aliases):
       support: "|postdesk deliver --from ${sender} --to ${recipient}"
     """
-    from core.inbound import Envelope
-    from mailgate.deliver import EX_TEMPFAIL, deliver  # the mail pipeline is loaded only by commands that file mail
+    from mailgate.deliver import EX_TEMPFAIL, deliver, pipe_envelope  # the pipeline: only commands that file mail
 
     raw = sys.stdin.buffer.read()
     try:
-        deliver(app.database(), app.settings, raw, Envelope("deliver", mail_from, rcpt_tos))
+        deliver(app.database(), app.settings, raw, pipe_envelope(mail_from, rcpt_tos))
     except StorageError as exc:
         click.echo(f"postdesk: temporary failure, message not stored: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)

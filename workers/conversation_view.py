@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from workers.terminal_text import printable_values
+
 HEADER_FIELDS = ("status", "priority", "group", "bucket", "owner", "organization", "created", "updated",
                  "last_action", "first_wrote", "last_wrote", "waiting_until")
 KIND_LABELS = {"inbound": "", "reply": "reply", "comment": "internal comment", "bounce": "bounce"}
@@ -28,6 +30,9 @@ def print_conversation(ticket: dict[str, Any]) -> None:
 
 
 def conversation_lines(ticket: dict[str, Any], colour: bool) -> list[str]:
+    """The ticket as lines for people, every string from mail made printable first."""
+    ticket = printable_values(ticket)
+
     def style(value: str, **how: Any) -> str:
         return click.style(value, **how) if colour else value
 

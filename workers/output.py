@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from workers.terminal_text import json_safe, printable
+
 T = TypeVar("T")
 
 
@@ -25,11 +27,17 @@ def chosen_values(given: Sequence[str], every: Iterable[T], default: tuple[T, ..
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    """The same values, with every character a terminal would obey escaped (C0 is escaped by json itself)."""
+    click.echo(json_safe(json.dumps(value, indent=2, ensure_ascii=False)))
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table for people on a terminal; whole, untruncated lines for pipes and scripts."""
+    """A table for people on a terminal; whole, untruncated lines for pipes and scripts.
+
+    Cells often come from mail: each is made printable, and rich is given plain Text, never markup,
+    so a subject like `[link=...]` is shown as written.
+    """
+    rows = [[printable(cell) for cell in row] for row in rows]
     if not sys.stdout.isatty():
         click.echo("\t".join(columns))
         for row in rows:
@@ -37,8 +45,9 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         return
     from rich.console import Console  # rich costs import time; only a terminal needs it
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(*columns)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     Console().print(table)

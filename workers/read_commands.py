@@ -33,6 +33,7 @@ from workers.app import App
 from workers.conversation_view import print_conversation
 from workers.options import as_worker_option
 from workers.output import chosen_values, print_json, print_table
+from workers.terminal_text import printable
 
 STATUS_CHOICES = [*STATUSES, "all"]
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
@@ -190,5 +191,5 @@ def attachment(app: App, mask: str, number: int, output: str, force: bool) -> No
         target.write_bytes(data)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-    name = info["filename"] or "(unnamed)"
+    name = printable(info["filename"] or "(unnamed)")
     click.echo(f"saved {name} ({info['content_type']}, {len(data)} bytes) to {os.fspath(target)}", err=True)

@@ -21,6 +21,7 @@ from workers.acting import MASKS, Acting, act_on_tickets
 from workers.app import App
 from workers.options import as_worker_option
 from workers.output import print_json
+from workers.terminal_text import printable
 
 TRAINING_BATCH = 500  # mails per transaction: a crash loses at most one batch, a batch is one upsert
 
@@ -170,7 +171,7 @@ def score(app: App, file: Path, as_json: bool) -> None:
         return
     click.echo(f"spam score: {result.score:.2%}")
     for word in result.words:
-        click.echo(f"  {word.probability:6.4f}  {word.word}")
+        click.echo(f"  {word.probability:6.4f}  {printable(word.word)}")
 
 
 @spam.command("stats")

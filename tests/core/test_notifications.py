@@ -47,7 +47,7 @@ def test_new_ticket_notifies_group_and_acknowledges(staffed: Database, settings:
     send(staffed, settings, make_mail(sender="Alice <alice@customer.test>"))
     (note_item, note), = outbox(staffed, "notification")
     (ack_item, ack), = outbox(staffed, "auto_reply")
-    assert note_item.rcpt_tos == [WORKER] and ack_item.rcpt_tos == ["alice@customer.test"]
+    assert note_item.rcpt_tos == [WORKER] and ack_item.rcpt_tos == ["x@customer.test"], "to the return path"
     assert ack["Auto-Submitted"] == "auto-replied"
 
 

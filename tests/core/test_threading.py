@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from core.db import Database
 from core.inbound import Envelope
-from core.models import Message, Status, Ticket
-from core.ticket_views import show_ticket
+from core.models import Message, SentRecipient, Status, Ticket, utcnow
+from core.ticket_views import show_ticket, ticket_history
 from core.settings import Settings
 from core.tickets import record_sent_message_id
 from mailgate.deliver import deliver
@@ -51,15 +51,18 @@ def test_new_ticket_has_mask_and_outside_recipients(database: Database, settings
 
 @pytest.mark.parametrize("subject", ["Re: [{mask}] Printer on fire", "Re: Printer on fire {mask}",
                                      "RE: printer [{lower}]"])
-def test_follow_up_by_mask(database: Database, settings: Settings, subject: str) -> None:
+def test_follow_up_by_mask_from_a_recipient_is_kept_flagged(database: Database, settings: Settings,
+                                                             subject: str) -> None:
+    """A mask and a From line prove nothing: the mail joins its recipient's ticket, flagged, changing nothing."""
     send(database, settings, make_mail(sender=ALICE))
     (ticket,) = tickets(database)
+    set_status(database, ticket.mask, Status.WAITING)
     send(database, settings, make_mail(sender=ALICE, body="more",
                                        subject=subject.format(mask=ticket.mask, lower=ticket.mask.lower())))
     assert len(tickets(database)) == 1
     view = shown(database, ticket.mask)
-    assert view["message_count"] == 2 and not view["messages"][1]["unverified_sender"]
-    assert view["last_action"] == "recipient_replied"
+    assert view["message_count"] == 2 and view["messages"][1]["unverified_sender"]
+    assert view["last_action"] == "new" and view["status"] == "waiting"
 
 
 def test_follow_up_by_in_reply_to_and_by_references_only(database: Database, settings: Settings) -> None:
@@ -87,29 +90,38 @@ def test_same_message_id_twice_is_stored_once(database: Database, settings: Sett
     assert shown(database, ticket.mask)["message_count"] == 1
 
 
-def test_stranger_quoting_a_mask_is_unverified_and_not_a_recipient(database: Database, settings: Settings) -> None:
+def test_stranger_quoting_a_mask_opens_a_ticket_of_its_own(database: Database, settings: Settings) -> None:
     send(database, settings, make_mail(sender=ALICE))
     (ticket,) = tickets(database)
     set_status(database, ticket.mask, Status.CLOSED)
     send(database, settings, make_mail(sender="Mallory <mallory@evil.test>", subject=f"Re: [{ticket.mask}]"))
     view = shown(database, ticket.mask)
-    assert view["message_count"] == 2
-    assert view["messages"][1]["unverified_sender"] is True
-    assert view["recipients"] == ["alice@customer.test"]
-    assert view["status"] == "closed", "an unverified sender must not reopen the ticket"
-    assert view["last_wrote"] == "alice@customer.test"
+    assert (view["message_count"], view["recipients"], view["status"]) == (1, ["alice@customer.test"], "closed")
+    (own,) = [t for t in tickets(database) if t.mask != ticket.mask]
+    with database.engine.connect() as conn:
+        history = ticket_history(conn, own.mask)
+    assert any(e["action"] == "quoted_mask" and ticket.mask in e["detail"] for e in history)
 
 
-def test_stranger_answering_a_helpdesk_message_id_becomes_recipient(database: Database, settings: Settings) -> None:
+def sent_to(database: Database, mask: str, message_id: str, email: str) -> None:
+    """As if the helpdesk had mailed `email` about the ticket with this Message-ID (core.outbox records it so)."""
+    with database.write() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.mask == mask)).one()
+        record_sent_message_id(session, ticket, message_id)
+        session.add(SentRecipient(message_id=message_id, email=email, ticket_id=ticket.id, sent_at=utcnow()))
+
+
+def test_answering_a_helpdesk_id_proves_only_whom_it_was_sent_to(database: Database, settings: Settings) -> None:
     send(database, settings, make_mail(sender=ALICE))
     (ticket,) = tickets(database)
-    with database.write() as session:
-        record_sent_message_id(session, session.get(Ticket, ticket.id), "<sent-by-us.x7f3@postdesk.test>")
+    sent_to(database, ticket.mask, "<sent-by-us.x7f3@postdesk.test>", "dave@customer.test")
+    send(database, settings, make_mail(sender="Eve <eve@other.test>", subject="Re: something", cc="eve2@other.test",
+                                       in_reply_to="<sent-by-us.x7f3@postdesk.test>"))
     send(database, settings, make_mail(sender="Dave <dave@customer.test>", subject="Re: something",
                                        in_reply_to="<sent-by-us.x7f3@postdesk.test>"))
     view = shown(database, ticket.mask)
-    assert view["message_count"] == 2 and view["messages"][1]["unverified_sender"] is False
-    assert "dave@customer.test" in view["recipients"]
+    assert [m["unverified_sender"] for m in view["messages"]] == [False, True, False]
+    assert view["recipients"] == ["alice@customer.test", "dave@customer.test"]
 
 
 def test_stranger_answering_a_customer_message_id_is_unverified(database: Database, settings: Settings) -> None:
@@ -129,9 +141,10 @@ def test_recipient_follow_up_reopens_unless_deleted(database: Database, settings
     first = make_mail(sender=ALICE)
     send(database, settings, first)
     (ticket,) = tickets(database)
+    sent_to(database, ticket.mask, "<ack.k2j4@postdesk.test>", "alice@customer.test")
     set_status(database, ticket.mask, status)
     before = shown(database, ticket.mask)["updated"]
-    send(database, settings, make_mail(sender=ALICE, in_reply_to=first["Message-ID"]))
+    send(database, settings, make_mail(sender=ALICE, in_reply_to="<ack.k2j4@postdesk.test>"))
     after = shown(database, ticket.mask)
     assert after["status"] == expected and after["message_count"] == 2
     # mail to a deleted ticket is kept but is no activity: its purge still counts from the deletion

@@ -132,7 +132,9 @@ def assert_one_ticket_per_conversation(filed: Filed, conversations: list[Convers
         assert len(on) == 1, f"{talk.customer}'s conversation was split over tickets {on}"
         tickets += on
     assert len(set(tickets)) == len(conversations) == filed.tickets
-    assert filed.unverified == set()
+    originals = {_id(talk.mails[0]) for talk in conversations}
+    # a reply to one's own mail proves no sender (core.threads): it may be flagged; an original never is
+    assert not filed.unverified & originals
 
 
 @pytest.fixture

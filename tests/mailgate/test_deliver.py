@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import func, select, text
 
 from core.db import Database
 from core.models import Message, QuarantineItem, SpoolItem
 from testkit import cli_json, make_mail, run_cli
+from workers.cli import main
 
 
 def rows(database: Database, model: type) -> int:
@@ -47,3 +51,23 @@ def test_deliver_refuses_oversize_with_one_line(database: Database, config_path:
     assert result.returncode == 1
     assert result.stderr.decode().strip().startswith("postdesk: message of ")
     assert rows(database, SpoolItem) + rows(database, Message) == 0
+
+
+def in_process(config: Path, *args: str, stdin: bytes | None = None) -> Result:
+    """The real command through click's runner, without a process start each."""
+    result = CliRunner().invoke(main, ["--config", str(config), *args], input=stdin, prog_name="postdesk")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return result
+
+
+@pytest.mark.parametrize("mail_from, acknowledged", [("alice@customer.test", True), ("", False), ("<>", False)])
+def test_deliver_from_the_null_path_files_the_mail_but_answers_nothing(database: Database, config_path: Path,
+                                                                       mail_from: str, acknowledged: bool) -> None:
+    mail = make_mail(subject="undeliverable, or a customer", sender="Alice <alice@customer.test>")
+    delivered = in_process(config_path, "deliver", "--from", mail_from, "--to", "support@example.com",
+                           stdin=mail.as_bytes())
+    assert delivered.exit_code == 0, delivered.stderr
+    tickets = json.loads(in_process(config_path, "tickets", "--json").stdout)
+    assert [t["subject"] for t in tickets] == ["undeliverable, or a customer"]
+    queued = json.loads(in_process(config_path, "outbox", "--json").stdout)
+    assert any(item["purpose"] == "auto_reply" for item in queued) is acknowledged

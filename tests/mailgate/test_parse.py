@@ -18,6 +18,8 @@ import pytest
 
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
+from mailgate.deliver import pipe_envelope
+from mailgate.importer import IMPORT_ENVELOPE
 from mailgate.mime_parts import MAX_PARTS
 from mailgate.parse import MAX_HEADER_SECTION, MAX_ID, MAX_REFERENCES, parse_message
 from testkit import make_mail
@@ -369,3 +371,85 @@ def test_base64_garbage_in_an_attachment_is_kept_not_fatal() -> None:
     parsed = parse(raw)
     assert parsed.text.strip() == "hello"
     assert parsed.attachments[0].filename == "x.pdf"
+
+
+# RFC 3834: where automatic replies may go (return_path), and which mail is from a robot (is_automated).
+# Each Envelope is built as its source builds it: mailgate.smtp, the deliver pipe, the IMAP poller, import.
+
+def smtp(mail_from: str) -> Envelope:
+    return Envelope("smtp", mail_from, ("support@example.com",))
+
+
+IMAP = Envelope("imap", "", ("support@example.com",))
+
+
+def with_fields(*fields: str) -> bytes:
+    """An ordinary customer mail (From alice@customer.test) with these header fields on top."""
+    return "".join(f"{field}\r\n" for field in fields).encode() + make_mail().as_bytes()
+
+
+@pytest.mark.parametrize("field", ["X-Autoreply: yes", "X-Autorespond: Out of office",
+                                   "X-Auto-Response-Suppress: All", "Precedence: auto_reply",
+                                   "Precedence: bulk", "Precedence: junk", "Precedence: list",
+                                   "Auto-Submitted: auto-replied", "List-Id: <announce.lists.test>"])
+def test_robot_fields_mark_the_mail_automated_whatever_the_return_path(field: str) -> None:
+    parsed = parse(with_fields("Return-Path: <alice@customer.test>", field))
+    assert parsed.is_automated
+    assert parsed.return_path == "alice@customer.test"
+
+
+@pytest.mark.parametrize("field", ["Auto-Submitted: no", "Precedence: first-class"])
+def test_a_customer_mail_with_a_return_path_is_not_automated(field: str) -> None:
+    parsed = parse(with_fields("Return-Path: <alice@customer.test>", field), smtp("alice@customer.test"))
+    assert not parsed.is_automated
+
+
+@pytest.mark.parametrize("envelope, fields", [
+    (smtp(""), ()),  # mailgate.smtp's `mail_from or ""`
+    (smtp("<>"), ("Return-Path: <alice@customer.test>",)),  # aiosmtpd's MAIL FROM:<>; the envelope wins
+    (pipe_envelope("", ("support@example.com",)), ("Return-Path: <alice@customer.test>",)),
+    (pipe_envelope("<>", ("support@example.com",)), ()),
+    (IMAP, ("Return-Path: <>",)),
+    (IMPORT_ENVELOPE, ("Return-Path: <>",)),
+    (IMPORT_ENVELOPE, ("Return-Path: < > (bounce)",)),
+    (IMAP, ("Return-Path: <>", "Return-Path: <alice@customer.test>")),  # the topmost, the final MTA's, counts
+], ids=["smtp-empty", "smtp-angle", "deliver-empty", "deliver-angle", "imap", "import", "import-spaced",
+        "imap-topmost"])
+def test_the_null_path_from_any_source_is_automated_with_no_return_path(envelope: Envelope,
+                                                                        fields: tuple[str, ...]) -> None:
+    parsed = parse(with_fields(*fields), envelope)
+    assert parsed.is_automated
+    assert parsed.return_path == ""
+    assert parsed.sender.email == "alice@customer.test"  # still filed under its author
+
+
+@pytest.mark.parametrize("envelope, fields", [
+    (smtp("Bounces@Customer.TEST"), ("Return-Path: <other@elsewhere.test>",)),  # the envelope wins
+    (pipe_envelope("<Bounces@Customer.TEST>", ("support@example.com",)), ("Return-Path: <>",)),
+    (pipe_envelope(None, ("support@example.com",)), ("Return-Path: <Bounces@Customer.TEST>",)),
+    (IMAP, ("Return-Path: <Bounces@Customer.TEST>", "Return-Path: <>")),
+    (IMPORT_ENVELOPE, ("Return-Path: bounces@customer.test (no angle brackets)",)),
+], ids=["smtp", "deliver-from", "deliver-no-from", "imap", "import"])
+def test_the_return_path_is_the_envelope_sender_else_the_topmost_field(envelope: Envelope,
+                                                                       fields: tuple[str, ...]) -> None:
+    parsed = parse(with_fields(*fields), envelope)
+    assert parsed.return_path == "bounces@customer.test"
+    assert not parsed.is_automated
+
+
+@pytest.mark.parametrize("envelope, fields", [
+    (pipe_envelope(None, ()), ()), (IMAP, ()), (IMPORT_ENVELOPE, ()),
+    (IMPORT_ENVELOPE, ("Return-Path: not an address",)),
+    (pipe_envelope("not an address", ()), ("Return-Path: <alice@customer.test>",)),
+], ids=["deliver", "imap", "import", "import-garbage", "deliver-garbage"])
+def test_no_usable_return_path_is_unknown_not_null_and_never_the_from(envelope: Envelope,
+                                                                      fields: tuple[str, ...]) -> None:
+    parsed = parse(with_fields(*fields), envelope)
+    assert parsed.return_path == ""
+    assert not parsed.is_automated
+    assert parsed.sender.email == "alice@customer.test"
+
+
+def test_a_huge_return_path_field_is_read_fast() -> None:
+    parsed = parse(with_fields("Return-Path: " + " " * 100_000 + "(x) " * 30_000 + "<"))
+    assert parsed.return_path == ""

@@ -1,0 +1,107 @@
+"""Mail to people about a ticket: one copy each, with that person's reply token, under the hourly cap.
+
+A copy per person is what lets an answer prove its sender: the Reply-To token and the Message-ID
+of Jane's copy were sent to Jane alone (core.threads). The cap is the last guard against loops:
+however two robots manage to answer each other, at most `max_mails_per_hour` mails about one
+ticket go to one address in any hour; the rest are not queued, and the first one held is logged,
+audited and told to the workers, once per hour.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from core.compose import Outgoing, mailbox, render
+from core.masks import subject_with_mask
+from core.models import AuditEntry, Group, Message, MessageKind, AddressRow, SentRecipient, Ticket
+from core.outbox import queue_mail
+from core.reply_tokens import reply_address
+from core.staff import group_members
+from core.tickets import audit
+
+log = logging.getLogger(__name__)
+
+CAP_WINDOW = timedelta(hours=1)
+CAP_ACTION = "mail_cap"
+MAX_REFERENCES = 20
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str = ""
+
+
+def send_to_each(session: Session, ticket: Ticket, group: Group, people: Sequence[Person],
+                 compose: Callable[[Person], Outgoing], *, purpose: str, hostname: str, cap: int,
+                 now: datetime) -> list[str]:
+    """Queue one copy per person, Reply-To their own token; returns the addresses it went to."""
+    sent = []
+    for person in people:
+        if not within_cap(session, ticket, group, person.email, cap=cap, hostname=hostname, now=now):
+            continue
+        token = reply_address(session, group.address, ticket.mask, person.email)
+        outgoing = replace(compose(person), reply_to=mailbox(token, group.name))
+        queue_mail(session, outgoing.build(hostname, now), purpose=purpose, mail_from=group.address,
+                   rcpt_tos=[person.email], ticket=ticket, now=now)
+        sent.append(person.email)
+    return sent
+
+
+def within_cap(session: Session, ticket: Ticket, group: Group, email: str, *, cap: int, hostname: str,
+               now: datetime) -> bool:
+    """Whether one more mail about this ticket may go to this address this hour; says so once when not."""
+    count = session.scalar(_SENT_SINCE, {"ticket_id": ticket.id, "email": email, "since": now - CAP_WINDOW})
+    if count < cap:
+        return True
+    if session.scalar(_CAP_REPORTED, {"ticket_id": ticket.id, "detail": email, "since": now - CAP_WINDOW}) is None:
+        log.warning("mail cap: %s mails about %s to %s within an hour; holding the rest (a loop?)",
+                    count, ticket.mask, email)
+        audit(session, ticket, actor="postdesk", action=CAP_ACTION, detail=email, now=now)
+        _tell_workers(session, ticket, group, email, count, hostname, now)
+    return False
+
+
+def _tell_workers(session: Session, ticket: Ticket, group: Group, email: str, count: int, hostname: str,
+                  now: datetime) -> None:
+    """Once per hour and address: the workers learn that mail is being held (outside the cap: it is the alarm)."""
+    workers = group_members(session, group.id)
+    if not workers:
+        return
+    body = render("mail_cap", mask=ticket.mask, address=email, count=count, group=group.name)
+    mail = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(w) for w in workers],
+                    subject=subject_with_mask(f"Mail held: {ticket.subject[:60]}", ticket.mask), body=body,
+                    auto_submitted="auto-generated").build(hostname, now)
+    queue_mail(session, mail, purpose="mail_cap", mail_from=group.address, rcpt_tos=workers, ticket=ticket,
+               now=now, counted=False)
+
+
+def customer_references(session: Session, ticket: Ticket, email: str) -> list[str]:
+    """The ids a customer's copy refers to: the helpdesk's own mail to them, and their own mail, in order.
+
+    Never another person's Message-ID: a worker's would carry the worker's domain.
+    """
+    ours = session.execute(select(SentRecipient.sent_at, SentRecipient.message_id)
+                           .where(SentRecipient.ticket_id == ticket.id, SentRecipient.email == email)).all()
+    theirs = session.execute(select(Message.received_at, Message.message_id)
+                             .join(AddressRow, AddressRow.id == Message.sender_id)
+                             .where(Message.ticket_id == ticket.id, AddressRow.email == email,
+                                    Message.kind == MessageKind.INBOUND,
+                                    Message.unverified_sender.is_(False))).all()
+    ordered = sorted(ours + theirs, key=lambda row: (row[0], row[1]))
+    return [message_id for _, message_id in ordered][-MAX_REFERENCES:]
+
+
+# Built once: asked for every copy.
+_SENT_SINCE = select(func.count()).select_from(SentRecipient).where(
+    SentRecipient.ticket_id == bindparam("ticket_id"), SentRecipient.email == bindparam("email"),
+    SentRecipient.sent_at > bindparam("since"))
+_CAP_REPORTED = select(AuditEntry.id).where(AuditEntry.ticket_id == bindparam("ticket_id"),
+                                            AuditEntry.action == CAP_ACTION, AuditEntry.detail == bindparam("detail"),
+                                            AuditEntry.at > bindparam("since")).limit(1)
