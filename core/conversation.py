@@ -16,7 +16,7 @@ from core.inbound import InboundMessage
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, Group, LastAction, Message, MessageKind, SpamTraining, Status, Ticket, Worker
 from core.notify import Outbound, send_command_error, ticket_recipients
-from core.personal_mail import Person, customer_references
+from core.personal_mail import Person, customer_references, private_addresses
 from core.privacy import PrivateAddresses
 from core.reply_text import clean_worker_text
 from core.staff import worker_emails
@@ -56,8 +56,8 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
         audit_filed(session, ticket, worker, stored, now)
         _apply(session, out, ticket, worker, commands, now, replied=False)
         return stored
-    private = PrivateAddresses.of(worker_emails(session))
-    text = private.redact(clean_worker_text(commands.body, ()))
+    private = private_addresses(session)
+    text = clean_worker_text(commands.body, private.emails)
     stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.REPLY, text=text,
                            author=worker)
     audit_filed(session, ticket, worker, stored, now)
@@ -99,7 +99,7 @@ def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text
         references = customer_references(session, ticket, person.email)
         subject = reply_subject(ticket.subject) if references else ticket.subject
         return Outgoing(sender=mailbox(group.address, private.redact(worker.name)), to=everyone,
-                        subject=subject_with_mask(subject, ticket.mask), body=body,
+                        subject=subject_with_mask(private.redact(subject), ticket.mask), body=body,
                         in_reply_to=references[-1] if references else None, references=references,
                         attachments=screened.kept)
 

@@ -16,11 +16,10 @@ from core.compose import Outgoing, mailbox, one_line, render
 from core.inbound import InboundMessage
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, AutoReplySent, Group, Message, MessageKind, Ticket, Worker
-from core.personal_mail import Person, customer_references, send_to_each
-from core.privacy import PrivateAddresses
+from core.personal_mail import Person, customer_references, private_addresses, send_to_each
 from core.reply_text import clean_worker_text
 from core.settings import Settings
-from core.staff import group_members, worker_emails
+from core.staff import group_members
 from core.upsert import insert_ignore
 
 MAX_REFERENCES = 20
@@ -150,7 +149,8 @@ def send_close_notice(session: Session, out: Outbound, ticket: Ticket, now: date
     recipients = ticket_recipients(session, ticket)
     if not group.close_notice or not recipients:
         return False
-    body = render("close_notice", mask=ticket.mask, subject=ticket.subject, group=group.name,
+    private = private_addresses(session)
+    body = render("close_notice", mask=ticket.mask, subject=private.redact(ticket.subject), group=group.name,
                   transcript=customer_transcript(session, ticket, group))
     people = [Person(r.email, r.name) for r in recipients]
     everyone = [mailbox(p.email, p.name) for p in people]
@@ -158,7 +158,8 @@ def send_close_notice(session: Session, out: Outbound, ticket: Ticket, now: date
     def compose(person: Person) -> Outgoing:
         references = customer_references(session, ticket, person.email)
         return Outgoing(sender=mailbox(group.address, group.name), to=everyone,
-                        subject=subject_with_mask(f"Closed: {ticket.subject}", ticket.mask), body=body,
+                        subject=subject_with_mask(f"Closed: {private.redact(ticket.subject)}", ticket.mask),
+                        body=body,
                         in_reply_to=references[-1] if references else None, references=references)
 
     return bool(out.send_to_each(session, ticket, group, people, compose, "close_notice", now))
@@ -166,7 +167,7 @@ def send_close_notice(session: Session, out: Outbound, ticket: Ticket, now: date
 
 def customer_transcript(session: Session, ticket: Ticket, group: Group) -> list[dict[str, str]]:
     """The conversation as customers may read it: proven mail and replies, no worker's address or signature."""
-    private = PrivateAddresses.of(worker_emails(session))
+    private = private_addresses(session)
     rows = session.execute(select(Message, AddressRow.name, AddressRow.email, Worker.name)
                            .join(AddressRow, AddressRow.id == Message.sender_id)
                            .outerjoin(Worker, Worker.id == Message.author_worker_id)
@@ -177,8 +178,8 @@ def customer_transcript(session: Session, ticket: Ticket, group: Group) -> list[
     transcript = []
     for m, name, email, worker_name in rows:
         by_worker = m.kind is MessageKind.REPLY or email in private.emails
-        text = clean_worker_text(m.text, ()) if by_worker else m.text
+        text = clean_worker_text(m.text, private.emails) if by_worker else private.redact(m.text)
         author = (worker_name or group.name) if by_worker else (name or email)
         transcript.append({"date": (m.date or m.received_at).strftime("%Y-%m-%d %H:%M"),
-                           "author": private.redact(one_line(author)), "text": private.redact(text)})
+                           "author": private.redact(one_line(author)), "text": text})
     return transcript

@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 from core.compose import Outgoing, mailbox, render
 from core.masks import subject_with_mask
 from core.models import AuditEntry, Group, Message, MessageKind, AddressRow, SentRecipient, Ticket
+from core.db import cached
 from core.outbox import queue_mail
+from core.privacy import PrivateAddresses
 from core.reply_tokens import reply_address
-from core.staff import group_members
+from core.staff import group_members, worker_emails
 from core.tickets import audit
 
 log = logging.getLogger(__name__)
@@ -43,15 +45,31 @@ def send_to_each(session: Session, ticket: Ticket, group: Group, people: Sequenc
                  now: datetime) -> list[str]:
     """Queue one copy per person, Reply-To their own token; returns the addresses it went to."""
     sent = []
+    private = private_addresses(session)
     for person in people:
         if not within_cap(session, ticket, group, person.email, cap=cap, hostname=hostname, now=now):
             continue
         token = reply_address(session, group.address, ticket.mask, person.email)
-        outgoing = replace(compose(person), reply_to=mailbox(token, group.name))
-        queue_mail(session, outgoing.build(hostname, now), purpose=purpose, mail_from=group.address,
-                   rcpt_tos=[person.email], ticket=ticket, now=now)
+        mail = replace(compose(person), reply_to=mailbox(token, group.name)).build(hostname, now)
+        if person.email not in private.emails and private.found_in(mail.as_bytes()):
+            _hold_leak(session, ticket, person.email, purpose, now)
+            continue
+        queue_mail(session, mail, purpose=purpose, mail_from=group.address, rcpt_tos=[person.email],
+                   ticket=ticket, now=now)
         sent.append(person.email)
     return sent
+
+
+def private_addresses(session: Session) -> PrivateAddresses:
+    """The workers' addresses in every written form, compiled once per transaction."""
+    return cached(session, PrivateAddresses, lambda: PrivateAddresses.of(worker_emails(session)))
+
+
+def _hold_leak(session: Session, ticket: Ticket, email: str, purpose: str, now: datetime) -> None:
+    """The last guard: a mail that would still show a worker's address to someone else is not sent."""
+    log.error("held a %s about %s to %s: it would show a worker's address", purpose, ticket.mask, email)
+    audit(session, ticket, actor="postdesk", action="held_private_address",
+          detail=f"{purpose} to {email} would show a worker's address; not sent", now=now)
 
 
 def within_cap(session: Session, ticket: Ticket, group: Group, email: str, *, cap: int, hostname: str,

@@ -117,10 +117,20 @@ class PrivateAddresses:
 
     def _found_in_text(self, text: str) -> bool:
         """Whether the full pattern matches just before and at any place the tail matched."""
+        return any(self._pattern.search(text, start, end) for start, end in self._windows(text))
+
+    def _windows(self, text: str) -> Iterator[tuple[int, int]]:
+        """Stretches of text around tail matches, overlapping ones merged so each is searched once."""
+        start, end = 0, -1
         for tail in self._tail.finditer(text):
-            if self._pattern.search(text, max(0, tail.start() - self._reach), tail.end()):
-                return True
-        return False
+            reach_start = tail.start() - self._reach
+            if reach_start > end:
+                if end >= 0:
+                    yield start, end
+                start = max(0, reach_start)
+            end = tail.end()
+        if end >= 0:
+            yield start, end
 
     def _redact_filename(self, name: str) -> str:
         """The name with each form replaced by FILENAME_REDACTED, not REDACTED (no brackets or spaces)."""

@@ -2,7 +2,7 @@
 
 Customers never learn a worker's address, so whatever the worker's client added that could carry it
 (an attribution line "On ... Jane <jane@corp> wrote:", a quoted block, a signature) is cut, and any
-address that still appears in the text is replaced.
+address that still appears in the text, in any written form, is replaced (core.privacy).
 """
 
 from __future__ import annotations
@@ -26,11 +26,6 @@ def clean_worker_text(text: str, private_addresses: Iterable[str]) -> str:
             break
         kept.append(line)
     cleaned = "\n".join(kept).strip("\n")
-    return redact(cleaned, private_addresses)
+    from core.privacy import PrivateAddresses  # which imports REDACTED from here
 
-
-def redact(text: str, private_addresses: Iterable[str]) -> str:
-    """Replace every listed address, in any letter case, wherever it stands."""
-    for address in sorted(set(private_addresses), key=len, reverse=True):
-        text = re.sub(re.escape(address), REDACTED, text, flags=re.IGNORECASE)
-    return text
+    return PrivateAddresses.of(private_addresses).redact(cleaned)

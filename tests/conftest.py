@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from testkit import config_path, daemon, database, db_url, postgres_url, settings, sink  # noqa: F401
+from testkit import SMARTHOST_RECEIVED, KNOWN_WORKERS, smarthost_leaks
 
 NEEDS_A_SERVICE = ("postgres", "corpus")
 
@@ -32,3 +33,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI, where it must run: {reason}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every byte the test smarthosts received in the whole run, grepped for every worker's address in all its forms."""
+    leaks = smarthost_leaks()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"worker address check: {len(SMARTHOST_RECEIVED)} mails the test smarthosts received, "
+                            f"{len(KNOWN_WORKERS)} worker addresses, {len(leaks)} leaks")
+    if leaks:
+        if reporter is not None:
+            for leak in leaks:
+                reporter.write_line(f"LEAK {leak}", red=True)
+        session.exitstatus = 1

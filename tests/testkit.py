@@ -31,6 +31,10 @@ from core.settings import Settings, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 POSTGRES_ENV = "POSTDESK_TEST_POSTGRES_URL"
+# Every mail any test smarthost (Sink) received, and every worker address a test database held:
+# conftest greps the one for the other when the session ends (no worker address may reach anyone else).
+SMARTHOST_RECEIVED: list[tuple[list[str], bytes]] = []
+KNOWN_WORKERS: set[str] = set()
 
 
 def free_port() -> int:
@@ -137,6 +141,7 @@ class Sink:
         class Keep:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 sink.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+                SMARTHOST_RECEIVED.append((list(envelope.rcpt_tos), envelope.original_content))
                 return "250 2.0.0 kept"
 
         self.controller = Controller(Keep(), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True)
@@ -186,12 +191,24 @@ def worker_address_leaks(db: Database) -> list[str]:
 
     with db.read() as session:
         workers = set(session.scalars(select(Worker.email)))
+        KNOWN_WORKERS.update(workers)
         if not workers:
             return []
         private = PrivateAddresses.of(workers)
         return [f"{item.purpose} {item.message_id} to {item.rcpt_tos}"
                 for item in session.scalars(select(OutboxItem))
                 if not workers & set(item.rcpt_tos) and private.found_in(item.raw)]
+
+
+def smarthost_leaks() -> list[str]:
+    """Mail the test smarthosts received for anyone but a worker that holds any known worker's address."""
+    if not KNOWN_WORKERS:
+        return []
+    from core.privacy import PrivateAddresses
+
+    private = PrivateAddresses.of(KNOWN_WORKERS)
+    return [f"to {rcpts}: {raw[:200]!r}" for rcpts, raw in SMARTHOST_RECEIVED
+            if not KNOWN_WORKERS & {r.lower() for r in rcpts} and private.found_in(raw)]
 
 
 def assert_no_worker_address_leaked(url: str) -> None:

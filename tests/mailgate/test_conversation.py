@@ -56,7 +56,8 @@ def test_round_trip_threaded_by_headers_alone(daemon: Daemon, sink: Sink) -> Non
     assert ack["Auto-Submitted"] == "auto-replied" and mask in ack["Subject"]
     assert note["From"].addresses[0].addr_spec == "support@example.com"
     assert note["From"].addresses[0].display_name == "Alice Smith via Support"
-    assert str(note["Reply-To"]) == "Support <support@example.com>"
+    reply_to = note["Reply-To"].addresses[0]
+    assert reply_to.display_name == "Support" and reply_to.addr_spec.startswith(f"support+{mask.lower()}.")
     assert mask in note["Subject"] and note["In-Reply-To"] == first["Message-ID"]
 
     daemon.send(worker_answer(note, "Hi Alice, unplug it now.").as_bytes(), sender=WORKER)
@@ -64,7 +65,8 @@ def test_round_trip_threaded_by_headers_alone(daemon: Daemon, sink: Sink) -> Non
     raw = sink.received[-1][2]
     assert WORKER.encode() not in raw.lower() and b"corp.test" not in raw.lower()
     assert str(relayed["From"]) == "Jane Doe <support@example.com>"
-    assert relayed["In-Reply-To"] == first["Message-ID"] and mask in relayed["Subject"]
+    assert relayed["In-Reply-To"] == ack["Message-ID"] and mask in relayed["Subject"]
+    assert relayed["References"].split() == [first["Message-ID"], ack["Message-ID"]], "her own ids and ours only"
     assert "Hi Alice, unplug it now." in relayed.get_content()
     shown = ticket(daemon)
     assert shown["status"] == "waiting" and shown["last_action"] == "worker_replied"
@@ -107,7 +109,7 @@ def test_smarthost_down_then_up_loses_and_doubles_nothing(daemon: Daemon, sink: 
     add_worker(daemon.config)
     sink.stop()
     for n in range(3):
-        daemon.send(make_mail(sender=f"c{n}@customer.test", subject=f"case {n}").as_bytes())
+        daemon.send(make_mail(sender=f"c{n}@customer.test", subject=f"case {n}").as_bytes(), sender=f"c{n}@customer.test")
     wait_for(lambda: len([i for i in cli_json(daemon.config, "outbox") if i["attempts"] >= 1]) == 6)
     assert daemon.stop() == 0  # a restart while the smarthost is down keeps the queue
     sink.start()

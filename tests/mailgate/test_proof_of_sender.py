@@ -90,7 +90,8 @@ def forged(subject: str, body: str, **headers: str) -> bytes:
 
 def test_a_forged_worker_changes_nothing_and_reaches_no_customer(desk: Daemon, sink: Sink) -> None:
     mask, first, _, _ = alice_opens(desk, sink)
-    phishing = "#owner bob@corp.test\n#priority urgent\nPlease confirm your card at http://evil.test/pay"
+    phishing = ("#owner bob@corp.test\n#priority urgent\nPlease confirm your card at http://evil.test/pay"
+                "\x1b[1A\x1b[2K\x1b]52;c;cm0gLXJmIH4=\x07")
     desk.send(forged(f"Re: [{mask}] Order 1003", phishing), sender=MALLORY)
     desk.send(forged(f"Re: [{mask}]", "#spam", In_Reply_To=first["Message-ID"]), sender=MALLORY)
     desk.send(forged(f"Re: [{mask}]", "#close", sender="", From="", Reply_To=f"Jane <{JANE}>"), sender=MALLORY)
@@ -104,11 +105,15 @@ def test_a_forged_worker_changes_nothing_and_reaches_no_customer(desk: Daemon, s
     assert b"evil.test/pay" not in to_alice and len(sink.to(ALICE)) == 1, "only her acknowledgement"
     flagged = [m for m in ticket["messages"] if m["unverified_sender"]]
     assert [m["text"] for m in flagged] == ["#spam"], "the mail answering her id is kept on her ticket, flagged"
+    for other in all_tickets(desk.config):
+        printed = cli(desk.config, "show", other["mask"])
+        assert "\x1b" not in printed and "\x07" not in printed, "the terminal obeys no stranger"
     others = [t for t in all_tickets(desk.config) if t["mask"] != mask]
     assert len(others) == 2, "a mask without proof joins nothing: each forgery opened a ticket of its own"
     assert {t["status"] for t in others} == {"open"}
 
 
+@pytest.mark.sqlite_only
 def test_real_worker_answers_by_message_id_or_by_reply_address_alone(desk: Daemon, sink: Sink) -> None:
     mask, _, _, note = alice_opens(desk, sink)
     by_id = make_mail(sender=f"Jane Doe <{JANE}>", to=str(note["Reply-To"]), subject="Re: order",
@@ -131,6 +136,7 @@ def test_real_worker_answers_by_message_id_or_by_reply_address_alone(desk: Daemo
     wait_for(lambda: shown(desk.config, mask)["status"] == "open")
 
 
+@pytest.mark.sqlite_only
 def test_only_a_proven_recipient_brings_in_others_and_at_most_the_limit(desk: Daemon, sink: Sink) -> None:
     mask, _, ack, _ = alice_opens(desk, sink)
     claim = make_mail(sender=f"Alice <{ALICE}>", cc=MALLORY, subject=f"Re: [{mask}] more", body="see Cc")
@@ -149,6 +155,7 @@ def test_only_a_proven_recipient_brings_in_others_and_at_most_the_limit(desk: Da
     assert not sink.to(MALLORY), "Mallory gets neither replies nor the close notice"
 
 
+@pytest.mark.sqlite_only
 def test_a_planted_reference_captures_no_later_mail(desk: Daemon, sink: Sink) -> None:
     planted = make_mail(sender=f"Mallory <{MALLORY}>", subject="order question",
                         references="<order-1003@shop.test>", body="hello")
@@ -167,6 +174,7 @@ def test_a_planted_reference_captures_no_later_mail(desk: Daemon, sink: Sink) ->
     assert len(mails_to(sink, JANE, 2)) == 2, "workers hear of both"
 
 
+@pytest.mark.sqlite_only
 def test_automatic_mail_of_a_worker_is_never_relayed(desk: Daemon, sink: Sink) -> None:
     mask, _, _, note = alice_opens(desk, sink)
     away = make_mail(sender=f"Jane Doe <{JANE}>", to=str(note["Reply-To"]), subject="Out of office",
@@ -179,6 +187,7 @@ def test_automatic_mail_of_a_worker_is_never_relayed(desk: Daemon, sink: Sink) -
     assert any(e["action"] == "automated_not_relayed" for e in ticket["history"])
 
 
+@pytest.mark.sqlite_only
 def test_acknowledgement_goes_to_the_return_path_short_and_alike_for_any_mask(desk: Daemon, sink: Sink) -> None:
     mask, _, _, _ = alice_opens(desk, sink)
     advert = "BUY CHEAP PILLS AT http://ads.test " * 250
@@ -199,6 +208,7 @@ def test_acknowledgement_goes_to_the_return_path_short_and_alike_for_any_mask(de
     assert shape[0] == shape[1]
 
 
+@pytest.mark.sqlite_only
 def test_null_return_path_gets_no_acknowledgement(desk: Daemon, sink: Sink) -> None:
     mail = make_mail(sender=f"Alice <{ALICE}>", subject="hello")
     with desk.smtp() as client:
@@ -208,6 +218,7 @@ def test_null_return_path_gets_no_acknowledgement(desk: Daemon, sink: Sink) -> N
     assert not sink.to(ALICE)
 
 
+@pytest.mark.sqlite_only
 def test_a_worker_signed_by_dkim_is_proven_without_answering_anything(tmp_path: Path, db_url: str,
                                                                        sink: Sink) -> None:
     import base64
@@ -272,6 +283,7 @@ class Responder:
             self.daemon.send(answer.as_bytes(), to=(mail["Reply-To"].addresses[0].addr_spec,), sender=me)
 
 
+@pytest.mark.sqlite_only
 def test_two_careless_auto_responders_stop_at_the_hourly_cap(desk: Daemon, sink: Sink) -> None:
     mask, _, _, _ = alice_opens(desk, sink)
     responder = Responder(sink, desk)
@@ -286,12 +298,13 @@ def test_two_careless_auto_responders_stop_at_the_hourly_cap(desk: Daemon, sink:
     cap = 6
     assert len(sink.to(ALICE)) <= cap
     held = [m for m in sink.to(JANE) if str(m["Subject"]).count("Mail held")]
-    assert len(sink.to(JANE)) <= cap + len(held) and 1 <= len(held) <= 2
+    assert len(sink.to(JANE)) <= cap + len(held) and 1 <= len(held) <= 3, "an alarm per held address at most"
     history = shown(desk.config, mask)["history"]
     assert {e["detail"] for e in history if e["action"] == "mail_cap"} <= {ALICE, JANE, BOB}
     assert any(e["action"] == "mail_cap" for e in history)
 
 
+@pytest.mark.sqlite_only
 def test_no_form_of_a_worker_address_reaches_a_customer(desk: Daemon, sink: Sink) -> None:
     cli(desk.config, "worker", "add", "kai@bücher.test", "--name", "Kai", "--group", "Support")
     mask, first, _, note = alice_opens(desk, sink)

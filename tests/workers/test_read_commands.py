@@ -73,7 +73,9 @@ def test_show_json_has_fields_and_conversation(database: Database, settings: Set
     assert one["to"] == ["support@example.com"] and one["message_id"] == first["Message-ID"]
     assert one["attachments"][0]["filename"] == "log.txt" and one["attachments"][0]["size"] == 7
     assert two["from"] == "bob@customer.test" and two["text"].strip() == "me too"
-    assert shown["last_wrote"] == "bob@customer.test" and shown["last_action"] == "recipient_replied"
+    # a mask and a From line prove nothing: Bob's mail is kept, flagged, and changes nothing
+    assert two["unverified_sender"] and not one["unverified_sender"]
+    assert shown["last_wrote"] == "alice@customer.test" and shown["last_action"] == "new"
 
 
 @pytest.mark.sqlite_only

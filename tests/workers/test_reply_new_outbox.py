@@ -29,7 +29,7 @@ def customer_ticket(database: Database, settings: Settings, config: Path) -> tup
     """Jane is a worker of Support; Alice wrote in, copying Bob. Returns the mask and Alice's mail."""
     ok(config, "worker", "add", WORKER, "--name", "Jane Doe", "--group", "Support")
     first = make_mail(sender=f"Alice Smith <{ALICE}>", cc=BOB, subject="Printer on fire")
-    deliver(database, settings, first.as_bytes(), Envelope("deliver", "", ("support@example.com",)))
+    deliver(database, settings, first.as_bytes(), Envelope("deliver", ALICE, ("support@example.com",)))
     (ticket,) = cli_json(config, "tickets")
     return ticket["mask"], first
 
@@ -42,10 +42,15 @@ def send_outbox(database: Database, settings: Settings) -> None:
     OutboxSender(database, settings.relay, settings.smtp.hostname).send_due()
 
 
-def relayed_by_jane(sink: Sink) -> tuple[EmailMessage, bytes]:
-    (found,) = [(mail, raw) for mail, (_, _, raw) in zip(sink.mails(), sink.received)
-                if mail["From"].addresses[0].display_name == "Jane Doe"]
+def relayed_by_jane(sink: Sink, to: str = ALICE) -> tuple[EmailMessage, bytes]:
+    """Jane's reply as one recipient got it: each has a copy of their own (their own reply token)."""
+    (found,) = [(mail, raw) for mail, (_, rcpts, raw) in zip(sink.mails(), sink.received)
+                if mail["From"].addresses[0].display_name == "Jane Doe" and rcpts == [to]]
     return found
+
+
+def recipients_of(items: list[dict]) -> list[str]:
+    return sorted(r for item in items for r in item["recipients"])
 
 
 def test_reply_relays_to_every_recipient_as_the_group(database: Database, settings: Settings, config_path: Path,
@@ -58,13 +63,16 @@ def test_reply_relays_to_every_recipient_as_the_group(database: Database, settin
     out = ok(config_path, "reply", mask.lower(), "--as", WORKER, "--file", str(text), "--attach", str(log))
     assert out.strip() == f"{mask}: reply filed, ticket waiting"
 
-    (item,) = queued(config_path, "reply")
-    assert item["state"] == "queued" and item["ticket"] == mask and item["recipients"] == [ALICE, BOB]
+    items = queued(config_path, "reply")
+    assert {i["state"] for i in items} == {"queued"} and {i["ticket"] for i in items} == {mask}
+    assert [i["recipients"] for i in items] == [[ALICE], [BOB]], "a copy each"
     send_outbox(database, settings)
     relayed, raw = relayed_by_jane(sink)
     assert WORKER.encode() not in raw.lower() and b"corp.test" not in raw.lower()
     assert str(relayed["From"]) == "Jane Doe <support@example.com>"
-    assert relayed["In-Reply-To"] == first["Message-ID"] and mask in relayed["Subject"]
+    # her copy refers to her own mail and to the helpdesk's mail to her (the acknowledgement), to no one else's
+    assert relayed["References"].split()[0] == first["Message-ID"] and mask in relayed["Subject"]
+    assert relayed["In-Reply-To"].endswith(".pd@postdesk.test>")
     assert {a.addr_spec for a in relayed["To"].addresses} == {ALICE, BOB}
     body, attachment = relayed.iter_parts()
     assert "Hi Alice, unplug it now." in body.get_content()
@@ -86,8 +94,7 @@ def test_reply_from_stdin_with_worker_from_environment(database: Database, setti
     ok(config_path, "reply", mask, stdin=b"#close\n\nFixed, closing.\n")
     shown = cli_json(config_path, "show", mask)
     assert shown["status"] == "closed" and shown["messages"][-1]["text"] == "Fixed, closing."
-    (item,) = queued(config_path, "reply")
-    assert item["recipients"] == [ALICE, BOB]
+    assert recipients_of(queued(config_path, "reply")) == [ALICE, BOB]
 
 
 def test_comment_relays_nothing(database: Database, settings: Settings, config_path: Path) -> None:
@@ -113,8 +120,8 @@ def test_new_opens_a_ticket_and_sends_the_first_message(database: Database, sett
     assert shown["first_wrote"] == WORKER and shown["status"] == "waiting"
     assert shown["last_action"] == "worker_replied" and shown["message_count"] == 1
 
-    (item,) = queued(config_path, "reply")
-    assert item["ticket"] == mask and sorted(item["recipients"]) == sorted(shown["recipients"])
+    items = queued(config_path, "reply")
+    assert {i["ticket"] for i in items} == {mask} and recipients_of(items) == sorted(shown["recipients"])
     send_outbox(database, settings)
     relayed, raw = relayed_by_jane(sink)
     assert str(relayed["From"]) == "Jane Doe <billing@example.com>" and WORKER.encode() not in raw.lower()

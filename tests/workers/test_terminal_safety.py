@@ -46,7 +46,8 @@ def _raw_mail(sender: str, address: str, subject: str, body: str, filename: str,
     """A mail as a hostile client writes it: controls in encoded words, a base64 body and an RFC 2231 file name."""
     return "\r\n".join([
         f"From: {_words(sender)} <{address}>", "To: support@example.com", f"Subject: {_words(subject)}",
-        "Date: Fri, 20 Nov 2026 09:30:00 +0000", f"Message-ID: <evil{number}@elsewhere.test>", "MIME-Version: 1.0",
+        "Date: Fri, 20 Nov 2026 09:30:00 +0000", f"Message-ID: <evil{number}@elsewhere.test>",
+        f"In-Reply-To: <evil{number - 1}@elsewhere.test>", "MIME-Version: 1.0",
         'Content-Type: multipart/mixed; boundary="b"', "", "--b", "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: base64", "", base64.b64encode(body.encode()).decode(), "--b",
         "Content-Type: application/pdf",
@@ -56,7 +57,10 @@ def _raw_mail(sender: str, address: str, subject: str, body: str, filename: str,
 
 @pytest.fixture
 def evil_ticket(database: Database, settings: Settings) -> str:
-    """A ticket opened by a hostile mail, then answered by a stranger (so flagged unverified), controls everywhere."""
+    """A ticket opened by a hostile mail, then answered by a stranger (so flagged unverified), controls everywhere.
+
+    The stranger answers the first mail's Message-ID: a mask alone would have opened a ticket of its own.
+    """
     envelope = Envelope("deliver", "", ("support@example.com",))
     deliver(database, settings, _raw_mail(f"Mal {EVIL} lory", "mallory@elsewhere.test", f"Invoice {EVIL} overdue",
                                           f"Dear {EVIL} customer\nsecond line", f"bill{EVIL}.pdf", 1), envelope)
