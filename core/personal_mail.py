@@ -18,9 +18,9 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from core.compose import Outgoing, mailbox, render
-from core.masks import subject_with_mask
-from core.models import AuditEntry, Group, Message, MessageKind, AddressRow, SentRecipient, Ticket
 from core.db import cached
+from core.masks import subject_with_mask
+from core.models import AddressRow, AuditEntry, Group, Message, MessageKind, SentRecipient, Ticket
 from core.outbox import queue_mail
 from core.privacy import PrivateAddresses
 from core.reply_tokens import reply_address

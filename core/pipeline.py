@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -25,9 +26,10 @@ from core.notify import Outbound, notify_workers, send_auto_reply
 from core.organizations import organization_for_sender
 from core.quarantine import quarantine_raw
 from core.staff import worker_emails
-from core.threads import DnsLookup, ThreadMatch, Trust, thread_message
+from core.threads import ThreadMatch, Trust, thread_message
 from spam.filter import is_spam, score_ticket
 from core.tickets import (
+
     add_recipients,
     address_row,
     audit,
@@ -37,6 +39,9 @@ from core.tickets import (
     set_status,
     store_message,
 )
+
+if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
+    from core.dkim_proof import DnsLookup
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The one place that decides which ticket an inbound mail belongs to, and what its sender has proven.
 
 Nothing in a mail's headers proves who sent it: anyone can type a From line, quote a mask, or copy
-a Message-ID. A sender is PROVEN only by what only the real person could have (`sender_proof`):
+a Message-ID. A sender is PROVEN only by what only the real person could have (`sender_trust`):
 
 1. a reply token made for that very address on that ticket (core.reply_tokens), found among the
    mail's recipients: the Reply-To of every mail the helpdesk sends to a person;
@@ -28,6 +28,7 @@ a recipient, nothing proves it) and NONE mail is kept on the ticket, shown flagg
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -38,7 +39,8 @@ from core.masks import masks_in_subject
 from core.models import AddressRow, KeyOrigin, SentRecipient, ThreadKey, Ticket, TicketRecipient, Worker
 from core.reply_tokens import ReplyTag, tag_is_for, tags_in
 
-DnsLookup = object  # core.dkim_proof.DnsLookup; the module (and dkimpy) load only when a signature is checked
+if TYPE_CHECKING:  # core.dkim_proof (and dkimpy) load only when a signature is to be checked
+    from core.dkim_proof import DnsLookup
 
 
 class MatchedBy(str, enum.Enum):
@@ -76,69 +78,72 @@ class ThreadMatch:
 
 def thread_message(session: Session, message: InboundMessage, dkim_dns: DnsLookup | None = None) -> ThreadMatch:
     """Find the ticket this mail continues, or decide it opens a new one; say what its sender proved."""
-    sender = message.sender.email
-    tagged = _by_reply_token(session, message)
-    if tagged is not None:
-        return tagged
+    for tag in tags_in(_addressed_to(message)):
+        ticket = session.scalars(select(Ticket).where(Ticket.mask == tag.mask)).first()
+        if ticket is not None and _made_for_someone_on(session, tag, ticket):  # a forged tag links nothing
+            return _joined(session, ticket.id, MatchedBy.TOKEN, message, dkim_dns, tag)
     own = session.get(ThreadKey, message.message_id)
     if own is not None and own.origin is KeyOrigin.REFERENCED and follows_own_id(own, message):
-        return ThreadMatch(session.get(Ticket, own.ticket_id), MatchedBy.OWN_ID, Trust.PROVEN)
+        return _joined(session, own.ticket_id, MatchedBy.OWN_ID, message, dkim_dns, own)
     for key in _keys_in_order(session, message.thread_ids):
-        if key.origin is KeyOrigin.SENT:
-            if _was_sent_to(session, key.message_id, sender):
-                return ThreadMatch(session.get(Ticket, key.ticket_id), MatchedBy.SENT_ID, Trust.PROVEN)
-            return _weak(session, key.ticket_id, MatchedBy.SENT_ID, message, dkim_dns)
-        if key.origin is KeyOrigin.RECEIVED or is_recipient(session, key.ticket_id, sender):
-            return _weak(session, key.ticket_id, MatchedBy.REFERENCE, message, dkim_dns)
-        # an id we only saw mentioned links nobody else: a stranger may have planted it
+        if key.origin is KeyOrigin.REFERENCED and not is_recipient(session, key.ticket_id, message.sender.email):
+            continue  # an id we only saw mentioned links nobody else: a stranger may have planted it
+        by = MatchedBy.SENT_ID if key.origin is KeyOrigin.SENT else MatchedBy.REFERENCE
+        return _joined(session, key.ticket_id, by, message, dkim_dns, key)
     for mask in masks_in_subject(message.subject):
         ticket = session.scalars(select(Ticket).where(Ticket.mask == mask)).first()
         if ticket is None:
             continue
-        match = _weak(session, ticket.id, MatchedBy.MASK, message, dkim_dns)
+        match = _joined(session, ticket.id, MatchedBy.MASK, message, dkim_dns)
         if match.trust is not Trust.NONE:
             return match  # proven, or claimed by one of its recipients (who knows the mask anyway)
         return _new(session, message, dkim_dns, quoted_mask=mask)
     return _new(session, message, dkim_dns)
 
 
+def sender_trust(session: Session, ticket_id: int, message: InboundMessage, dkim_dns: DnsLookup | None,
+                 answers: ReplyTag | ThreadKey | None = None) -> Trust:
+    """The one proof rule (rules 1-4 above): what the sender of a mail on this ticket has proven.
+
+    `answers` is what linked the mail to the ticket: a reply tag or a thread key (None for a mask).
+    """
+    sender = message.sender.email
+    if isinstance(answers, ReplyTag) and tag_is_for(session, answers, sender):
+        return Trust.PROVEN  # rule 1
+    if isinstance(answers, ThreadKey):
+        if answers.origin is KeyOrigin.SENT and _was_sent_to(session, answers.message_id, sender):
+            return Trust.PROVEN  # rule 2
+        if answers.message_id == message.message_id and follows_own_id(answers, message):
+            return Trust.PROVEN  # rule 4
+    recipient = is_recipient(session, ticket_id, sender)
+    if (recipient or _is_worker(session, sender)) and _dkim_proves(message, dkim_dns):
+        return Trust.PROVEN  # rule 3, only worth a lookup for someone who could act
+    return Trust.CLAIMED if recipient else Trust.NONE
+
+
+def _joined(session: Session, ticket_id: int, by: MatchedBy, message: InboundMessage, dkim_dns: DnsLookup | None,
+            answers: ReplyTag | ThreadKey | None = None) -> ThreadMatch:
+    trust = sender_trust(session, ticket_id, message, dkim_dns, answers)
+    return ThreadMatch(session.get(Ticket, ticket_id), by, trust)
+
+
 def _new(session: Session, message: InboundMessage, dkim_dns: DnsLookup | None,
          quoted_mask: str | None = None) -> ThreadMatch:
-    """A new ticket; a worker's address opening it must prove itself too, or the mail is flagged."""
+    """A new ticket; a worker's address opening it must prove itself too (rule 3), or the mail is flagged."""
     unproven = _is_worker(session, message.sender.email) and not _dkim_proves(message, dkim_dns)
     return ThreadMatch(None, MatchedBy.NEW, quoted_mask=quoted_mask, unproven_worker=unproven)
 
 
-def _by_reply_token(session: Session, message: InboundMessage) -> ThreadMatch | None:
-    addresses = list(message.envelope.rcpt_tos) + [a.email for a in message.to + message.cc]
-    for tag in tags_in(addresses):
-        ticket = session.scalars(select(Ticket).where(Ticket.mask == tag.mask)).first()
-        if ticket is None:
-            continue
-        if tag_is_for(session, tag, message.sender.email):
-            return ThreadMatch(ticket, MatchedBy.TOKEN, Trust.PROVEN)
-        if _made_for_someone_on(session, tag, ticket):  # a forwarded copy, or a forged From
-            return _weak(session, ticket.id, MatchedBy.TOKEN, message, None)
-    return None
+def _addressed_to(message: InboundMessage) -> list[str]:
+    return list(message.envelope.rcpt_tos) + [a.email for a in message.to + message.cc]
 
 
 def _made_for_someone_on(session: Session, tag: ReplyTag, ticket: Ticket) -> bool:
+    """A tag made for one of the ticket's recipients or a worker: ours, though perhaps not the sender's."""
     people = session.scalars(select(AddressRow.email).join(TicketRecipient, TicketRecipient.address_id == AddressRow.id)
                              .where(TicketRecipient.ticket_id == ticket.id)).all()
     people += session.scalars(select(Worker.email)).all()
     return any(tag_is_for(session, tag, email) for email in people)
-
-
-def _weak(session: Session, ticket_id: int, by: MatchedBy, message: InboundMessage,
-          dkim_dns: DnsLookup | None) -> ThreadMatch:
-    """A link that proves nothing by itself; a recipient or worker may still prove themselves by DKIM."""
-    sender = message.sender.email
-    recipient = is_recipient(session, ticket_id, sender)
-    if (recipient or _is_worker(session, sender)) and _dkim_proves(message, dkim_dns):
-        trust = Trust.PROVEN
-    else:
-        trust = Trust.CLAIMED if recipient else Trust.NONE
-    return ThreadMatch(session.get(Ticket, ticket_id), by, trust)
 
 
 def _dkim_proves(message: InboundMessage, dkim_dns: DnsLookup | None) -> bool:
@@ -146,7 +151,7 @@ def _dkim_proves(message: InboundMessage, dkim_dns: DnsLookup | None) -> bool:
         return False  # the common case costs neither the import nor a lookup
     from core.dkim_proof import dkim_proves
 
-    return dkim_proves(message.raw, message.sender.email, dkim_dns)  # type: ignore[arg-type]
+    return dkim_proves(message.raw, message.sender.email, dkim_dns)
 
 
 def follows_own_id(key: ThreadKey, message: InboundMessage) -> bool:

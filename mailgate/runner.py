@@ -16,12 +16,12 @@ import multiprocessing
 import signal
 import threading
 import time
-from pathlib import Path
 from dataclasses import dataclass
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from multiprocessing.connection import wait
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,9 +35,11 @@ from core.notify import Outbound
 from core.pipeline import Delivery, run_pipeline
 from core.quarantine import quarantine_raw
 from core.settings import Settings
-from core.threads import DnsLookup
 from mailgate.parse import parse_message
 from mailgate.spool import NoTurns, WriteTurns
+
+if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
+    from core.dkim_proof import DnsLookup
 
 log = logging.getLogger(__name__)
 
