@@ -23,6 +23,15 @@ class Envelope:
     mail_from: str = ""  # "<>": the null reverse-path; "": none given (for "smtp", also the null path)
     rcpt_tos: tuple[str, ...] = ()
 
+    @property
+    def silent(self) -> bool:
+        """Mail brought in by `postdesk import`: a migration, filed without writing to anyone."""
+        return self.source == IMPORT_SOURCE
+
+
+IMPORT_SOURCE = "import"  # filed silently (Envelope.silent)
+IMPORT_NOTIFY_SOURCE = "import-notify"  # `postdesk import --notify`: acknowledged and notified as if it came now
+
 
 @dataclass(frozen=True)
 class BounceReport:

@@ -117,8 +117,8 @@ def answer_worker(delivery: Delivery) -> None:
 
     Mail from a worker's address without proof is no answer: it is filed like a customer's, flagged.
     """
-    if delivery.opened or delivery.ticket is None or delivery.match is None:
-        return
+    if delivery.opened or delivery.ticket is None or delivery.match is None or delivery.message.envelope.silent:
+        return  # an imported worker mail is history: filed, never acted on again
     if delivery.match.trust is not Trust.PROVEN or delivery.message.sender.email not in worker_emails(delivery.session):
         return
     worker = worker_by_email(delivery.session, delivery.message.sender.email)
@@ -201,6 +201,8 @@ def notify(delivery: Delivery) -> None:
     """Workers hear of a recipient's mail (flagged when unproven); a new ticket is acknowledged. Never for robots."""
     message, ticket, match = delivery.message, delivery.ticket, delivery.match
     assert ticket is not None and match is not None
+    if message.envelope.silent:
+        return  # `postdesk import` without --notify: old mail writes to no one
     robot = message.is_automated or own_addresses(delivery.helpdesk).accepts(message.sender.email)
     heard = match.sender_verified or match.trust is Trust.CLAIMED or delivery.opened
     if robot or not heard or ticket.status is Status.DELETED:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from core.db import Database
-from core.inbound import Envelope
+from core.inbound import IMPORT_NOTIFY_SOURCE, IMPORT_SOURCE, Envelope
 from core.settings import Settings
 from mailgate.mail_sources import SourcedMessage
 from mailgate.runner import RunStats, SpoolRunner
@@ -14,7 +14,8 @@ from mailgate.spool import spool_messages
 
 CHUNK = 200
 CHUNK_BYTES = 64 * 1024 * 1024  # a chunk is held in memory and committed in one transaction
-IMPORT_ENVELOPE = Envelope("import", "", ())
+IMPORT_ENVELOPE = Envelope(IMPORT_SOURCE, "", ())  # silent: an import is a migration
+NOTIFYING_IMPORT_ENVELOPE = Envelope(IMPORT_NOTIFY_SOURCE, "", ())
 
 
 @dataclass
@@ -33,8 +34,13 @@ class ImportReport:
 
 
 def import_messages(db: Database, settings: Settings, messages: Iterable[SourcedMessage],
-                    progress: Callable[[int], None] = lambda n: None) -> ImportReport:
-    """Spool in chunks and file each chunk; an oversize message is reported and skipped, not stored."""
+                    progress: Callable[[int], None] = lambda n: None, *, notify: bool = False) -> ImportReport:
+    """Spool in chunks and file each chunk; an oversize message is reported and skipped, not stored.
+
+    Filed silently unless `notify`: no acknowledgement, notification or relay for old mail. The
+    choice travels in each spool row's source, so mail a crash leaves for the daemon stays silent too.
+    """
+    envelope = NOTIFYING_IMPORT_ENVELOPE if notify else IMPORT_ENVELOPE
     report = ImportReport()
     runner = SpoolRunner(db, settings)
     limit = settings.smtp.max_message_size
@@ -46,7 +52,7 @@ def import_messages(db: Database, settings: Settings, messages: Iterable[Sourced
             report.too_large.append((message.origin, len(message.raw)))
             progress(1)
             continue
-        chunk.append((message.raw, IMPORT_ENVELOPE))
+        chunk.append((message.raw, envelope))
         chunk_bytes += len(message.raw)
         if len(chunk) >= CHUNK or chunk_bytes >= CHUNK_BYTES:
             _file(db, runner, chunk, progress)

@@ -15,9 +15,14 @@ if TYPE_CHECKING:
 
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--notify", is_flag=True,
+              help="Acknowledge and notify as if the mail came now (default: file it silently).")
 @click.pass_obj
-def import_mail(app: App, path: Path) -> None:
+def import_mail(app: App, path: Path, notify: bool) -> None:
     """Import every message of an mbox file, a Maildir, or a folder of message files.
+
+    An import is a migration: mail is filed silently, without acknowledgements, worker
+    notifications or relayed replies, unless --notify is given.
 
     Mail already stored (same Message-ID) is not stored twice, so an import can be repeated.
     Mail that cannot be read goes to the quarantine (`postdesk quarantine list`); mail larger
@@ -27,6 +32,7 @@ def import_mail(app: App, path: Path) -> None:
     Examples:
       postdesk import ~/mail/support.mbox
       postdesk import ~/Maildir
+      postdesk import --notify ~/mail/unanswered.mbox
     """
     db = app.database()
     from rich.console import Console
@@ -39,7 +45,7 @@ def import_mail(app: App, path: Path) -> None:
     with Progress(console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(f"importing {path.name}", total=total)
         report = import_messages(db, app.settings, read_messages(path),
-                                 lambda n: progress.advance(task, n))
+                                 lambda n: progress.advance(task, n), notify=notify)
     _print_report(report, app.settings.smtp.max_message_size)
 
 
