@@ -225,6 +225,8 @@ class Message(Base):
     html: Mapped[str] = deferred(mapped_column(Text, default="", nullable=False))
     defects: Mapped[list[Any]] = mapped_column(JSON, default=list)
     raw: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    # sha256 of text, html and attachments: with message_id, what makes two deliveries the same mail
+    content_digest: Mapped[str | None] = mapped_column(String(64))
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     sender: Mapped[AddressRow] = relationship()

@@ -6,8 +6,10 @@ Later stages (spam scoring, notifications) are added to PIPELINE, in order, here
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -33,11 +35,12 @@ from core.tickets import (
     add_recipients,
     address_row,
     audit,
-    message_exists,
+    content_digest,
     open_ticket,
     record_thread_keys,
     set_status,
     store_message,
+    stored_digest,
 )
 
 if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
@@ -64,13 +67,36 @@ class Delivery:
 
 
 Step = Callable[[Delivery], None]
+log = logging.getLogger(__name__)
 
 
 def skip_duplicate(delivery: Delivery) -> None:
-    """The same Message-ID delivered twice is stored once (and still acknowledged)."""
-    if message_exists(delivery.session, delivery.message.message_id):
-        delivery.done = True
-        delivery.outcome = "duplicate"
+    """The same mail delivered twice is stored once (and still acknowledged); same id and same content.
+
+    Another mail under a Message-ID already stored (generators reuse them; a stranger may send first
+    with a predictable one) is no duplicate: it is filed under a key of its own, and said in the log.
+    """
+    message = delivery.message
+    for _ in range(2):  # the id as sent, then the key made for a reused one
+        stored = stored_digest(delivery.session, message.message_id)
+        if stored is False:
+            delivery.message = message
+            return
+        digest = content_digest(message)
+        if stored is None or stored == digest:
+            delivery.done = True
+            delivery.outcome = "duplicate"
+            return
+        own_key = reused_id_key(message.message_id, digest)
+        log.warning("Message-ID %s was already used by another mail; this one is filed as %s",
+                    message.message_id, own_key)
+        message = replace(message, message_id=own_key)
+
+
+def reused_id_key(message_id: str, digest: str) -> str:
+    """A key of its own for a mail whose Message-ID another mail has: the same for the same id and content."""
+    unique = hashlib.sha256(f"{message_id}\0{digest}".encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"<{unique}@reused-message-id.postdesk.invalid>"
 
 
 def file_bounce_report(delivery: Delivery) -> None:

@@ -102,7 +102,7 @@ def store_message(session: Session, ticket: Ticket, message: InboundMessage, *, 
                   subject=message.subject, date=message.date, received_at=now,
                   headers=[list(h) for h in message.headers], text=message.text if text is None else text,
                   html=message.html,
-                  defects=list(message.defects), raw=message.raw)
+                  defects=list(message.defects), raw=message.raw, content_digest=content_digest(message))
     session.add(row)
     session.flush()
     for position, attachment in enumerate(message.attachments):
@@ -200,8 +200,21 @@ def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, d
                            detail=detail))
 
 
-_MESSAGE_WITH_ID = select(Message.id).where(Message.message_id == bindparam("message_id"))  # built once: asked per mail
+def content_digest(message: InboundMessage) -> str:
+    """What a mail says, apart from its headers: text, HTML and attachments (names, types, bytes)."""
+    digest = hashlib.sha256()
+    for part in (message.text, message.html):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    for attachment in message.attachments:
+        digest.update(f"{attachment.filename}\0{attachment.content_type}\0".encode("utf-8", "surrogatepass"))
+        digest.update(hashlib.sha256(attachment.data).digest())
+    return digest.hexdigest()
 
 
-def message_exists(session: Session, message_id: str) -> bool:
-    return session.scalar(_MESSAGE_WITH_ID, {"message_id": message_id}) is not None
+_DIGEST_OF_ID = select(Message.content_digest).where(Message.message_id == bindparam("message_id"))  # built once
+
+
+def stored_digest(session: Session, message_id: str) -> str | None | bool:
+    """The content digest stored under this Message-ID; None for a row from before digests; False when none."""
+    row = session.execute(_DIGEST_OF_ID, {"message_id": message_id}).first()
+    return False if row is None else row[0]

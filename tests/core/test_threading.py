@@ -179,3 +179,19 @@ def test_messages_keep_raw_bytes(database: Database, settings: Settings) -> None
     send(database, settings, mail)
     with database.read() as session:
         assert session.scalars(select(Message.raw)).one() == mail.as_bytes()
+
+
+def test_a_reused_message_id_with_other_content_is_filed_under_its_own_key(
+        database: Database, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Generators reuse ids, and a stranger may send first with a predictable one: neither loses the real mail."""
+    send(database, settings, make_mail(sender="mallory@evil.test", subject="Order 1002",
+                                       message_id="<order-1002@shop.test>", body="Pay me instead."))
+    real = make_mail(sender="Shop <orders@shop.test>", subject="Order 1002 shipped",
+                     message_id="<order-1002@shop.test>", body="Your parcel is on its way.")
+    with caplog.at_level("WARNING"):
+        send(database, settings, real)
+    send(database, settings, real)  # a re-delivery of the real one is still a duplicate
+    first, second = tickets(database)
+    assert shown(database, second.mask)["messages"][0]["text"].strip() == "Your parcel is on its way."
+    assert shown(database, second.mask)["message_count"] == 1 and shown(database, first.mask)["message_count"] == 1
+    assert "<order-1002@shop.test> was already used by another mail" in caplog.text

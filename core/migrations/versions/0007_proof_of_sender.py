@@ -1,4 +1,4 @@
-"""proof of sender: who each outbound mail went to, the helpdesk's own keys, who referenced an id
+"""proof of sender: who each outbound mail went to, the helpdesk's own keys, who referenced an id; content digests
 
 Revision ID: 0007
 Revises: 0006
@@ -35,6 +35,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('thread_keys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('referenced_by', sa.String(length=320), nullable=True))
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('content_digest', sa.String(length=64), nullable=True))
     _enter_queued_recipients()
 
 
@@ -53,6 +55,8 @@ def _enter_queued_recipients() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_column('content_digest')
     with op.batch_alter_table('thread_keys', schema=None) as batch_op:
         batch_op.drop_column('referenced_by')
     op.drop_table('helpdesk_secrets')
