@@ -20,7 +20,14 @@ Printed: mails per party per minute and in total, per (ticket, address) the most
 the cap, the workers' "Mail held" alarms and the mail_cap audit entries. The exit code is 1 when an
 address got more than the cap's mails about one ticket within an hour (alarms are not counted).
 
-Figures (DATE): ...
+Figures (2026-11-30, `--minutes 10`, cap 20, SQLite, exit code 0): A, two helpdesks: A got 1 mail
+(B's rule's), B got 1 (A's acknowledgement, marked auto-replied, which B does not answer); all in
+minute 0, nothing after. B, auto-responders: Alice got 20 (1 acknowledgement + 19 relayed replies),
+Jane 20 notifications + 2 "Mail held" alarms (one per held address), the helpdesk 41 (Alice's first
+and 40 auto-answers); all within the first ~21 s (about one mail a second), minutes 1-9 zero. Both
+(ticket, address) pairs at exactly 20; mail_cap audited once each for Alice and Jane. The alarms
+carry no Reply-To, so the responders (which answer to Reply-To) leave them alone; a responder
+answering them to From instead changed nothing (a 2-minute run).
 """
 
 from __future__ import annotations
@@ -342,6 +349,8 @@ def report(scenario: Scenario, minutes: float, cap: int) -> bool:
     print(" total  " + "  ".join(f"{totals[c]:>22}" for c in columns))
     by_purpose = Counter((d.party, d.purpose) for d in scenario.deliveries)
     print("by purpose: " + ", ".join(f"{party} {purpose} {n}" for (party, purpose), n in sorted(by_purpose.items())))
+    last = max((d.at for d in scenario.deliveries), default=0.0)
+    print(f"last mail {last:.1f} s after the start")
     return verdict(scenario, cap)
 
 

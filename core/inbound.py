@@ -61,6 +61,9 @@ class InboundMessage:
     defects: tuple[str, ...] = field(default=())
     is_automated: bool = False
     bounce: BounceReport | None = None
+    # the mailing list the mail came through (List-Id), and the list's own addresses (List-Post, To/Cc)
+    mailing_list: str = ""
+    list_addresses: tuple[str, ...] = ()
     # Where an automatic reply may go (RFC 3834 section 4), normalised: the envelope sender, else the
     # topmost Return-Path field; "" when there is none or it is the null path <>. Never the From.
     return_path: str = ""

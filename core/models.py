@@ -260,8 +260,31 @@ class ThreadKey(Base):
     message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     origin: Mapped[KeyOrigin] = mapped_column(_enum(KeyOrigin, "thread_key_origin"))
-    # A referenced id: who referenced it, in a mail the helpdesk trusted (core.threads.follows_own_id).
+    # A referenced id: who first referenced it, in a mail the helpdesk trusted (core.threads, rule 4c).
     referenced_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class ParentReference(Base):
+    """An id a trusted mail of the ticket answered before that mail arrived, and who answered it.
+
+    When the mail with that id comes, it is the thread's parent if it was from or to that person
+    (core.threads, rule 4); several tickets waiting for one parent are merged when it arrives.
+    """
+
+    __tablename__ = "parent_references"
+    __table_args__ = (Index("ix_parent_references_ticket_id", "ticket_id"),)
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    referenced_by: Mapped[str] = mapped_column(String(320), primary_key=True)
+
+
+class MergedMask(Base):
+    """The mask of a ticket merged into another: it keeps leading to the ticket that survived."""
+
+    __tablename__ = "merged_masks"
+    mask: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class SentRecipient(Base):

@@ -80,6 +80,23 @@ def notify_workers(session: Session, out: Outbound, ticket: Ticket, message: Inb
     return bool(out.send_to_each(session, ticket, group, [Person(w) for w in workers], compose, "notification", now))
 
 
+def notify_merge(session: Session, out: Outbound, survivor: Ticket, merged: Sequence[str], now: datetime) -> bool:
+    """Tell the group's workers, once, that tickets turned out to be one conversation."""
+    group = session.get(Group, survivor.group_id)
+    assert group is not None
+    workers = group_members(session, group.id)
+    if not workers or not merged:
+        return False
+    body = render("merged", mask=survivor.mask, merged=merged, group=group.name)
+
+    def compose(person: Person) -> Outgoing:
+        return Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(person.email)],
+                        subject=subject_with_mask(f"Merged: {short_subject(survivor.subject)}", survivor.mask),
+                        body=body, auto_submitted="auto-generated")
+
+    return bool(out.send_to_each(session, survivor, group, [Person(w) for w in workers], compose, "merged", now))
+
+
 def send_auto_reply(session: Session, out: Outbound, ticket: Ticket, message: InboundMessage, now: datetime) -> bool:
     """Acknowledge a new ticket to the mail's return path (RFC 3834), at most once per address per window.
 

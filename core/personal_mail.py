@@ -112,8 +112,9 @@ def customer_references(session: Session, ticket: Ticket, email: str) -> list[st
                              .where(Message.ticket_id == ticket.id, AddressRow.email == email,
                                     Message.kind == MessageKind.INBOUND,
                                     Message.unverified_sender.is_(False))).all()
-    ordered = sorted(ours + theirs, key=lambda row: (row[0], row[1]))
-    return [message_id for _, message_id in ordered][-MAX_REFERENCES:]
+    # at the same moment, their mail came first: the helpdesk's mail of that moment answers it
+    ordered = sorted([(at, 0, i) for at, i in theirs] + [(at, 1, i) for at, i in ours])
+    return [message_id for _, _, message_id in ordered][-MAX_REFERENCES:]
 
 
 # Built once: asked for every copy.

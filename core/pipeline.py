@@ -24,11 +24,12 @@ from core.helpdesk_addresses import own_addresses
 from core.inbound import InboundMessage
 from core.models import Bucket, Group, LastAction, Message, Status, Ticket
 from core.settings import HelpdeskSettings, SpamSettings
-from core.notify import Outbound, notify_workers, send_auto_reply
+from core.notify import Outbound, notify_merge, notify_workers, send_auto_reply
 from core.organizations import organization_for_sender
 from core.quarantine import quarantine_raw
 from core.staff import worker_emails
-from core.threads import ThreadMatch, Trust, thread_message
+from core.merging import merge_tickets, refresh_thread_head
+from core.threads import MatchedBy, ThreadMatch, Trust, thread_message
 from spam.filter import is_spam, score_ticket
 from core.tickets import (
 
@@ -62,6 +63,7 @@ class Delivery:
     ticket: Ticket | None = None
     stored: Message | None = None
     opened: bool = False
+    merged: tuple[str, ...] = ()  # masks of the tickets this mail showed to be its ticket's thread
     done: bool = False
     outcome: str = ""
 
@@ -119,6 +121,24 @@ def thread(delivery: Delivery) -> None:
     delivery.ticket = delivery.match.ticket
 
 
+def merge_threads(delivery: Delivery) -> None:
+    """A mail that proves several tickets one thread merges them: the oldest ticket survives (core.merging)."""
+    match = delivery.match
+    if match is None or match.ticket is None or not match.also:
+        return
+    session = delivery.session
+    tickets = [match.ticket, *(t for t in (session.get(Ticket, i) for i in match.also) if t is not None)]
+    survivor = min(tickets, key=lambda t: (t.created_at, t.id))
+    for ticket in tickets:
+        if ticket is not survivor:
+            delivery.merged += (ticket.mask,)
+            merge_tickets(session, survivor, ticket, reason=f"mail {delivery.message.message_id} joins their threads",
+                          now=delivery.now)
+    delivery.ticket = survivor
+    delivery.match = replace(match, ticket=survivor, also=())
+    notify_merge(session, delivery.outbound, survivor, delivery.merged, delivery.now)
+
+
 def open_new_ticket(delivery: Delivery) -> None:
     """No thread matched: open a ticket in the group the mail was addressed to."""
     if delivery.ticket is not None:
@@ -166,8 +186,19 @@ def store(delivery: Delivery) -> None:
     delivery.outcome = "opened" if delivery.opened else ("appended" if verified else "unverified_sender")
 
 
+def mend_thread_head(delivery: Delivery) -> None:
+    """A parent that arrived late, or a merge, may have brought the thread's earliest mail: subject and first writer."""
+    match = delivery.match
+    if delivery.ticket is not None and match is not None and (match.matched_by is MatchedBy.OWN_ID or delivery.merged):
+        refresh_thread_head(delivery.session, delivery.ticket)
+
+
 def update_recipients(delivery: Delivery) -> None:
-    """Sender and outside To/CC join a new ticket; a proven follow-up may bring in new CCs, at most max_new_recipients."""
+    """Sender and outside To/CC join a new ticket; a proven follow-up may bring in new CCs, at most max_new_recipients.
+
+    Mail that came through a mailing list brings in only the person who wrote it: a worker's reply
+    must never go to the list.
+    """
     ticket, message, match = delivery.ticket, delivery.message, delivery.match
     assert ticket is not None and match is not None
     if not match.sender_verified:
@@ -176,9 +207,10 @@ def update_recipients(delivery: Delivery) -> None:
     workers = worker_emails(delivery.session)
     sender_is_worker = message.sender.email in workers
     candidates: list[Address] = [] if sender_is_worker else [message.sender]
-    if delivery.opened or not sender_is_worker:
-        candidates += list(message.to) + list(message.cc)
-    outside = [a for a in candidates if not own.accepts(a.email) and a.email not in workers]
+    if (delivery.opened or not sender_is_worker) and not message.mailing_list:
+        candidates += list(message.to) + list(message.cc)  # through a list: the writer, never the list
+    private = set(workers) | set(message.list_addresses)
+    outside = [a for a in candidates if not own.accepts(a.email) and a.email not in private]
     add_recipients(delivery.session, ticket, _within_limit(delivery, outside))
 
 
@@ -243,9 +275,11 @@ PIPELINE: tuple[Step, ...] = (
     skip_duplicate,
     file_bounce_report,
     thread,
+    merge_threads,
     open_new_ticket,
     answer_worker,
     store,
+    mend_thread_head,
     update_recipients,
     update_ticket,
     score_spam,

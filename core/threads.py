@@ -7,18 +7,23 @@ a Message-ID. A sender is PROVEN only by what only the real person could have (`
    mail's recipients: the Reply-To of every mail the helpdesk sends to a person;
 2. an answer to a Message-ID the helpdesk sent to that very address (sent_recipients);
 3. a DKIM signature aligned with the sender's domain that verifies (core.dkim_proof);
-4. for the parent of a thread that arrived after its reply: the mail's own Message-ID was
-   referenced by a trusted mail of the ticket whose sender this mail was addressed to or came from
-   (that sender could only know the id by receiving this mail), so the thread stays whole whatever
-   the arrival order.
+4. the thread itself, for customers (never for a worker's address, which only 1-3 prove):
+   a. an answer to a trusted mail of the ticket that was from or to the sender (they received it);
+   b. the mail's own Message-ID was answered, in a trusted mail of the ticket, by someone this mail
+      is from or to: it is that ticket's parent, arrived late (several such tickets are merged);
+   c. an answer to the same mail a trusted mail of the ticket answered, from one of the ticket's
+      recipients or to or from the one who answered there.
+   So a thread gives the same tickets and recipients whatever order its mails arrive in.
 
-Which ticket, in order: a reply token; the mail's own Message-ID (rule 4); In-Reply-To and
-References (an id we sent or received links the ticket even without proof, since it is hard to
-guess; an id merely referenced there links only a recipient); then a mask in the subject. A mask
-is trivial to quote, so it joins a ticket only for a proven sender or one of the ticket's
-recipients (flagged: they know the mask anyway); anyone else's mail opens a ticket of its own,
-acknowledged like any new mail, so a stranger cannot even learn whether the mask exists. A new
-ticket's mail from a worker's address needs proof as well (DKIM), or it is flagged.
+Which ticket, in order: a reply token; the mail's own Message-ID (4b); In-Reply-To and References,
+only where they prove the sender (an id proves nothing by itself: anyone may have seen it, and the
+mail it names may arrive later, so joining without proof would depend on arrival order); then a
+mask in the subject. A mask is trivial to
+quote, so it joins a ticket only for a proven sender or one of the ticket's recipients (flagged:
+they know the mask anyway); anyone else's mail opens a ticket of its own, acknowledged like any new
+mail, so a stranger cannot even learn whether the mask exists. A new ticket's mail from a worker's
+address needs proof as well (DKIM), or it is flagged. A proven mail that answers mails of other
+tickets where it is proven too joins those tickets' threads: they are merged (core.merging).
 
 What a sender may do follows from the trust: PROVEN mail is a worker's answer (commands obeyed,
 text relayed) or a recipient's reply (reopens, may bring in new recipients). CLAIMED (the From is
@@ -36,7 +41,8 @@ from sqlalchemy.orm import Session
 
 from core.inbound import InboundMessage
 from core.masks import masks_in_subject
-from core.models import AddressRow, KeyOrigin, SentRecipient, ThreadKey, Ticket, TicketRecipient, Worker
+from core.models import (AddressRow, KeyOrigin, MergedMask, Message, ParentReference, SentRecipient, ThreadKey,
+                         Ticket, TicketRecipient, Worker)
 from core.reply_tokens import ReplyTag, tag_is_for, tags_in
 
 if TYPE_CHECKING:  # core.dkim_proof (and dkimpy) load only when a signature is to be checked
@@ -67,6 +73,7 @@ class ThreadMatch:
     trust: Trust = Trust.NONE
     quoted_mask: str | None = None  # a mask the mail quoted without proof: it opened a ticket of its own
     unproven_worker: bool = False  # a new ticket's mail from a worker's address that nothing proves
+    also: tuple[int, ...] = ()  # other tickets this mail proves to be the same thread: merged into `ticket`
 
     @property
     def sender_verified(self) -> bool:
@@ -76,22 +83,31 @@ class ThreadMatch:
         return self.trust is Trust.PROVEN
 
 
+MAX_MERGED = 10  # tickets one mail may join into one: a thread, not a sweep
+
+
 def thread_message(session: Session, message: InboundMessage, dkim_dns: DnsLookup | None = None) -> ThreadMatch:
     """Find the ticket this mail continues, or decide it opens a new one; say what its sender proved."""
     for tag in tags_in(_addressed_to(message)):
-        ticket = session.scalars(select(Ticket).where(Ticket.mask == tag.mask)).first()
+        ticket = ticket_with_mask(session, tag.mask)
         if ticket is not None and _made_for_someone_on(session, tag, ticket):  # a forged tag links nothing
-            return _joined(session, ticket.id, MatchedBy.TOKEN, message, dkim_dns, tag)
-    own = session.get(ThreadKey, message.message_id)
-    if own is not None and own.origin is KeyOrigin.REFERENCED and follows_own_id(own, message):
-        return _joined(session, own.ticket_id, MatchedBy.OWN_ID, message, dkim_dns, own)
-    for key in _keys_in_order(session, message.thread_ids):
-        if key.origin is KeyOrigin.REFERENCED and not is_recipient(session, key.ticket_id, message.sender.email):
-            continue  # an id we only saw mentioned links nobody else: a stranger may have planted it
-        by = MatchedBy.SENT_ID if key.origin is KeyOrigin.SENT else MatchedBy.REFERENCE
-        return _joined(session, key.ticket_id, by, message, dkim_dns, key)
+            return _with_others(session, _joined(session, ticket.id, MatchedBy.TOKEN, message, dkim_dns, tag),
+                                message, dkim_dns)
+    parents_of = awaiting_parent(session, message)
+    if parents_of:
+        trust = Trust.PROVEN if not _is_worker(session, message.sender.email) else \
+            sender_trust(session, parents_of[0], message, dkim_dns)
+        first = ThreadMatch(session.get(Ticket, parents_of[0]), MatchedBy.OWN_ID, trust,
+                            also=tuple(parents_of[1:MAX_MERGED]) if trust is Trust.PROVEN else ())
+        return _with_others(session, first, message, dkim_dns)
+    for ticket_id, answers in _links(session, message):
+        by = MatchedBy.SENT_ID if isinstance(answers, ThreadKey) and answers.origin is KeyOrigin.SENT \
+            else MatchedBy.REFERENCE
+        match = _joined(session, ticket_id, by, message, dkim_dns, answers)
+        if match.trust is Trust.PROVEN:  # an id is no proof: anyone may have seen it, and the mail it
+            return _with_others(session, match, message, dkim_dns)  # answers may even arrive later
     for mask in masks_in_subject(message.subject):
-        ticket = session.scalars(select(Ticket).where(Ticket.mask == mask)).first()
+        ticket = ticket_with_mask(session, mask)
         if ticket is None:
             continue
         match = _joined(session, ticket.id, MatchedBy.MASK, message, dkim_dns)
@@ -101,8 +117,55 @@ def thread_message(session: Session, message: InboundMessage, dkim_dns: DnsLooku
     return _new(session, message, dkim_dns)
 
 
+def _with_others(session: Session, match: ThreadMatch, message: InboundMessage,
+                 dkim_dns: DnsLookup | None) -> ThreadMatch:
+    """A proven mail that also answers mails of other tickets, proven there too, joins their threads."""
+    if match.trust is not Trust.PROVEN or match.ticket is None:
+        return match
+    others = list(match.also)
+    for ticket_id, answers in _links(session, message):
+        if len(others) >= MAX_MERGED - 1:
+            break
+        if ticket_id == match.ticket.id or ticket_id in others:
+            continue
+        if sender_trust(session, ticket_id, message, dkim_dns, answers) is Trust.PROVEN:
+            others.append(ticket_id)
+    return ThreadMatch(match.ticket, match.matched_by, match.trust, also=tuple(others))
+
+
+@dataclass(frozen=True)
+class AwaitedParent:
+    """An id the mail answers whose mail has not arrived, but which a trusted mail of a ticket answered too."""
+
+    message_id: str
+
+
+def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadKey | AwaitedParent]]:
+    """Every ticket the mail's In-Reply-To and References lead to, most telling id first.
+
+    An id of a mail we sent or received leads to its ticket. An id we only saw answered leads to the
+    tickets that await it, and only for their recipients: a stranger may have planted it.
+    """
+    keys = {k.message_id: k for k in _keys_in_order(session, message.thread_ids)}
+    sender, addresses = message.sender.email, _addresses_of(message)
+    links: list[tuple[int, ThreadKey | AwaitedParent]] = []
+    for message_id in message.thread_ids:
+        key = keys.get(message_id)
+        if key is not None and key.origin is not KeyOrigin.REFERENCED:
+            links.append((key.ticket_id, key))
+            continue
+        awaited = AwaitedParent(message_id)
+        waiting: dict[int, set[str]] = {}
+        for ticket_id, by in session.execute(_PARENT_REFERENCES, {"message_id": message_id}):
+            waiting.setdefault(ticket_id, set()).add(by)
+        for ticket_id in sorted(waiting):
+            if waiting[ticket_id] & addresses or is_recipient(session, ticket_id, sender):
+                links.append((ticket_id, awaited))
+    return links
+
+
 def sender_trust(session: Session, ticket_id: int, message: InboundMessage, dkim_dns: DnsLookup | None,
-                 answers: ReplyTag | ThreadKey | None = None) -> Trust:
+                 answers: ReplyTag | ThreadKey | AwaitedParent | None = None) -> Trust:
     """The one proof rule (rules 1-4 above): what the sender of a mail on this ticket has proven.
 
     `answers` is what linked the mail to the ticket: a reply tag or a thread key (None for a mask).
@@ -110,19 +173,59 @@ def sender_trust(session: Session, ticket_id: int, message: InboundMessage, dkim
     sender = message.sender.email
     if isinstance(answers, ReplyTag) and tag_is_for(session, answers, sender):
         return Trust.PROVEN  # rule 1
-    if isinstance(answers, ThreadKey):
-        if answers.origin is KeyOrigin.SENT and _was_sent_to(session, answers.message_id, sender):
-            return Trust.PROVEN  # rule 2
-        if answers.message_id == message.message_id and follows_own_id(answers, message):
-            return Trust.PROVEN  # rule 4
+    if isinstance(answers, ThreadKey) and answers.origin is KeyOrigin.SENT \
+            and _was_sent_to(session, answers.message_id, sender):
+        return Trust.PROVEN  # rule 2
+    worker = _is_worker(session, sender)
     recipient = is_recipient(session, ticket_id, sender)
-    if (recipient or _is_worker(session, sender)) and _dkim_proves(message, dkim_dns):
+    if not worker and _thread_proves(session, answers, sender):
+        return Trust.PROVEN  # rule 4
+    if (recipient or worker) and _dkim_proves(message, dkim_dns):
         return Trust.PROVEN  # rule 3, only worth a lookup for someone who could act
     return Trust.CLAIMED if recipient else Trust.NONE
 
 
+def _thread_proves(session: Session, answers: ReplyTag | ThreadKey | AwaitedParent | None, sender: str) -> bool:
+    """Rule 4a and 4c: the sender answers a trusted mail they were party to, or a mail such a mail answered."""
+    if isinstance(answers, ThreadKey) and answers.origin is KeyOrigin.RECEIVED:
+        return _was_party_to(session, answers.message_id, sender)
+    return isinstance(answers, AwaitedParent)  # _links admits only tickets whose answerers the mail knows
+
+
+def _was_party_to(session: Session, message_id: str, email: str) -> bool:
+    """Whether the trusted mail with this id was from or to this address."""
+    row = session.execute(_PARTY, {"message_id": message_id}).first()
+    if row is None or row.unverified_sender:
+        return False
+    return row.email == email or any(a.get("email") == email for a in (row.to_addrs or []) + (row.cc_addrs or []))
+
+
+def would_join(session: Session, message: InboundMessage, key: ThreadKey) -> bool:
+    """Whether threading joins the ticket this id leads to (what core.tickets asks to tell a race)."""
+    if key.message_id == message.message_id:
+        return key.ticket_id in awaiting_parent(session, message)
+    links = [answers for ticket_id, answers in _links(session, message) if ticket_id == key.ticket_id]
+    return any(sender_trust(session, key.ticket_id, message, None, answers) is Trust.PROVEN for answers in links)
+
+
+def awaiting_parent(session: Session, message: InboundMessage) -> list[int]:
+    """Rule 4b: tickets whose trusted mail answered this mail's id, by someone this mail is from or to (oldest first)."""
+    rows = session.execute(_PARENT_REFERENCES, {"message_id": message.message_id}).all()
+    addresses = _addresses_of(message)
+    return sorted({ticket_id for ticket_id, by in rows if by in addresses})
+
+
+def ticket_with_mask(session: Session, mask: str) -> Ticket | None:
+    """The ticket of a mask, or of the ticket it was merged into."""
+    ticket = session.scalars(select(Ticket).where(Ticket.mask == mask)).first()
+    if ticket is not None:
+        return ticket
+    merged = session.scalar(select(MergedMask.ticket_id).where(MergedMask.mask == mask))
+    return session.get(Ticket, merged) if merged is not None else None
+
+
 def _joined(session: Session, ticket_id: int, by: MatchedBy, message: InboundMessage, dkim_dns: DnsLookup | None,
-            answers: ReplyTag | ThreadKey | None = None) -> ThreadMatch:
+            answers: ReplyTag | ThreadKey | AwaitedParent | None = None) -> ThreadMatch:
     trust = sender_trust(session, ticket_id, message, dkim_dns, answers)
     return ThreadMatch(session.get(Ticket, ticket_id), by, trust)
 
@@ -154,13 +257,6 @@ def _dkim_proves(message: InboundMessage, dkim_dns: DnsLookup | None) -> bool:
     return dkim_proves(message.raw, message.sender.email, dkim_dns)
 
 
-def follows_own_id(key: ThreadKey, message: InboundMessage) -> bool:
-    """Rule 4: the id was referenced, in a trusted mail, by someone this mail came from or was sent to."""
-    if key.referenced_by is None:
-        return False
-    return key.referenced_by in _addresses_of(message)
-
-
 def _addresses_of(message: InboundMessage) -> set[str]:
     return {message.sender.email, *(a.email for a in message.to + message.cc)}
 
@@ -189,6 +285,10 @@ def is_recipient(session: Session, ticket_id: int, email: str) -> bool:
 _KEYS_WITH_IDS = select(ThreadKey).where(ThreadKey.message_id.in_(bindparam("ids", expanding=True)))
 _SENT_TO = select(SentRecipient.message_id).where(SentRecipient.message_id == bindparam("message_id"),
                                                   SentRecipient.email == bindparam("email"))
+_PARTY = select(Message.unverified_sender, Message.to_addrs, Message.cc_addrs, AddressRow.email).join(
+    AddressRow, AddressRow.id == Message.sender_id).where(Message.message_id == bindparam("message_id"))
+_PARENT_REFERENCES = select(ParentReference.ticket_id, ParentReference.referenced_by).where(
+    ParentReference.message_id == bindparam("message_id"))
 _WORKER = select(Worker.id).where(Worker.email == bindparam("email"))
 _RECIPIENT = select(TicketRecipient.ticket_id).join(AddressRow, AddressRow.id == TicketRecipient.address_id).where(
     TicketRecipient.ticket_id == bindparam("ticket_id"), AddressRow.email == bindparam("email"))

@@ -203,6 +203,10 @@ def resolve_mask(conn: Connection, given: str) -> str:
     exact = conn.execute(text("SELECT mask FROM tickets WHERE mask = :mask"), {"mask": wanted}).scalar()
     if exact is not None:
         return str(exact)
+    merged = conn.execute(text("SELECT t.mask FROM merged_masks m JOIN tickets t ON t.id = m.ticket_id "
+                               "WHERE m.mask = :mask"), {"mask": wanted}).scalar()
+    if merged is not None:
+        return str(merged)  # a ticket merged into another: its mask leads there (core.merging)
     # a range on the unique index, not LIKE: `_` and `%` in what the user typed mean nothing
     fits = conn.execute(text("SELECT mask FROM tickets WHERE mask >= :low AND mask < :high ORDER BY mask LIMIT :n"),
                         {"low": wanted, "high": wanted + "\uffff", "n": AMBIGUOUS_SHOWN}).scalars().all()

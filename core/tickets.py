@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,13 +25,14 @@ from core.models import (
     KeyOrigin,
     Message,
     MessageKind,
+    ParentReference,
     Status,
     ThreadKey,
     Ticket,
     TicketRecipient,
     Worker,
 )
-from core.threads import follows_own_id, is_recipient
+from core.threads import would_join
 from core.upsert import insert_ignore
 
 MASK_ATTEMPTS = 10
@@ -123,35 +124,42 @@ def record_thread_keys(session: Session, ticket: Ticket, message: InboundMessage
     """Remember the mail's id and, for a trusted mail, the ids it answers, so later mail of the thread finds this ticket.
 
     An untrusted mail's references are not kept: a stranger could plant an id and capture the mail
-    that later carries it (core.threads, rule 4). When this mail just opened the ticket, an id
+    that later carries it (core.threads, rule 4). An answered id whose mail has not arrived is kept
+    as awaited with who answered it (ParentReference). When this mail just opened the ticket, an id
     already pointing elsewhere that threading would have followed means another gateway opened a
     ticket for the same thread at the same moment: raise, so this one retries and joins it.
     """
     _claim_key(session, ticket, message, message.message_id, KeyOrigin.RECEIVED, opened)
-    if trusted:
-        for referenced in message.thread_ids:
-            _claim_key(session, ticket, message, referenced, KeyOrigin.REFERENCED, opened)
+    session.execute(delete(ParentReference).where(ParentReference.message_id == message.message_id))  # arrived
+    if not trusted:
+        return
+    for referenced in message.thread_ids:
+        if _claim_key(session, ticket, message, referenced, KeyOrigin.REFERENCED, opened) is KeyOrigin.REFERENCED:
+            insert_ignore(session, ParentReference.__table__, {"message_id": referenced, "ticket_id": ticket.id,
+                                                                "referenced_by": message.sender.email})
 
 
 def _claim_key(session: Session, ticket: Ticket, message: InboundMessage, message_id: str,
-               origin: KeyOrigin, opened: bool) -> None:
+               origin: KeyOrigin, opened: bool) -> KeyOrigin | None:
+    """Point the id at this ticket unless it leads elsewhere already; returns what the id is known as now."""
     by = message.sender.email if origin is KeyOrigin.REFERENCED else None
     values = {"message_id": message_id, "ticket_id": ticket.id, "origin": origin, "referenced_by": by}
     if insert_ignore(session, ThreadKey.__table__, values):
-        return
+        return origin
     existing = session.get(ThreadKey, message_id, populate_existing=True)
     if existing is None:
-        return
+        return None
     if existing.ticket_id != ticket.id:
         if opened and _threading_would_have_followed(session, existing, origin, message):
             raise ThreadRace(f"{message_id} already belongs to another ticket")
         if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
             _take_over(existing, ticket)  # our own id, only mentioned there: the mail's own ticket keeps it
-        return
+        return existing.origin
     if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
         existing.origin, existing.referenced_by = KeyOrigin.RECEIVED, None
     elif existing.origin is KeyOrigin.REFERENCED and existing.referenced_by is None:
         existing.referenced_by = by
+    return existing.origin
 
 
 def _take_over(key: ThreadKey, ticket: Ticket) -> None:
@@ -160,16 +168,8 @@ def _take_over(key: ThreadKey, ticket: Ticket) -> None:
 
 def _threading_would_have_followed(session: Session, existing: ThreadKey, origin: KeyOrigin,
                                    message: InboundMessage) -> bool:
-    """Whether core.threads would have joined the key's ticket had the key been there in time.
-
-    A sent or received id links always; the mail's own id only by rule 4; an id merely referenced
-    there only for a recipient of that ticket (otherwise it was skipped on purpose, not raced).
-    """
-    if existing.origin is not KeyOrigin.REFERENCED:
-        return True
-    if origin is KeyOrigin.RECEIVED:
-        return follows_own_id(existing, message)
-    return is_recipient(session, existing.ticket_id, message.sender.email)
+    """Whether core.threads would have joined the key's ticket had the key been there in time."""
+    return would_join(session, message, existing)
 
 
 def record_sent_message_id(session: Session, ticket: Ticket, message_id: str) -> None:
@@ -201,9 +201,17 @@ def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, d
 
 
 def content_digest(message: InboundMessage) -> str:
-    """What a mail says, apart from its headers: text, HTML and attachments (names, types, bytes)."""
+    """What a mail says and to whom: sender, To, Cc, subject, text, HTML and attachments (names, types, bytes).
+
+    The parties are in it because test suites and generators reuse one Message-ID for the same text
+    sent by or to other people: those are other mails, and keeping only one would make a ticket's
+    recipients depend on which arrived first. Trace fields (Received, Date) are not: a mail that
+    came twice by two routes is one mail.
+    """
     digest = hashlib.sha256()
-    for part in (message.text, message.html):
+    parties = [message.sender.email, ",".join(sorted(a.email for a in message.to)),
+               ",".join(sorted(a.email for a in message.cc)), message.subject]
+    for part in (*parties, message.text, message.html):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     for attachment in message.attachments:
         digest.update(f"{attachment.filename}\0{attachment.content_type}\0".encode("utf-8", "surrogatepass"))

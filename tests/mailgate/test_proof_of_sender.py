@@ -103,14 +103,15 @@ def test_a_forged_worker_changes_nothing_and_reaches_no_customer(desk: Daemon, s
     assert not any(e["actor"] == JANE for e in ticket["history"])
     to_alice = b"".join(raw for _, rcpts, raw in sink.received if ALICE in rcpts)
     assert b"evil.test/pay" not in to_alice and len(sink.to(ALICE)) == 1, "only her acknowledgement"
-    flagged = [m for m in ticket["messages"] if m["unverified_sender"]]
-    assert [m["text"] for m in flagged] == ["#spam"], "the mail answering her id is kept on her ticket, flagged"
+    assert ticket["message_count"] == 1, "nothing joins her ticket without proof"
     for other in all_tickets(desk.config):
         printed = cli(desk.config, "show", other["mask"])
         assert "\x1b" not in printed and "\x07" not in printed, "the terminal obeys no stranger"
     others = [t for t in all_tickets(desk.config) if t["mask"] != mask]
-    assert len(others) == 2, "a mask without proof joins nothing: each forgery opened a ticket of its own"
+    assert len(others) == 3, "a mask or an id without proof joins nothing: each forgery opened a ticket of its own"
     assert {t["status"] for t in others} == {"open"}
+    for other in others:  # kept and shown flagged: a worker's address that nothing proves
+        assert all(m["unverified_sender"] for m in shown(desk.config, other["mask"])["messages"])
 
 
 @pytest.mark.sqlite_only

@@ -47,7 +47,7 @@ def _raw_mail(sender: str, address: str, subject: str, body: str, filename: str,
     return "\r\n".join([
         f"From: {_words(sender)} <{address}>", "To: support@example.com", f"Subject: {_words(subject)}",
         "Date: Fri, 20 Nov 2026 09:30:00 +0000", f"Message-ID: <evil{number}@elsewhere.test>",
-        f"In-Reply-To: <evil{number - 1}@elsewhere.test>", "MIME-Version: 1.0",
+        "MIME-Version: 1.0",
         'Content-Type: multipart/mixed; boundary="b"', "", "--b", "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: base64", "", base64.b64encode(body.encode()).decode(), "--b",
         "Content-Type: application/pdf",
@@ -59,14 +59,14 @@ def _raw_mail(sender: str, address: str, subject: str, body: str, filename: str,
 def evil_ticket(database: Database, settings: Settings) -> str:
     """A ticket opened by a hostile mail, then answered by a stranger (so flagged unverified), controls everywhere.
 
-    The stranger answers the first mail's Message-ID: a mask alone would have opened a ticket of its own.
+    The second claims the first's sender and quotes the mask: kept on the ticket, flagged (nothing proves it).
     """
     envelope = Envelope("deliver", "", ("support@example.com",))
     deliver(database, settings, _raw_mail(f"Mal {EVIL} lory", "mallory@elsewhere.test", f"Invoice {EVIL} overdue",
                                           f"Dear {EVIL} customer\nsecond line", f"bill{EVIL}.pdf", 1), envelope)
     with database.read() as session:
         mask = session.scalars(select(Ticket.mask)).one()
-    deliver(database, settings, _raw_mail(f"Eve {EVIL} Stranger", "eve@stranger.test", f"Re: [{mask}] {EVIL}",
+    deliver(database, settings, _raw_mail(f"Eve {EVIL} Stranger", "mallory@elsewhere.test", f"Re: [{mask}] {EVIL}",
                                           f"Pay {EVIL} me instead", f"iban{EVIL}.pdf", 2), envelope)
     return mask
 
@@ -96,7 +96,7 @@ def test_show_piped_strips_the_mails_controls(evil_ticket: str, config_path: Pat
     assert f"Invoice [2J[1A]0;pwned]52;c;ZWNobyBwd25lZA==2K RL[red]x[/red]" in out  # CR unfolded to a space
     assert "Dear [2J[1A]0;pwned" in out and "customer\n  second line" in out and "Pay " in out
     assert "attachment 1: bill[2J" in out and "attachment 2: iban[2J" in out
-    assert "eve@stranger.test  2026-11-20 09:30  [unverified sender]" in out
+    assert "mallory@elsewhere.test  2026-11-20 09:30  [unverified sender]" in out
 
 
 @pytest.mark.sqlite_only
@@ -143,7 +143,7 @@ def test_on_a_terminal_only_postdesks_colours_reach_it(evil_ticket: str, config_
     shown = _on_a_terminal(config_path, "show", evil_ticket)
     assert SGR.search(shown), "show is coloured on a terminal"
     _assert_obeys_nothing(shown)
-    assert re.search(r"eve@stranger\.test  2026-11-20 09:30  \[unverified sender\]\x1b\[0m", shown)
+    assert re.search(r"mallory@elsewhere\.test  2026-11-20 09:30  \[unverified sender\]\x1b\[0m", shown)
     table = _on_a_terminal(config_path, "tickets")
     _assert_obeys_nothing(table)
     assert "[red]x[/red][link=https://evil.test]y[/link]" in SGR.sub("", table), "rich read the subject as markup"

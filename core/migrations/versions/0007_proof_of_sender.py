@@ -1,4 +1,4 @@
-"""proof of sender: who each outbound mail went to, the helpdesk's own keys, who referenced an id; content digests
+"""proof of sender and order-free threads: who each mail went to, reply-token keys, parents awaited, merged masks, content digests
 
 Revision ID: 0007
 Revises: 0006
@@ -28,6 +28,22 @@ def upgrade() -> None:
     )
     op.create_index('ix_sent_recipients_ticket_email_at', 'sent_recipients', ['ticket_id', 'email', 'sent_at'],
                     unique=False)
+    op.create_table('parent_references',
+    sa.Column('message_id', sa.String(length=998), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('referenced_by', sa.String(length=320), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('message_id', 'ticket_id', 'referenced_by')
+    )
+    op.create_index('ix_parent_references_ticket_id', 'parent_references', ['ticket_id'], unique=False)
+    op.create_table('merged_masks',
+    sa.Column('mask', sa.String(length=16), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('merged_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('mask')
+    )
+    op.create_index(op.f('ix_merged_masks_ticket_id'), 'merged_masks', ['ticket_id'], unique=False)
     op.create_table('helpdesk_secrets',
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('value', sa.LargeBinary(), nullable=False),
@@ -60,5 +76,9 @@ def downgrade() -> None:
     with op.batch_alter_table('thread_keys', schema=None) as batch_op:
         batch_op.drop_column('referenced_by')
     op.drop_table('helpdesk_secrets')
+    op.drop_index(op.f('ix_merged_masks_ticket_id'), table_name='merged_masks')
+    op.drop_table('merged_masks')
+    op.drop_index('ix_parent_references_ticket_id', table_name='parent_references')
+    op.drop_table('parent_references')
     op.drop_index('ix_sent_recipients_ticket_email_at', table_name='sent_recipients')
     op.drop_table('sent_recipients')

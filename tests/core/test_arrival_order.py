@@ -1,0 +1,167 @@
+"""The same mails give the same tickets and recipients in any arrival order (core.threads rule 4, core.merging)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, note, settings as hypothesis_settings, strategies as st
+from sqlalchemy import select
+
+from core.db import Database, open_database
+from core.inbound import Envelope
+from core.models import AuditEntry, Message, OutboxItem, Ticket
+from core.schema import upgrade
+from core.settings import Settings
+from core.staff import add_worker
+from core.groups import ensure_default_group
+from mailgate.deliver import deliver
+from mailgate.runner import SpoolRunner
+from mailgate.spool import spool_messages
+from testkit import make_mail
+
+SUPPORT = "support@example.com"
+PEOPLE = ("a@one.test", "b@one.test", "c@two.test", "d@two.test", "e@three.test")
+START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def send(database: Database, settings: Settings, mail: EmailMessage) -> None:
+    sender = mail["From"].addresses[0].addr_spec
+    deliver(database, settings, mail.as_bytes(), Envelope("smtp", sender, (SUPPORT,)))
+
+
+def grouping(database: Database) -> set[tuple[frozenset[str], frozenset[str]]]:
+    """Each ticket as (the Message-IDs on it, its recipients): what must not depend on arrival order."""
+    with database.read() as session:
+        tickets = session.scalars(select(Ticket)).all()
+        return {(frozenset(m.message_id for m in t.messages), frozenset(r.email for r in t.recipients))
+                for t in tickets}
+
+
+def test_replies_before_their_original_become_one_ticket_when_it_arrives(database: Database,
+                                                                         settings: Settings) -> None:
+    """Bob's reply, Carol's reply, then Alice's original with Bob and Carol in Cc: one ticket, Alice's."""
+    with database.write() as session:
+        ensure_default_group(session, settings.helpdesk)
+        add_worker(session, "jane@corp.test", "Jane", ["Support"])
+    original = make_mail(sender="Alice <alice@customer.test>", cc="bob@customer.test, carol@customer.test",
+                         subject="Printer on fire", message_id="<orig@customer.test>")
+    for name in ("bob", "carol"):
+        send(database, settings, make_mail(sender=f"{name}@customer.test", subject="Re: Printer on fire",
+                                           in_reply_to="<orig@customer.test>", references="<orig@customer.test>",
+                                           body=f"{name} here"))
+    send(database, settings, original)
+    with database.read() as session:
+        (ticket,) = session.scalars(select(Ticket)).all()
+        flags = {m.message_id: m.unverified_sender for m in ticket.messages}
+        merged = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "merged")).all()
+        told = session.scalars(select(OutboxItem.rcpt_tos).where(OutboxItem.purpose == "merged")).all()
+        assert ticket.subject == "Printer on fire" and ticket.first_wrote.email == "alice@customer.test"
+        assert {r.email for r in ticket.recipients} == {"alice@customer.test", "bob@customer.test",
+                                                       "carol@customer.test"}
+    assert flags["<orig@customer.test>"] is False, "Alice's own mail is trusted by her friends' answers"
+    assert len(merged) == 1 and told == [["jane@corp.test"]], "audited, the workers told once"
+
+
+@dataclass
+class Thread:
+    """Mails of generated conversations, each a reply to an earlier one by someone who received it."""
+
+    mails: list[EmailMessage] = field(default_factory=list)
+
+    def add(self, sender: str, cc: list[str], parent: EmailMessage | None, number: int) -> EmailMessage:
+        references = []
+        if parent is not None:
+            references = str(parent.get("References", "")).split() + [str(parent["Message-ID"])]
+        mail = make_mail(sender=sender, cc=", ".join(cc) or None, message_id=f"<m{number}@gen.test>",
+                         subject=f"Re: topic {number}" if parent is not None else f"topic {number}",
+                         in_reply_to=str(parent["Message-ID"]) if parent is not None else None,
+                         references=" ".join(references) or None, body=f"mail {number}")
+        del mail["Date"]
+        mail["Date"] = format_datetime(START + timedelta(minutes=number))
+        self.mails.append(mail)
+        return mail
+
+
+def parties(mail: EmailMessage) -> list[str]:
+    cc = [a.addr_spec for a in mail["Cc"].addresses] if mail["Cc"] else []
+    return [mail["From"].addresses[0].addr_spec, *cc]
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> tuple[list[EmailMessage], list[int]]:
+    """One or two threads (roots, replies, replies to replies, Cc'd people); some mails never arrive."""
+    thread = Thread()
+    for _ in range(draw(st.integers(1, 2))):
+        root = thread.add(draw(st.sampled_from(PEOPLE)), draw(st.lists(st.sampled_from(PEOPLE), max_size=2,
+                                                                       unique=True)), None, len(thread.mails))
+        family = [root]
+        for _ in range(draw(st.integers(1, 4))):
+            parent = draw(st.sampled_from(family))
+            sender = draw(st.sampled_from(parties(parent)))  # a reply comes from someone the parent reached
+            cc = draw(st.lists(st.sampled_from([p for p in PEOPLE if p != sender]), max_size=2, unique=True))
+            family.append(thread.add(sender, cc, parent, len(thread.mails)))
+    delivered = [m for m in thread.mails if draw(st.integers(0, 5)) > 0]  # about one in six goes missing
+    order = draw(st.permutations(range(len(delivered))))
+    return delivered, list(order)
+
+
+@pytest.fixture(scope="module")
+def blank_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The schema built once; each example starts from a copy."""
+    path = tmp_path_factory.mktemp("schema") / "blank.db"
+    db = open_database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    return path
+
+
+@pytest.mark.sqlite_only
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conversation=conversations())
+def test_any_arrival_order_gives_the_same_tickets_and_recipients(conversation: tuple[list[EmailMessage], list[int]],
+                                                                 settings: Settings, blank_database: Path,
+                                                                 tmp_path: Path) -> None:
+    mails, order = conversation
+    results = []
+    for sequence in (mails, [mails[i] for i in order]):
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh file each time: SQLite leaves -wal and -shm
+        shutil.copy(blank_database, folder / "postdesk.db")
+        database = open_database(f"sqlite:///{folder / 'postdesk.db'}")
+        try:
+            # spooled in this order and filed by the real runner, one after the other, as the daemon does
+            spool_messages(database, [(m.as_bytes(), Envelope("smtp", m["From"].addresses[0].addr_spec, (SUPPORT,)))
+                                      for m in sequence])
+            SpoolRunner(database, settings).drain()
+            results.append(grouping(database))
+        finally:
+            database.dispose()
+            shutil.rmtree(folder)
+    note("\n".join(f"{m['Message-ID']} from {parties(m)} answers {m['In-Reply-To']} refs {m['References']}"
+                   for m in mails) + f"\norder {order}\nforward {sorted(map(str, results[0]))}"
+         f"\nshuffled {sorted(map(str, results[1]))}")
+    assert results[0] == results[1]
+
+
+@pytest.mark.sqlite_only
+def test_a_merged_mask_keeps_leading_to_its_ticket(database: Database, settings: Settings) -> None:
+    from core.ticket_views import show_ticket
+
+    send(database, settings, make_mail(sender="bob@customer.test", subject="Re: x", in_reply_to="<o@c.test>",
+                                       references="<o@c.test>"))
+    send(database, settings, make_mail(sender="carol@customer.test", subject="Re: x", in_reply_to="<o@c.test>",
+                                       references="<o@c.test>"))
+    with database.read() as session:
+        masks = list(session.scalars(select(Ticket.mask).order_by(Ticket.id)))
+    send(database, settings, make_mail(sender="alice@customer.test", cc="bob@customer.test, carol@customer.test",
+                                       subject="x", message_id="<o@c.test>"))
+    with database.engine.connect() as conn:
+        assert show_ticket(conn, masks[1])["mask"] == masks[0]
+    with database.read() as session:
+        assert session.scalar(select(Message.id).where(Message.message_id == "<o@c.test>")) is not None
