@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# RFC 5321's Quoted-string: printable characters and spaces, `"` and backslash only escaped; no controls.
+_QUOTED_LOCAL_PART = re.compile(r'"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f\x7f])+"')
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,17 @@ def normalize_address(address: str) -> str:
     except that we lower it too, since every real mail host treats it case-insensitively."""
     cleaned = address.strip().strip("<>").strip()
     local, at, domain = cleaned.rpartition("@")
-    if not at or not local or any(c.isspace() or c in "<>," for c in local):
+    if not at or not _is_local_part(local):
         raise ValueError(f"not a mail address: {address!r}")
     return f"{local.lower()}@{normalize_domain(domain)}"
+
+
+def _is_local_part(local: str) -> bool:
+    """A local part as written: a quoted string (`"john doe"`, kept with its quotes, as SMTP needs it),
+    or anything without white space, angle brackets or commas."""
+    if _QUOTED_LOCAL_PART.fullmatch(local):
+        return True
+    return bool(local) and not any(c.isspace() or c in "<>," for c in local)
 
 
 def try_normalize(address: str) -> str | None:

@@ -28,8 +28,8 @@ from core.addresses import Address, try_normalize
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from mailgate.dsn import read_bounce
-from mailgate.decoding import clean_text, header_text, is_punycode, raw_header_text
-from mailgate.mime_parts import read_content
+from mailgate.decoding import clean_text, header_text, is_punycode, raw_header_charset, raw_header_text
+from mailgate.mime_parts import MAX_PARTS, read_content
 
 # mail-parser warns about every part it does not show as text (each image, each delivery report)
 # and logs every read at DEBUG: noise at any volume. Its errors still reach the log.
@@ -61,6 +61,7 @@ _RECEIVED_NAME = re.compile(rb"^(?=received[ \t]*:)", re.MULTILINE | re.IGNORECA
 _HIDDEN = b"X-" + secrets.token_hex(8).encode() + b"-"
 _HIDDEN_TEXT = _HIDDEN.decode()
 _MSGID = re.compile(r"<[^<>\s]+>")
+_MAILTO = re.compile(r"mailto:([^?>\s,]+)", re.IGNORECASE)
 _BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 _ROBOT_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster"}
@@ -154,13 +155,15 @@ def _charset_labels(part: Message) -> Iterator[str]:
 
 
 def _build(parsed: MailParser, raw: bytes, envelope: Envelope) -> InboundMessage:
-    pairs = _field_pairs(parsed.message)
+    message = parsed.message
+    charset = raw_header_charset(_all_header_values(message), _declared_charsets(message))
+    pairs = _field_pairs(message, charset)
     fields: Fields = {}
     for name, value in pairs:
         fields.setdefault(name.lower(), []).append(value)
     sender = _sender(fields, envelope)
     reverse_path = _reverse_path(fields, envelope)
-    content = read_content(parsed)
+    content = read_content(parsed, charset)
     return InboundMessage(
         message_id=_message_id(fields, raw),
         sender=sender,
@@ -179,14 +182,55 @@ def _build(parsed: MailParser, raw: bytes, envelope: Envelope) -> InboundMessage
         defects=content.defects,
         is_automated=_is_automated(fields, sender, reverse_path),
         bounce=read_bounce(parsed.message),
+        mailing_list=_mailing_list(fields),
+        list_addresses=_list_addresses(fields),
         return_path="" if reverse_path == _NULL_PATH else reverse_path,
     )
 
 
-def _field_pairs(message: Message) -> list[tuple[str, str]]:
-    """Every header field as text, in order, under the name the mail gave it."""
-    return [(raw_header_text(name).removeprefix(_HIDDEN_TEXT), raw_header_text(value))
+def _mailing_list(fields: Fields) -> str:
+    """The List-Id (RFC 2919) the mail came through, or "" for mail sent straight to us."""
+    found = _first(fields, "list-id").strip()
+    return found[:MAX_ADDRESS] if found else ("list" if "list-post" in fields else "")
+
+
+def _list_addresses(fields: Fields) -> tuple[str, ...]:
+    """The list's own addresses (List-Post mailto:), never to become a ticket's recipients."""
+    found = (try_normalize(m) for value in fields.get("list-post", [])
+             for m in _MAILTO.findall(value[:MAX_ADDRESS_FIELD]))
+    return tuple(dict.fromkeys(a for a in found if a))
+
+
+def _field_pairs(message: Message, charset: str | None) -> list[tuple[str, str]]:
+    """Every header field as text, in order, under the name the mail gave it; raw 8-bit bytes in `charset`."""
+    return [(raw_header_text(name).removeprefix(_HIDDEN_TEXT), raw_header_text(value, charset))
             for name, value in message.raw_items()]
+
+
+def _all_header_values(message: Message) -> Iterator[str]:
+    """The header values the sender's client wrote: the mail's and its MIME parts', less trace fields."""
+    for part in _parts(message):
+        for name, value in part.raw_items():
+            if not name.startswith(_HIDDEN_TEXT):
+                yield value
+
+
+def _declared_charsets(message: Message) -> Iterator[str | None]:
+    """The charsets the mail's parts declare, read only when raw 8-bit header bytes need a hint."""
+    for part in _parts(message):
+        yield part.get_content_charset()
+
+
+def _parts(message: Message) -> Iterator[Message]:
+    """The mail and its MIME parts, at most MAX_PARTS, without recursion; not inside attached mails."""
+    stack = [message]
+    for _ in range(MAX_PARTS):
+        if not stack:
+            return
+        part = stack.pop()
+        yield part
+        if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
+            stack.extend(reversed([child for child in part.get_payload() if isinstance(child, Message)]))
 
 
 def _first(fields: Fields, name: str, default: str = "") -> str:

@@ -198,3 +198,17 @@ def test_a_reused_message_id_with_other_content_is_filed_under_its_own_key(
     assert shown(database, second.mask)["messages"][0]["text"].strip() == "Your parcel is on its way."
     assert shown(database, second.mask)["message_count"] == 1 and shown(database, first.mask)["message_count"] == 1
     assert "<order-1002@shop.test> was already used by another mail" in caplog.text
+
+
+def test_mail_through_a_mailing_list_brings_in_its_writer_not_the_list(database: Database,
+                                                                       settings: Settings) -> None:
+    mail = make_mail(sender=ALICE, to="dev@lists.example.org", cc="support@example.com, bob@customer.test")
+    mail["List-Id"] = "Developers <dev.lists.example.org>"
+    mail["List-Post"] = "<mailto:dev@lists.example.org>"
+    send(database, settings, mail)
+    rewritten = make_mail(sender="Carol via Dev <dev@lists.example.org>", subject="other", to="support@example.com")
+    rewritten["List-Post"] = "<mailto:dev@lists.example.org>"
+    send(database, settings, rewritten)
+    first, second = tickets(database)
+    assert shown(database, first.mask)["recipients"] == ["alice@customer.test"]
+    assert shown(database, second.mask)["recipients"] == [], "a list that writes as itself is no recipient"

@@ -453,3 +453,45 @@ def test_no_usable_return_path_is_unknown_not_null_and_never_the_from(envelope: 
 def test_a_huge_return_path_field_is_read_fast() -> None:
     parsed = parse(with_fields("Return-Path: " + " " * 100_000 + "(x) " * 30_000 + "<"))
     assert parsed.return_path == ""
+
+
+# Text as written (issue 11): more in test_text_as_written.py.
+
+def test_unlabelled_iso_2022_jp_is_read_as_japanese() -> None:
+    raw = lines("From: a@customer.test", "", "") + "請求書を送ります".encode("iso2022_jp")
+    assert parse(raw).text == "請求書を送ります"
+
+
+def test_escape_sequences_that_are_no_iso_2022_stay_as_written() -> None:
+    raw = lines("From: a@customer.test", "", "colour \x1b[31mred\x1b[0m log")
+    assert parse(raw).text == "colour \x1b[31mred\x1b[0m log"
+
+
+def test_trace_fields_do_not_decide_the_charset_of_the_others() -> None:
+    """Relays write Received fields, not the sender's client: their stray bytes are no evidence."""
+    raw = (b"Received: from relay (\xff\xfe\xfd junk \xa4\xa4\xa4) by mx\r\nFrom: a@customer.test\r\n"
+           + "Subject: 還在用信用卡嗎".encode("big5") + b"\r\n\r\nbody\r\n")
+    assert parse(raw).subject == "還在用信用卡嗎"
+
+
+def test_html_with_thousands_of_elements_is_cut_by_element_count() -> None:
+    html = "<p>" + "<span>w</span>" * 40_000 + "</p>"
+    parsed = parse(lines("From: a@customer.test", "Content-Type: text/html", "", html))
+    assert parsed.text.startswith("www") and "HtmlTextCutDefect" in parsed.defects
+
+
+def test_random_bytes_under_any_label_are_read_without_error() -> None:
+    """Every decoding path (labels, detection, raw 8-bit fields, ISO-2022-JP) on random bytes: text, fast."""
+    rng = random.Random(20261130)
+    labels = ["utf-8", "iso-8859-1", "iso-8859-2", "us-ascii", "iso-2022-jp", "gb2312", "shift_jis", "x-unknown", None]
+    pieces = [b"\x1b$B", b"\x1b(B", b"\x1b(I", b"\xef\xbf\xbd", b"\xc2\x85", b"\x81", b"\x93", "Grüße".encode(),
+              "テスト".encode("cp932"), "Привет".encode("koi8_r"), b"plain words ", b"\r\n"]
+    for _ in range(200):
+        body = b"".join(rng.choice(pieces) if rng.random() < 0.7 else bytes([rng.randrange(256)])
+                        for _ in range(rng.randint(1, 60)))
+        label = rng.choice(labels)
+        head = [b"From: a@customer.test", b"Subject: " + body[:30].replace(b"\r", b"").replace(b"\n", b"")]
+        if label:
+            head.append(f"Content-Type: text/{rng.choice(['plain', 'html'])}; charset={label}".encode())
+        parsed = parse(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        assert isinstance(parsed.text, str)
