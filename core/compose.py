@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import format_datetime
 from datetime import datetime
 from functools import lru_cache
@@ -35,8 +37,47 @@ def one_line(value: str) -> str:
 
 
 def mailbox(email: str, name: str = "") -> HeaderAddress:
-    local, _, domain = email.rpartition("@")
-    return HeaderAddress(display_name=one_line(name), username=local, domain=domain)
+    """A header mailbox; the address as stored (a quoted local part keeps its quotes, not doubled)."""
+    return HeaderAddress(display_name=one_line(name), addr_spec=email)
+
+
+_WRITABLE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")  # printable ASCII: it goes out as it is, never encoded
+_LONGEST_ID = 998 - len("In-Reply-To: ")  # SMTP's line limit, with the longest field name before it
+
+
+class MessageIdField(str):
+    """A Message-ID, In-Reply-To or References field: folded only between its ids, never encoded.
+
+    The email package writes a field it does not know as text, and text longer than a line as RFC 2047
+    encoded words, which no client reads as an id (Outlook's ids run to 90 characters). An object with
+    a `name` is stored and folded by itself (EmailPolicy.header_store_parse, _fold).
+    """
+
+    name: str
+    ids: tuple[str, ...]
+
+    def __new__(cls, name: str, ids: Sequence[str]) -> MessageIdField:
+        field = super().__new__(cls, " ".join(ids))
+        field.name, field.ids = name, tuple(ids)
+        return field
+
+    def __getnewargs__(self) -> tuple[str, tuple[str, ...]]:  # type: ignore[override]
+        return self.name, self.ids
+
+    def fold(self, *, policy: Policy) -> str:
+        """`Name: <id> <id>`, a new line before an id that would make the line longer than the policy's."""
+        limit = policy.max_line_length or sys.maxsize
+        lines = [f"{self.name}:"]
+        for message_id in self.ids:
+            if lines[-1] != f"{self.name}:" and len(lines[-1]) + 1 + len(message_id) > limit:
+                lines.append("")
+            lines[-1] += f" {message_id}"
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def _writable(ids: Sequence[str]) -> list[str]:
+    """Ids other mail gave us, without those that cannot go out as they are (8-bit, or over SMTP's line)."""
+    return [i for i in ids if len(i) <= _LONGEST_ID and _WRITABLE_ID.fullmatch(i)]
 
 
 @dataclass(frozen=True)
@@ -61,11 +102,13 @@ class Outgoing:
             mail["Reply-To"] = self.reply_to
         mail["Subject"] = one_line(self.subject)
         mail["Date"] = format_datetime(now)
-        mail["Message-ID"] = new_message_id(hostname)
-        if self.in_reply_to:
-            mail["In-Reply-To"] = self.in_reply_to
-        if self.references:
-            mail["References"] = " ".join(self.references[-20:])
+        mail["Message-ID"] = MessageIdField("Message-ID", [new_message_id(hostname)])
+        in_reply_to = _writable([self.in_reply_to] if self.in_reply_to else [])
+        if in_reply_to:
+            mail["In-Reply-To"] = MessageIdField("In-Reply-To", in_reply_to)
+        references = _writable(self.references)[-20:]
+        if references:
+            mail["References"] = MessageIdField("References", references)
         if self.auto_submitted:
             mail["Auto-Submitted"] = self.auto_submitted
         mail.set_content(self.body)

@@ -2,7 +2,8 @@
 
 An item gets its Message-ID when it is queued, so a reply to it threads (and proves its sender)
 even before it is sent, and a resend after a crash carries the same id (the receiving side can
-tell it is the same mail). Delivery happens outside any transaction: claim, send, record.
+tell it is the same mail). Delivery happens outside any transaction: claim, send, record, one mail
+at a time (mailgate.outbox_sender), so a sender that dies leaves one mail in doubt, not a batch.
 
 A claim counts the attempt and leases the item; the attempt number is the claim's token. A sender
 that outlives its lease finds the item retaken (a new token), and its late record of a failure or a
@@ -18,7 +19,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from core.models import OutboxItem, OutboxState, SentRecipient, Ticket
@@ -63,28 +64,44 @@ def queue_mail(session: Session, mail: EmailMessage, *, purpose: str, mail_from:
     return item
 
 
-def _due(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(and_(OutboxItem.state == OutboxState.QUEUED, OutboxItem.next_attempt_at <= now),
-               and_(OutboxItem.state == OutboxState.SENDING, OutboxItem.lease_until < now))
+_OUTBOX = OutboxItem.__table__
+_SIZE = func.length(_OUTBOX.c.raw)
+# Built once (a sender claims for every mail it sends); each walks ix_outbox_state_due and stops at the limit.
+_LAPSED = (select(_OUTBOX.c.id, _SIZE)
+           .where(_OUTBOX.c.state == OutboxState.SENDING, _OUTBOX.c.lease_until < bindparam("now"))
+           .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id).limit(bindparam("limit"))
+           .with_for_update(skip_locked=True))
+_QUEUED = (select(_OUTBOX.c.id, _SIZE)
+           .where(_OUTBOX.c.state == OutboxState.QUEUED, _OUTBOX.c.next_attempt_at <= bindparam("now"))
+           .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id).limit(bindparam("limit"))
+           .with_for_update(skip_locked=True))
+_LEASE = (update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+          .values(state=OutboxState.SENDING, lease_until=bindparam("until"), attempts=_OUTBOX.c.attempts + 1))
+_CLAIMED = (select(_OUTBOX.c.id, _OUTBOX.c.message_id, _OUTBOX.c.mail_from, _OUTBOX.c.rcpt_tos, _OUTBOX.c.raw,
+                   _OUTBOX.c.attempts, _OUTBOX.c.created_at)
+            .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True))).order_by(_OUTBOX.c.id))
 
 
 def claim_due(session: Session, now: datetime, limit: int = 50, lease: timedelta = LEASE,
               max_bytes: int = CLAIM_BYTES) -> list[ClaimedMail]:
-    """Take due mail for delivery, oldest first: up to `limit` mails and `max_bytes` (one mail at least).
+    """Take due mail for delivery: up to `limit` mails and `max_bytes` (one mail at least).
 
     Counts the attempt and leases the mail; rows another daemon is claiming right now are skipped.
+    Mail whose lease ran out comes first, then queued mail in the order it fell due.
     """
-    due = session.execute(select(OutboxItem.id, func.length(OutboxItem.raw)).where(_due(now))
-                          .order_by(OutboxItem.id).limit(limit).with_for_update(skip_locked=True)).all()
-    ids = _within(due, max_bytes)
+    ids = _within(_due(session, now, limit), max_bytes)
     if not ids:
         return []
-    _update(session, OutboxItem.id.in_(ids), state=OutboxState.SENDING, lease_until=now + lease,
-            attempts=OutboxItem.attempts + 1)
-    rows = session.execute(select(OutboxItem.id, OutboxItem.message_id, OutboxItem.mail_from, OutboxItem.rcpt_tos,
-                                  OutboxItem.raw, OutboxItem.attempts, OutboxItem.created_at)
-                           .where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id))
-    return [ClaimedMail(*row) for row in rows]
+    session.execute(_LEASE, {"ids": ids, "until": now + lease})
+    return [ClaimedMail(*row) for row in session.execute(_CLAIMED, {"ids": ids})]
+
+
+def _due(session: Session, now: datetime, limit: int) -> list[Any]:
+    """(id, size) of up to `limit` due mails, locked: mail whose lease ran out, then queued mail as it fell due."""
+    due = list(session.execute(_LAPSED, {"now": now, "limit": limit}).all())
+    if len(due) < limit:
+        due += session.execute(_QUEUED, {"now": now, "limit": limit - len(due)}).all()
+    return due
 
 
 def _within(due: Sequence[Any], max_bytes: int) -> list[int]:
@@ -109,7 +126,7 @@ def _still_ours(mail: ClaimedMail) -> tuple[object, ...]:
     return (OutboxItem.id == mail.id, OutboxItem.state == OutboxState.SENDING, OutboxItem.attempts == mail.attempt)
 
 
-_SENT = (update(OutboxItem.__table__)  # built once: a batch of 500 runs as one executemany
+_SENT = (update(OutboxItem.__table__)  # built once: run for every mail, and as one executemany for several
          .where(OutboxItem.__table__.c.id == bindparam("item_id"), OutboxItem.__table__.c.state != OutboxState.SENT)
          .values(state=OutboxState.SENT, sent_at=bindparam("now"), lease_until=None, last_error=bindparam("detail")))
 

@@ -1,8 +1,11 @@
 """Reads raw messages out of an mbox file, a Maildir, a folder of message files, or one file.
 
 Nothing in a source is skipped: every byte of an mbox lands in some message, and every regular
-file in a folder is one message (or an mbox of several). The importer counts what it reads here,
-so "read" is the number a user can check the import against.
+file in a folder or a Maildir is one message, whatever its first line: a message file that begins
+with a `From ` line (as saved by many clients) holds one mail, and a patch attached to it may well
+begin with a line that looks like an mbox separator. Only a file named on its own is read as an mbox
+when its first line is an mbox separator. The importer counts what it reads here, so "read" is the
+number a user can check the import against.
 """
 
 from __future__ import annotations
@@ -18,8 +21,16 @@ from core.errors import UsageError
 
 _BOM = b"\xef\xbb\xbf"
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
-_FROM_LINE = re.compile(rb"From (?:[^\s:]\S*(?:[ \t].*)?)?\r?\n?\Z")  # `From sender date`, as mbox writes
-_QUOTED_FROM = re.compile(rb"^>(>*From )")
+# `From SENDER DATE`, as mbox writers put it before each message: the sender one word (an address,
+# MAILER-DAEMON, or Netscape's `-`), then a date; or no date, or nothing at all (old Netscape, some exports).
+_ENVELOPE_LINE = re.compile(
+    rb"From(?:[ \t]+(?:\"[^\"\r\n]*\"|[^\s\"])+(?:[ \t]+(?P<date>[^\r\n]*?))?)?[ \t]*\r?\n?\Z")
+_DATE_PARTS = (re.compile(rb"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b"),
+               re.compile(rb"\b\d{1,2}:\d\d\b"), re.compile(rb"\b\d{4}\b"))
+_QUOTED_FROM = re.compile(rb"^>(>*From )")  # mboxrd: one `>` comes off every `>…>From ` line
+_CONTENT_LENGTH = re.compile(rb"Content-Length:[ \t]*(\d+)[ \t]*\r?\n?\Z", re.IGNORECASE)
+_LINE_END_SLACK = 2  # writers of Content-Length disagree on counting the body's last line end
+_FIRST_LINE_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ def read_messages(path: Path) -> Iterator[SourcedMessage]:
         yield from _read_maildir(path)
     elif path.is_dir():
         for file in _files_under(path):
-            yield from _read_file(file)
+            yield SourcedMessage(str(file), _read_bytes(file))
     else:
         yield from _read_file(path)
 
@@ -46,6 +57,19 @@ def read_messages(path: Path) -> Iterator[SourcedMessage]:
 def count_messages(path: Path) -> int:
     """How many messages `read_messages` will yield (for the progress bar); reads everything once."""
     return sum(1 for _ in read_messages(path))
+
+
+def is_separator(line: bytes) -> bool:
+    """Whether a line has the shape of an mbox `From ` line (`From alice@example.com Mon Nov 30 10:00:00 2026`).
+
+    "From Russia with love" has not: what follows the sender must be a date (a day or month name,
+    a time and a year) or nothing; a bare `From` line (some writers) has the shape too.
+    """
+    match = _ENVELOPE_LINE.match(line)
+    if match is None:
+        return False
+    date = match["date"]
+    return not date or all(part.search(date) for part in _DATE_PARTS)
 
 
 def _is_maildir(path: Path) -> bool:
@@ -72,11 +96,18 @@ def _unreadable(error: OSError) -> None:
     raise UsageError(f"cannot read {error.filename}: {error.strerror or error}") from error
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def _read_file(path: Path) -> Iterator[SourcedMessage]:
-    """One file: an mbox of messages when it starts with a `From ` line, else one message."""
+    """A file named on its own: an mbox of messages when its first line is an mbox separator, else one message."""
     try:
         with path.open("rb") as handle:
-            if not handle.read(len(_BOM) + 5).removeprefix(_BOM).startswith(b"From "):
+            if not is_separator(handle.readline(_FIRST_LINE_LIMIT).removeprefix(_BOM)):
                 handle.seek(0)
                 yield SourcedMessage(str(path), handle.read())
                 return
@@ -90,33 +121,63 @@ def _read_file(path: Path) -> Iterator[SourcedMessage]:
 def split_mbox(lines: Iterable[bytes]) -> Iterator[bytes]:
     """The messages of an mbox's lines, without their `From ` lines, `>From ` unquoted (mboxrd).
 
-    A `From ` line starts a message only when a header line follows it, so an unquoted `From ` in
-    a body (mboxo writers leave them: "From Russia with love") stays in its body. It streams: a
-    large mbox is never held whole in memory.
+    A line starts a message only when it is a separator (`is_separator`) right after an empty line
+    (or where the message's Content-Length says its body ends: Netscape wrote no empty line), and a
+    header line follows it: an unquoted `From ` in a body (mboxo writers leave them: "From Russia
+    with love", or a patch's first line) stays in its body. It streams: a large mbox is never held
+    whole in memory.
     """
-    current: list[bytes] | None = None
-    candidate: bytes | None = None  # a `From ` line, until the next line tells what it is
+    message: _MboxMessage | None = None
+    candidate: bytes | None = None  # a separator line, until the next line tells what it is
+    after_blank = False
     for line in lines:
-        if current is None:  # the first line is the first message's `From ` line
-            current = []
+        if message is None:  # the first line is the first message's `From ` line
+            message = _MboxMessage()
             continue
         if candidate is not None:
             if _HEADER_LINE.match(line):
-                yield _message_bytes(current)
-                current = []
+                yield message.raw()
+                message = _MboxMessage()
             else:
-                current.append(candidate)
+                message.add(candidate)
             candidate = None
-        if _FROM_LINE.match(line):
+        if (after_blank or message.complete()) and is_separator(line):
             candidate = line
         else:
-            current.append(_QUOTED_FROM.sub(rb"\1", line))
-    if current is not None:
-        yield _message_bytes(current + ([candidate] if candidate is not None else []))
+            message.add(line)
+        after_blank = _is_blank(line)
+    if message is not None:
+        if candidate is not None:
+            message.add(candidate)
+        yield message.raw()
 
 
-def _message_bytes(lines: list[bytes]) -> bytes:
-    """The message without the blank line the mbox format puts before the next `From ` line."""
-    if lines and not lines[-1].strip():
-        lines = lines[:-1]
-    return b"".join(lines)
+class _MboxMessage:
+    """One message of an mbox as it is read: its lines, and whether its Content-Length says it is whole."""
+
+    def __init__(self) -> None:
+        self._lines: list[bytes] = []
+        self._in_header = True
+        self._length: int | None = None
+        self._body_bytes = 0
+
+    def add(self, line: bytes) -> None:
+        if self._in_header:
+            self._in_header = not _is_blank(line)
+            if match := _CONTENT_LENGTH.match(line):
+                self._length = int(match[1])
+        else:
+            self._body_bytes += len(line)
+        self._lines.append(_QUOTED_FROM.sub(rb"\1", line))
+
+    def complete(self) -> bool:
+        return self._length is not None and 0 <= self._body_bytes - self._length <= _LINE_END_SLACK
+
+    def raw(self) -> bytes:
+        """The message without the blank line the mbox format puts before the next `From ` line."""
+        lines = self._lines[:-1] if self._lines and _is_blank(self._lines[-1]) else self._lines
+        return b"".join(lines)
+
+
+def _is_blank(line: bytes) -> bool:
+    return line in (b"\n", b"\r\n", b"\r")

@@ -1,6 +1,10 @@
-"""Delivers the outbox to the smarthost: claim in a transaction, send with none open, record in another.
+"""Delivers the outbox to the smarthost one mail at a time: claim, send with no transaction open, record.
 
-Recording a batch and claiming the next share one transaction: one commit a batch, not two.
+A mail's outcome is committed as soon as the smarthost has answered, before the next mail is begun,
+in a short transaction that also leases that next mail (one commit a mail). So a crash repeats at
+most the mail in flight, and a sender that dies holds back no mail but that one for a lease. Once
+the smarthost cannot be reached no mail can go out, and the rest of what is due is put off a batch
+at a time, with nothing sent in between.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from mailgate.smarthost import Outcome, SendResult, Smarthost
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0
-BATCH_SIZE = 200
-# A lease outlasts many network timeouts, and no mail is started in its second half: the last mail
-# begun still has ten timeouts' time before another daemon may retake it.
+BATCH_SIZE = 200  # mails put off in one transaction while the smarthost cannot be reached
+# A lease outlasts many network timeouts, and no mail is begun in its second half (a process held
+# up between claim and send): the mail begun still has ten timeouts' time before another daemon
+# may retake it.
 LEASE_IN_TIMEOUTS = 20
 
 
@@ -53,43 +58,53 @@ class OutboxSender:
         """Also says whether it stopped because the smarthost cannot be reached; `stop` ends it early."""
         handled = 0
         with Smarthost(self._relay, self._hostname) as smarthost:
-            claimed, start_by = self._settle([], [], claim_more=True)
-            while claimed:
-                results = self._send(smarthost, claimed, start_by, stop)
-                handled += len(results)
-                # none sent: the clock leapt past half the lease; unreachable: wait for the retry time
-                more = bool(results) and not smarthost.unreachable and not stop.is_set()
-                claimed, start_by = self._settle(results, claimed[len(results):], claim_more=more)
+            claimed = self._settle(None, claim_next=not stop.is_set())
+            while claimed is not None:
+                mail, start_by = claimed
+                if self._clock() >= start_by:  # held up since the claim: another sender may retake it soon
+                    self._put_back(mail)
+                    break
+                result = smarthost.send(mail.mail_from, mail.rcpt_tos, mail.raw)
+                handled += 1
+                if smarthost.unreachable:
+                    self._settle((mail, result), claim_next=False)
+                    handled += self._put_off_due(smarthost.unreachable)
+                    break
+                claimed = self._settle((mail, result), claim_next=not stop.is_set())
             return handled, bool(smarthost.unreachable)
 
-    def _settle(self, results: list[tuple[ClaimedMail, SendResult]], unsent: list[ClaimedMail], *,
-                claim_more: bool) -> tuple[list[ClaimedMail], datetime]:
-        """Record what the last claim came to and claim the next, in one transaction (one commit, not two)."""
+    def _settle(self, done: tuple[ClaimedMail, SendResult] | None, *,
+                claim_next: bool) -> tuple[ClaimedMail, datetime] | None:
+        """Record what became of the last mail and lease the next, in one short transaction.
+
+        Returns the next mail with the time by which it must be begun. Should the commit fail, the
+        mail just sent is the one in doubt: retaken after its lease, it goes out a second time.
+        """
         now = self._clock()
         with self._db.write() as session:
-            self._record(session, results, unsent, now)
-            claimed = claim_due(session, now, self._batch_size, self._lease) if claim_more else []
-        return claimed, now + self._lease / 2
+            if done is not None:
+                self._record(session, *done, now)
+            claimed = claim_due(session, now, limit=1, lease=self._lease) if claim_next else []
+        return (claimed[0], now + self._lease / 2) if claimed else None
 
-    def _send(self, smarthost: Smarthost, claimed: list[ClaimedMail], start_by: datetime,
-              stop: threading.Event) -> list[tuple[ClaimedMail, SendResult]]:
-        """Send in order while the lease has time to spare and no stop is asked; the rest is put back unsent."""
-        results = []
-        for mail in claimed:
-            if stop.is_set() or self._clock() >= start_by:
-                break
-            results.append((mail, smarthost.send(mail.mail_from, mail.rcpt_tos, mail.raw)))
-        return results
-
-    def _record(self, session: Session, results: list[tuple[ClaimedMail, SendResult]], unsent: list[ClaimedMail],
-                now: datetime) -> None:
-        record_sent(session, [(mail, result.detail) for mail, result in results
-                              if result.outcome is Outcome.SENT and not result.retry_rcpts], now)
-        for mail, result in results:
-            if result.outcome is not Outcome.SENT or result.retry_rcpts:
-                self._record_trouble(session, mail, result, now)
-        for mail in unsent:
+    def _put_back(self, mail: ClaimedMail) -> None:
+        with self._db.write() as session:
             release(session, mail)
+
+    def _put_off_due(self, unreachable: str) -> int:
+        """Count an attempt for up to a batch of due mail and retry it later: the smarthost cannot be reached."""
+        now = self._clock()
+        with self._db.write() as session:
+            claimed = claim_due(session, now, self._batch_size, self._lease)
+            for mail in claimed:
+                self._record(session, mail, SendResult(Outcome.RETRY, unreachable), now)
+        return len(claimed)
+
+    def _record(self, session: Session, mail: ClaimedMail, result: SendResult, now: datetime) -> None:
+        if result.outcome is Outcome.SENT and not result.retry_rcpts:
+            record_sent(session, [(mail, result.detail)], now)
+        else:
+            self._record_trouble(session, mail, result, now)
 
     def _record_trouble(self, session: Session, mail: ClaimedMail, result: SendResult, now: datetime) -> None:
         """A mail not sent to every recipient: retried, for all or for some, or failed for good."""

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.errors import PostdeskError, StorageError
+from core.errors import MessageRejected, PostdeskError
 from workers.app import App
 
 # Each command's module is imported only when that command runs: `postdesk tickets` must not pay
@@ -111,17 +111,23 @@ def serve(app: App) -> None:
 def deliver_command(app: App, mail_from: str | None, rcpt_tos: tuple[str, ...]) -> None:
     """Take one message on stdin (for an MTA pipe); exit 0 once stored, 75 on a temporary failure.
 
+    Only a message refused for good (too large) exits 1, which makes the MTA bounce it; every other
+    failure (database down or locked, disk full, settings being fixed) is 75: the MTA keeps the
+    message and tries again.
+
     \b
     Example (Postfix master.cf / aliases):
       support: "|postdesk deliver --from ${sender} --to ${recipient}"
     """
-    from mailgate.deliver import EX_TEMPFAIL, deliver, pipe_envelope  # the pipeline: only commands that file mail
+    from mailgate.deliver import EX_TEMPFAIL, deliver, one_line_error, pipe_envelope  # only commands that file mail
 
-    raw = sys.stdin.buffer.read()
     try:
+        raw = sys.stdin.buffer.read()
         deliver(app.database(), app.settings, raw, pipe_envelope(mail_from, rcpt_tos))
-    except StorageError as exc:
-        click.echo(f"postdesk: temporary failure, message not stored: {exc}", err=True)
+    except MessageRejected:
+        raise  # refused for good: `postdesk: <why>`, exit 1
+    except Exception as exc:  # anything else may pass: a bounce would lose the customer's mail
+        click.echo(f"postdesk: temporary failure, message not stored: {one_line_error(exc)}", err=True)
         sys.exit(EX_TEMPFAIL)
 
 
