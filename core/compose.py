@@ -37,8 +37,11 @@ def one_line(value: str) -> str:
 
 
 def mailbox(email: str, name: str = "") -> HeaderAddress:
-    """A header mailbox; the address as stored (a quoted local part keeps its quotes, not doubled)."""
-    return HeaderAddress(display_name=one_line(name), addr_spec=email)
+    """A header mailbox for a stored address; a quoted local part is unquoted first (the header quotes it once)."""
+    local, _, domain = email.rpartition("@")
+    if len(local) >= 2 and local[0] == local[-1] == '"':
+        local = local[1:-1]
+    return HeaderAddress(display_name=one_line(name), username=local, domain=domain)
 
 
 _WRITABLE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")  # printable ASCII: it goes out as it is, never encoded
