@@ -226,7 +226,8 @@ def database(settings: Settings) -> Iterator[Database]:
     upgrade(db)
     yield db
     try:
-        assert not worker_address_leaks(db), f"a worker's address reached a customer: {worker_address_leaks(db)}"
+        leaks = worker_address_leaks(db)
+        assert not leaks, f"a worker's address reached a customer: {leaks}"
     finally:
         db.dispose()
 

@@ -34,5 +34,5 @@ def printable_values(value: Any) -> Any:
 
 
 def json_safe(text: str) -> str:
-    """JSON text with the obeyed characters JSON leaves raw (DEL, C1, bidi) written as \\uXXXX escapes."""
+    """JSON text with the obeyed characters JSON leaves raw (DEL, C1, bidi) written as escapes like \\u009b."""
     return _OBEYED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
