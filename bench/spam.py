@@ -60,7 +60,7 @@ from core.settings import SpamSettings  # noqa: E402
 from mailgate.mail_sources import read_messages  # noqa: E402
 from mailgate.parse import parse_message  # noqa: E402
 from spam.filter import score_mail  # noqa: E402
-from spam.scoring import Counts, SpamScore, score_tokens  # noqa: E402
+from spam.scoring import Counts, Scoring, SpamScore, score_tokens  # noqa: E402
 from spam.statistics import apply_changes  # noqa: E402
 from spam.tokens import TokenizerOptions, tokenize  # noqa: E402
 from spam.training import train_mails, verdict_changes  # noqa: E402
@@ -234,7 +234,7 @@ def _in_memory(name: str, train: list[Sample], test: list[Sample], options: Toke
     for sample in test:
         tokens = tokenize(sample.mail, options)
         known = {t: Counts(spam_counts[t], ham_counts[t]) for t in tokens if t in spam_counts or t in ham_counts}
-        scores.append(score_tokens(tokens, known, totals, n, method).score)
+        scores.append(score_tokens(tokens, known, totals, Scoring(limit=n, method=method)).value)
     return figures(name, test, scores, [x > threshold for x in scores])
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 
 from core.addresses import normalize_address, normalize_domain
 from core.errors import ConfigError
+from spam.scoring import Scoring
 
 CONFIG_ENV = "POSTDESK_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "settings.toml"
@@ -87,9 +88,19 @@ class SpamSettings:
     """The spam filter (spam/): how many words decide, when it may judge, what it does with spam."""
 
     interesting_words: int = 150  # measured: 150 makes fewer mistakes than Cerb's 15 (bench/spam.py)
-    threshold: float = 0.9  # a new ticket scoring above this goes to `deleted`, nobody notified; 1 = never
+    threshold: float = 0.9  # a new ticket scoring above this is held as spam, nobody notified; 1 = never
     min_training: int = 10  # mails trained as each of spam and not spam before the filter scores at all
     method: str = "fisher"  # "fisher" (Robinson-Fisher) or "graham"
+    strength: float = 1.0  # Robinson's s: how many mails' worth the prior `unknown` weighs for a token
+    unknown: float = 0.5  # Robinson's x: what a token seen too rarely is believed to be
+    min_deviation: float = 0.1  # tokens nearer 0.5 than this are no evidence
+    min_words: int = 0  # a mail with fewer interesting words than this is never held, whatever its score
+    retention_days: int = 30  # a held ticket no worker judged is purged after this long
+
+    def scoring(self) -> Scoring:
+        """The arithmetic's knobs, as spam/scoring.py takes them."""
+        return Scoring(strength=self.strength, unknown=self.unknown, min_deviation=self.min_deviation,
+                       limit=self.interesting_words, method=self.method)
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ def is_trained(trained: Counts, settings: SpamSettings) -> bool:
 
 def score_mail(session: Session, mail: MailText, settings: SpamSettings) -> SpamScore:
     """The mail's spam probability and the words behind it; neutral and `trained=False` while untrained."""
-    known = learnt(session)
+    known = learnt(session, settings.scoring())
     if not is_trained(known.totals, settings):
         return UNTRAINED
-    return score_probabilities(known.probabilities(session, tokenize(mail)), settings.interesting_words,
-                               settings.method)
+    return score_probabilities(known.probabilities(session, tokenize(mail)), known.scoring)
 
 
 def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: SpamSettings) -> SpamScore:
@@ -35,4 +34,4 @@ def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: Spa
 
 def is_spam(result: SpamScore, settings: SpamSettings) -> bool:
     """Above the threshold, and only a trained filter's word counts: a neutral 0.5 never is."""
-    return result.trained and result.score > settings.threshold
+    return result.trained and result.value > settings.threshold

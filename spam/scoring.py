@@ -20,8 +20,25 @@ from typing import NamedTuple
 LOWEST = 0.0001
 HIGHEST = 0.9999
 NEUTRAL = 0.5
-STRENGTH = 1.0  # Robinson's s: how many mails' worth of belief the neutral prior carries
-MIN_DEVIATION = 0.1  # a token closer than this to 0.5 is no evidence at all
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The arithmetic's knobs (from `[spam]` in the settings; bench/spam.py tries others).
+
+    strength: Robinson's s, how many mails' worth of belief the prior `unknown` carries for a token;
+    min_deviation: a token closer than this to 0.5 is no evidence at all; limit: at most this many
+    interesting words combined; method: "fisher" or "graham".
+    """
+
+    strength: float = 1.0
+    unknown: float = NEUTRAL
+    min_deviation: float = 0.1
+    limit: int = 150
+    method: str = "fisher"
+
+
+DEFAULT_SCORING = Scoring()
 
 
 class Counts(NamedTuple):
@@ -41,66 +58,80 @@ class InterestingWord(NamedTuple):
 
 @dataclass(frozen=True)
 class SpamScore:
-    """A mail's spam probability in [0.0001, 0.9999], the words behind it, and whether the filter knew enough."""
+    """A mail's spam probability, the words behind it, and whether the filter knew enough.
+
+    `value` is the combined probability as computed (it ranks mails and meets the threshold: clamping
+    would tie thousands of mails at the floor); `score` is the same clamped to [0.0001, 0.9999], the
+    0.01%-99.99% that is shown and stored.
+    """
 
     score: float
     words: tuple[InterestingWord, ...]
     trained: bool = True
+    value: float = NEUTRAL
 
     def words_json(self) -> list[dict[str, object]]:
         return [{"word": w.word, "probability": round(w.probability, 4)} for w in self.words]
 
 
-UNTRAINED = SpamScore(NEUTRAL, (), trained=False)
+UNTRAINED = SpamScore(NEUTRAL, (), trained=False, value=NEUTRAL)
 
 
-def token_probability(counts: Counts, totals: Counts) -> float:
-    """Robinson's f(w): the spam share of the token's mails, each class scaled by its size, shrunk to 0.5."""
+def token_probability(counts: Counts, totals: Counts, scoring: Scoring = DEFAULT_SCORING) -> float:
+    """Robinson's f(w): the spam share of the token's mails, each class scaled by its size, shrunk to `unknown`."""
     spam, ham = counts.spam, counts.ham
     spam_rate = spam / totals.spam if totals.spam else 0.0
     ham_rate = ham / totals.ham if totals.ham else 0.0
     if spam_rate + ham_rate <= 0:
-        return NEUTRAL
+        return scoring.unknown
     seen = spam + ham
-    return (STRENGTH * NEUTRAL + seen * spam_rate / (spam_rate + ham_rate)) / (STRENGTH + seen)
+    return ((scoring.strength * scoring.unknown + seen * spam_rate / (spam_rate + ham_rate))
+            / (scoring.strength + seen))
 
 
-def token_probabilities(counts: Mapping[str, Counts], totals: Counts) -> dict[str, float]:
+def token_probabilities(counts: Mapping[str, Counts], totals: Counts,
+                        scoring: Scoring = DEFAULT_SCORING) -> dict[str, float]:
     """Each counted token's probability."""
-    return {token: token_probability(known, totals) for token, known in counts.items()}
+    return {token: token_probability(known, totals, scoring) for token, known in counts.items()}
 
 
-def interesting_words(probabilities: Mapping[str, float], limit: int) -> tuple[InterestingWord, ...]:
+def interesting_words(probabilities: Mapping[str, float], limit: int,
+                      min_deviation: float = DEFAULT_SCORING.min_deviation) -> tuple[InterestingWord, ...]:
     """The `limit` tokens farthest from neutral, strongest first (ties broken by the word, for stability).
 
     Plain tuples compared natively, and only the strongest `limit` kept in order (a long mail has
     thousands of tokens): this runs for every mail scored.
     """
     strong = [(-deviation, token, p) for token, p in probabilities.items()
-              if (deviation := abs(p - NEUTRAL)) >= MIN_DEVIATION]
+              if (deviation := abs(p - NEUTRAL)) >= min_deviation]
     return tuple(InterestingWord(token, p) for _, token, p in heapq.nsmallest(limit, strong))
 
 
 def combine(words: tuple[InterestingWord, ...], method: str = "fisher") -> float:
-    """One probability from the words' probabilities, clamped to [0.0001, 0.9999]; 0.5 without words."""
+    """One probability from the words' probabilities, unclamped; 0.5 without words."""
     if not words:
         return NEUTRAL
     probabilities = [min(max(w.probability, 1e-6), 1 - 1e-6) for w in words]
-    value = _graham(probabilities) if method == "graham" else _fisher(probabilities)
+    return _graham(probabilities) if method == "graham" else _fisher(probabilities)
+
+
+def shown(value: float) -> float:
+    """The probability as stored and shown: 0.01%-99.99%, never a certainty."""
     return min(max(value, LOWEST), HIGHEST)
 
 
-def score_probabilities(probabilities: Mapping[str, float], limit: int, method: str = "fisher") -> SpamScore:
+def score_probabilities(probabilities: Mapping[str, float], scoring: Scoring = DEFAULT_SCORING) -> SpamScore:
     """A mail's score from its known tokens' probabilities."""
-    words = interesting_words(probabilities, limit)
-    return SpamScore(combine(words, method), words)
+    words = interesting_words(probabilities, scoring.limit, scoring.min_deviation)
+    value = combine(words, scoring.method)
+    return SpamScore(shown(value), words, value=value)
 
 
-def score_tokens(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Counts, limit: int,
-                 method: str = "fisher") -> SpamScore:
-    """A mail's score from its tokens and the counts of those the filter has seen."""
+def score_tokens(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Counts,
+                 scoring: Scoring = DEFAULT_SCORING) -> SpamScore:
+    """A mail's score from its tokens and the counts of those the filter has seen (in memory: benches, tests)."""
     known = {token: counts[token] for token in tokens if token in counts}
-    return score_probabilities(token_probabilities(known, totals), limit, method)
+    return score_probabilities(token_probabilities(known, totals, scoring), scoring)
 
 
 def _graham(probabilities: list[float]) -> float:

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.models import SpamToken, SpamTotal
-from spam.scoring import Counts, token_probabilities
+from spam.scoring import DEFAULT_SCORING, Counts, Scoring, token_probabilities
 
 SPAM, HAM = "spam", "ham"
 CHANGES = "changes"  # the spam_totals row counting every change of the counts: the training generation
@@ -63,6 +63,7 @@ class Learnt:
 
     generation: int
     totals: Counts
+    scoring: Scoring = DEFAULT_SCORING
     remembered: dict[str, float | None] = field(default_factory=dict)  # spam probability; None: never trained
 
     def probabilities(self, session: Session, tokens: Collection[str]) -> dict[str, float]:
@@ -76,7 +77,7 @@ class Learnt:
         for start in range(0, len(missing), LOOKUP_CHUNK):
             chunk = missing[start:start + LOOKUP_CHUNK]
             counts, generation = _lookup(session, chunk)
-            read = token_probabilities(counts, self.totals)
+            read = token_probabilities(counts, self.totals, self.scoring)
             found.update(read)
             if generation == self.generation:  # read at the generation this memory is for
                 if len(remembered) > REMEMBERED_TOKENS:
@@ -90,15 +91,15 @@ class Learnt:
 _MEMORY: weakref.WeakKeyDictionary[object, Learnt] = weakref.WeakKeyDictionary()
 
 
-def learnt(session: Session) -> Learnt:
+def learnt(session: Session, scoring: Scoring = DEFAULT_SCORING) -> Learnt:
     """What the filter knows now: the totals and generation read in one query, token probabilities from memory."""
     generation, trained = _read_totals(session)
     if session.info.get(_WROTE):  # this transaction's own changes are not yet everybody's
-        return Learnt(generation, trained)
+        return Learnt(generation, trained, scoring)
     pool = session.connection().engine.pool
     memory = _MEMORY.get(pool)
-    if memory is None or memory.generation != generation or memory.totals != trained:
-        memory = _MEMORY[pool] = Learnt(generation, trained)
+    if memory is None or (memory.generation, memory.totals, memory.scoring) != (generation, trained, scoring):
+        memory = _MEMORY[pool] = Learnt(generation, trained, scoring)
     return memory
 
 
