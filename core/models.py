@@ -53,6 +53,12 @@ class Status(str, enum.Enum):
     WAITING = "waiting"
     CLOSED = "closed"
     DELETED = "deleted"
+    SPAM = "spam"  # held by the spam filter until a worker's verdict (core/spam_hold.py), never notified
+
+    @property
+    def set_aside(self) -> bool:
+        """Deleted or held as spam: mail to it is kept but is no activity, tells nobody, changes nothing."""
+        return self in (Status.DELETED, Status.SPAM)
 
 
 ACTIVE_STATUSES_SQL = "status IN ('open', 'waiting')"  # Status.OPEN and Status.WAITING, spelled for an index

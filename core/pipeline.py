@@ -30,6 +30,7 @@ from core.quarantine import quarantine_raw
 from core.staff import worker_emails
 from core.merging import merge_tickets, refresh_thread_head
 from core.threads import MatchedBy, ThreadMatch, Trust, thread_message
+from core.spam_hold import hold_ticket
 from spam.filter import is_spam, score_ticket
 from core.tickets import (
 
@@ -231,8 +232,8 @@ def update_ticket(delivery: Delivery) -> None:
     """Who wrote last, what happened last; a recipient's reply reopens a waiting or closed ticket."""
     ticket, match, now = delivery.ticket, delivery.match, delivery.now
     assert ticket is not None and match is not None
-    if ticket.status is Status.DELETED:
-        return  # mail to a deleted ticket is kept, but is no activity: the purge counts from the deletion
+    if ticket.status.set_aside:
+        return  # mail to a deleted or held ticket is kept, but is no activity: the purge counts from the deletion
     ticket.updated_at = now
     if delivery.opened or not match.sender_verified:
         return
@@ -245,14 +246,13 @@ def update_ticket(delivery: Delivery) -> None:
 
 
 def score_spam(delivery: Delivery) -> None:
-    """A new ticket is scored once; above the threshold it goes to `deleted`, so `notify` stays silent."""
+    """A new ticket is scored once; above the threshold it is held as spam, so `notify` stays silent."""
     ticket = delivery.ticket
     if not delivery.opened or ticket is None:
         return
     result = score_ticket(delivery.session, ticket, delivery.message, delivery.spam)
     if is_spam(result, delivery.spam):
-        set_status(delivery.session, ticket, Status.DELETED, actor="spam filter",
-                   reason=f"spam score {result.score:.4f}", now=delivery.now)
+        hold_ticket(delivery.session, ticket, result.score, now=delivery.now)
 
 
 def notify(delivery: Delivery) -> None:
@@ -263,7 +263,7 @@ def notify(delivery: Delivery) -> None:
         return  # `postdesk import` without --notify: old mail writes to no one
     robot = message.is_automated or own_addresses(delivery.helpdesk).accepts(message.sender.email)
     heard = match.sender_verified or match.trust is Trust.CLAIMED or delivery.opened
-    if robot or not heard or ticket.status is Status.DELETED:
+    if robot or not heard or ticket.status.set_aside:
         return
     notify_workers(delivery.session, delivery.outbound, ticket, message, delivery.now,
                    unproven=not match.sender_verified)

@@ -1,7 +1,7 @@
 """Removes for good what was deleted long ago: tickets with their messages, blobs nobody else uses, old quarantine.
 
 A ticket is purgeable when it is `deleted` and untouched since the cutoff (until then `restore` brings
-it back). Purging goes in batches, each its own transaction: the batch's tickets are claimed (FOR
+it back), or held as spam by the filter and not judged by any worker for `spam.retention_days`. Purging goes in batches, each its own transaction: the batch's tickets are claimed (FOR
 UPDATE SKIP LOCKED on PostgreSQL), their attachments, messages and the tickets themselves deleted
 (recipients, thread keys and their audit entries go by cascade). The blobs those attachments used
 are checked every BLOB_CHECK_BATCHES batches and at the end, and deleted when no attachment uses
@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Delete, and_, delete, exists, func, insert, not_, select, true
+from sqlalchemy import ColumnElement, Delete, and_, delete, exists, func, insert, not_, or_, select, true
 from sqlalchemy.sql.dml import ReturningDelete
 from sqlalchemy.orm import Session, aliased
 
 from core.db import Database
 from core.models import Attachment, AuditEntry, Blob, Message, QuarantineItem, Status, Ticket
-from core.settings import SchedulerSettings
+from core.settings import Settings
 
 BATCH = 1000  # tickets a transaction: a crash loses at most one batch's work, never half a ticket
 IN_LIST = 5000  # values bound in one IN (...): well under SQLite's limit on bound parameters
@@ -60,55 +60,63 @@ class PurgeReport:
 
 @dataclass(frozen=True)
 class Cutoffs:
-    """Deleted tickets untouched since `deleted`, and mail quarantined before `quarantined`, go."""
+    """Deleted tickets untouched since `deleted`, tickets held as spam since `held`, mail quarantined before
+    `quarantined`, go."""
 
     deleted: datetime
     quarantined: datetime
+    held: datetime
 
     @classmethod
-    def from_settings(cls, scheduler: SchedulerSettings, now: datetime) -> Cutoffs:
+    def from_settings(cls, settings: Settings, now: datetime) -> Cutoffs:
         """The retention settings' cutoffs."""
-        return cls(deleted=now - timedelta(days=scheduler.deleted_retention_days),
-                   quarantined=now - timedelta(days=scheduler.quarantine_retention_days))
+        return cls(deleted=now - timedelta(days=settings.scheduler.deleted_retention_days),
+                   quarantined=now - timedelta(days=settings.scheduler.quarantine_retention_days),
+                   held=now - timedelta(days=settings.spam.retention_days))
 
     @classmethod
     def older_than(cls, age: timedelta, now: datetime) -> Cutoffs:
-        """One age for both (`postdesk purge --older-than 30d`)."""
-        return cls(deleted=now - age, quarantined=now - age)
+        """One age for all (`postdesk purge --older-than 30d`)."""
+        return cls(deleted=now - age, quarantined=now - age, held=now - age)
 
 
-def purgeable(cutoff: datetime, ticket: type[Ticket] = Ticket) -> ColumnElement[bool]:
-    """The one definition of a purgeable ticket, for the purge and for its dry run alike."""
-    return and_(ticket.status == Status.DELETED, ticket.updated_at <= cutoff)
+def purgeable(cutoffs: Cutoffs, ticket: type[Ticket] = Ticket) -> ColumnElement[bool]:
+    """The one definition of a purgeable ticket, for the purge and for its dry run alike.
+
+    A held ticket gets no activity while held (mail to it is no activity), so its updated_at is the
+    moment the filter held it.
+    """
+    return or_(and_(ticket.status == Status.DELETED, ticket.updated_at <= cutoffs.deleted),
+               and_(ticket.status == Status.SPAM, ticket.updated_at <= cutoffs.held))
 
 
 def count_purgeable(session: Session, cutoffs: Cutoffs) -> PurgeReport:
     """What a purge with these cutoffs would remove now, counted without changing anything."""
-    messages = select(Message.id).join(Ticket, Ticket.id == Message.ticket_id).where(purgeable(cutoffs.deleted))
+    messages = select(Message.id).join(Ticket, Ticket.id == Message.ticket_id).where(purgeable(cutoffs))
     attachments = select(Attachment.blob_sha256).where(Attachment.message_id.in_(messages))
     return PurgeReport(
-        tickets=_count(session, select(Ticket.id).where(purgeable(cutoffs.deleted))),
+        tickets=_count(session, select(Ticket.id).where(purgeable(cutoffs))),
         messages=_count(session, messages),
         attachments=_count(session, attachments),
-        blobs=_count(session, attachments.where(not_(_kept_elsewhere(cutoffs.deleted))).distinct()),
+        blobs=_count(session, attachments.where(not_(_kept_elsewhere(cutoffs))).distinct()),
         quarantined=_count(session, select(QuarantineItem.id)
                            .where(QuarantineItem.quarantined_at <= cutoffs.quarantined)),
     )
 
 
-def _kept_elsewhere(cutoff: datetime) -> ColumnElement[bool]:
+def _kept_elsewhere(cutoffs: Cutoffs) -> ColumnElement[bool]:
     """An attachment of a ticket that stays uses the same content."""
     other, message, ticket = aliased(Attachment), aliased(Message), aliased(Ticket)
     return exists(select(other.id).join(message, message.id == other.message_id)
                   .join(ticket, ticket.id == message.ticket_id)
-                  .where(other.blob_sha256 == Attachment.blob_sha256, not_(purgeable(cutoff, ticket))))
+                  .where(other.blob_sha256 == Attachment.blob_sha256, not_(purgeable(cutoffs, ticket))))
 
 
 def _count(session: Session, query: object) -> int:
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0  # type: ignore[attr-defined]
 
 
-def purge_ticket_batch(session: Session, cutoff: datetime, *, since: datetime | None, actor: str, now: datetime,
+def purge_ticket_batch(session: Session, cutoffs: Cutoffs, *, since: datetime | None, actor: str, now: datetime,
                        limit: int = BATCH) -> tuple[PurgeReport, datetime | None, list[str]]:
     """Purge up to `limit` purgeable tickets untouched since `since` or later, oldest first.
 
@@ -118,7 +126,7 @@ def purge_ticket_batch(session: Session, cutoff: datetime, *, since: datetime | 
     """
     since_clause = Ticket.updated_at >= since if since is not None else true()
     claimed = session.execute(select(Ticket.id, Ticket.mask, Ticket.updated_at)
-                              .where(purgeable(cutoff), since_clause).order_by(Ticket.updated_at)
+                              .where(purgeable(cutoffs), since_clause).order_by(Ticket.updated_at)
                               .limit(limit).with_for_update(skip_locked=True)).all()
     if not claimed:
         return PurgeReport(), None, []
@@ -208,7 +216,7 @@ def run_purge(db: Database, cutoffs: Cutoffs, *, actor: str, clock: Callable[[],
                 now = clock()
                 if not keep_going(session, now):
                     break
-                batch, since, used = purge_ticket_batch(session, cutoffs.deleted, since=since, actor=actor,
+                batch, since, used = purge_ticket_batch(session, cutoffs, since=since, actor=actor,
                                                         now=now, limit=limit)
                 if batch.tickets == 0:
                     batch.quarantined = purge_quarantine_batch(session, cutoffs.quarantined, limit)

@@ -43,9 +43,12 @@ def locked_tickets(session: Session, given: Sequence[str]) -> list[Ticket]:
 
 
 def refuse_deleted(ticket: Ticket) -> None:
-    """A deleted ticket waits for a purge or `restore`; nothing else should quietly bring it back."""
+    """A deleted ticket waits for a purge or `restore`, a held one for a verdict; nothing else should quietly
+    bring them back."""
     if ticket.status is Status.DELETED:
         raise UsageError(f"{ticket.mask} is deleted; restore it first")
+    if ticket.status is Status.SPAM:
+        raise UsageError(f"{ticket.mask} is held as spam; `postdesk notspam {ticket.mask}` releases it")
 
 
 def wait_until(session: Session, ticket: Ticket, due: datetime, *, actor: str, now: datetime) -> None:
@@ -70,7 +73,9 @@ def delete_ticket(session: Session, ticket: Ticket, *, actor: str, now: datetime
 
 
 def restore_ticket(session: Session, ticket: Ticket, *, actor: str, now: datetime) -> None:
-    """Bring a deleted ticket back as open."""
+    """Bring a deleted ticket back as open (a held one is released by a verdict: `notspam`)."""
+    if ticket.status is Status.SPAM:
+        raise UsageError(f"{ticket.mask} is held as spam, not deleted; `postdesk notspam {ticket.mask}` releases it")
     if ticket.status is not Status.DELETED:
         raise UsageError(f"{ticket.mask} is {ticket.status.value}, not deleted")
     set_status(session, ticket, Status.OPEN, actor=actor, reason="restored", now=now)

@@ -21,7 +21,8 @@ from core.masks import normalize_mask
 from core.search import fts5_query, search_terms, tsquery_text
 
 DEFAULT_STATUSES = ("open", "waiting")
-STATUSES = ("open", "waiting", "closed", "deleted")
+STATUSES = ("open", "waiting", "closed", "deleted", "spam")  # spam: held by the filter (core/spam_hold.py)
+SET_ASIDE = ("deleted", "spam")  # left out of search and every list unless asked for
 PRIORITIES = ("low", "normal", "high", "urgent")
 SORTS = {  # name -> ORDER BY, ties broken by id so paging is stable
     "updated": "t.updated_at {dir}, t.id {dir}",
@@ -29,6 +30,7 @@ SORTS = {  # name -> ORDER BY, ties broken by id so paging is stable
     "priority": "CASE t.priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 ELSE 0 END {dir},"
                 " t.updated_at {dir}, t.id {dir}",
     "mask": "t.mask {dir}",
+    "spam": "t.spam_score {dir}, t.id {dir}",
 }
 NO_OWNER = "none"
 MAX_PAGE_SIZE = 1000

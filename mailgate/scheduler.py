@@ -48,6 +48,7 @@ class Scheduler:
     def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._config: SchedulerSettings = settings.scheduler
+        self._settings = settings
         self._trigger = cron_trigger(settings.scheduler.purge_cron)
         self._outbound = Outbound.from_settings(settings)
         self._clock = clock
@@ -163,7 +164,7 @@ class Scheduler:
 
     def _purge(self, now: datetime) -> PurgeReport:
         """One purge with the retention settings, holding the job lease (renewed in every batch)."""
-        cutoffs = Cutoffs.from_settings(self._config, now)
+        cutoffs = Cutoffs.from_settings(self._settings, now)
 
         def keep_going(session: Session, batch_now: datetime) -> bool:
             return not self._stop.is_set() and renew_job(session, PURGE_JOB, self._holder, batch_now, PURGE_LEASE)

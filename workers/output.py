@@ -31,6 +31,11 @@ def print_json(value: Any) -> None:
     click.echo(json_safe(json.dumps(value, indent=2, ensure_ascii=False)))
 
 
+def print_json_line(value: Any) -> None:
+    """One value on one line (JSON Lines: a stream a script reads mail by mail), escaped as print_json."""
+    click.echo(json_safe(json.dumps(value, ensure_ascii=False)))
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table for people on a terminal; whole, untruncated lines for pipes and scripts.
 

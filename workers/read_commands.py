@@ -21,6 +21,7 @@ from core.ticket_views import (
     PRIORITIES,
     SEARCH_LIMIT,
     SORTS,
+    SET_ASIDE,
     STATUSES,
     TicketFilter,
     attachment_data,
@@ -29,6 +30,7 @@ from core.ticket_views import (
     show_ticket,
     ticket_history,
 )
+from core.spam_hold import held_count
 from workers.app import App
 from workers.conversation_view import print_conversation
 from workers.options import as_worker_option
@@ -95,13 +97,16 @@ def tickets(app: App, statuses: tuple[str, ...], groups: tuple[str, ...], bucket
                           created_to=_utc(created_to), sort=sort, descending=not reverse, limit=limit, page=page)
     with app.reader() as conn:
         rows = list_tickets(conn, wanted)
+        held = 0 if "spam" in wanted.statuses else held_count(conn)
     _print_list(rows, as_json)
+    if held:  # on stderr: the list itself stays what a script reads
+        click.echo(f"{held} held as spam, not listed: postdesk spam review", err=True)
 
 
 @click.command()
 @click.argument("words", nargs=-1, required=True)
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_CHOICES),
-              help="Only tickets in this status (repeatable). Default: every status but deleted.")
+              help="Only tickets in this status (repeatable). Default: every status but deleted and spam.")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=SEARCH_LIMIT, show_default=True,
               help="How many tickets to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON objects with stable field names.")
@@ -117,7 +122,7 @@ def search(app: App, words: tuple[str, ...], statuses: tuple[str, ...], limit: i
       postdesk search printer fire
       postdesk search invoice refund --status closed --json
     """
-    default = tuple(s for s in STATUSES if s != "deleted")
+    default = tuple(s for s in STATUSES if s not in SET_ASIDE)
     with app.reader() as conn:
         rows = search_tickets(conn, " ".join(words), limit, _statuses(statuses, default))
     _print_list(rows, as_json)

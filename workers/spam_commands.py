@@ -14,13 +14,17 @@ from core.db import Database
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import SpamToken, SpamTraining, Ticket
-from spam.filter import is_trained, score_mail
+from core.settings import SpamSettings
+from core.spam_hold import held_count, held_tickets
+from core.ticket_views import MAX_PAGE_SIZE
+from spam.filter import is_spam, is_trained, score_mail
+from spam.scoring import SpamScore
 from spam.statistics import totals
 from spam.training import Lesson, mark_ticket, train_mails
 from workers.acting import MASKS, Acting, act_on_tickets
 from workers.app import App
 from workers.options import as_worker_option
-from workers.output import print_json
+from workers.output import print_json, print_json_line, print_table
 from workers.terminal_text import printable
 
 TRAINING_BATCH = 500  # mails per transaction: a crash loses at most one batch, a batch is one upsert
@@ -36,7 +40,7 @@ class SpamGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, "MASK... [--as WORKER] | train | score | stats ...")
+        formatter.write_usage(ctx.command_path, "MASK... [--as WORKER] | review | train | score | stats ...")
 
 
 @click.group(cls=SpamGroup)
@@ -45,11 +49,12 @@ def spam() -> None:
 
     \b
     Examples:
+      postdesk spam review                what the filter holds, waiting for a verdict
       postdesk spam XER-83472-879         mark as spam: train it, move it to deleted
       postdesk spam XER-834 ABC-12 --as jane@corp.example
-      postdesk notspam XER-83472-879      undo: train it as not spam, reopen it
+      postdesk notspam XER-83472-879      undo, or release a held ticket: train it as not spam, open it
       postdesk spam train --spam ~/Spam --ham ~/Maildir
-      postdesk spam score suspicious.eml --json
+      postdesk spam score suspicious.eml ~/Mail/Junk --json
       postdesk spam stats
     """
 
@@ -68,7 +73,9 @@ def mark_spam(app: App, masks: tuple[str, ...], worker_email: str | None) -> Non
 @as_worker_option
 @click.pass_obj
 def notspam(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
-    """Train tickets' first mail as not spam and restore the tickets from deleted.
+    """Train tickets' first mail as not spam and open them again: deleted ones, or ones the filter held.
+
+    A held ticket is released as if its mail had just arrived: its workers are notified now.
 
     \b
     Examples:
@@ -80,7 +87,7 @@ def notspam(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
 
 def _mark(app: App, masks: tuple[str, ...], worker_email: str | None, verdict: SpamTraining) -> None:
     def change(acting: Acting, ticket: Ticket) -> str:
-        lesson = mark_ticket(acting.session, ticket, verdict, actor=acting.actor, now=acting.now)
+        lesson = mark_ticket(acting.session, acting.outbound, ticket, verdict, actor=acting.actor, now=acting.now)
         return f"{_LEARNT[lesson].format(verdict=verdict.value)}, ticket {ticket.status.value}"
 
     act_on_tickets(app, masks, worker_email, change, deleted_ok=True)
@@ -148,30 +155,63 @@ def _parsed(path: Path) -> tuple[Iterator[InboundMessage], list[int]]:
 
 
 @spam.command("score")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help='Print {"score": 0.9731, "interesting_words": [...]}.')
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...",
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per mail, in input order: {"file", "score", "spam", "interesting_words"}.')
 @click.pass_obj
-def score(app: App, file: Path, as_json: bool) -> None:
-    """Score one mail file without filing it: its spam probability and the words behind it.
+def score(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Score mail without filing it: each mail's spam probability and the words behind it.
+
+    Each PATH is a mail file, a folder of them, a Maildir or an mbox; every mail in them is scored, in
+    order, by this one process (as bogofilter's bulk mode). A mail that cannot be read is reported on
+    its line and makes the exit status 1; the others are still scored.
 
     \b
-    Example:
-      postdesk spam score message.eml --json
+    Examples:
+      postdesk spam score message.eml
+      postdesk spam score ~/Mail/Junk incoming.mbox --json
     """
+    from mailgate.mail_sources import read_messages
     from mailgate.parse import parse_message
 
-    mail = parse_message(file.read_bytes(), Envelope("spam-score"))
+    settings, unreadable, scored = app.settings.spam, 0, 0
     with app.database().read() as session:
-        result = score_mail(session, mail, app.settings.spam)
-    if not result.trained:
-        click.echo(f"postdesk: the filter is not trained yet (needs {app.settings.spam.min_training} mails of "
-                   "each class, see `postdesk spam stats`); the score is neutral", err=True)
+        if not is_trained(totals(session), settings):
+            click.echo(f"postdesk: the filter is not trained yet (needs {settings.min_training} mails of each "
+                       "class, see `postdesk spam stats`); scores are neutral", err=True)
+        sources = [sourced for path in paths for sourced in read_messages(path)]
+        for sourced in sources:
+            try:
+                mail = parse_message(sourced.raw, Envelope("spam-score"))
+            except UnparseableMessage as exc:
+                unreadable += 1
+                _print_unreadable(sourced.origin, str(exc), as_json)
+                continue
+            _print_score(sourced.origin, score_mail(session, mail, settings), settings, as_json,
+                         detailed=len(sources) == 1)
+            scored += 1
+    if unreadable:
+        raise click.ClickException(f"{unreadable} of {unreadable + scored} mails could not be read")
+
+
+def _print_score(origin: str, result: SpamScore, settings: SpamSettings, as_json: bool, *, detailed: bool) -> None:
     if as_json:
-        print_json({"score": round(result.score, 4), "interesting_words": result.words_json()})
-        return
-    click.echo(f"spam score: {result.score:.2%}")
-    for word in result.words:
-        click.echo(f"  {word.probability:6.4f}  {printable(word.word)}")
+        print_json_line({"file": origin, "score": round(result.score, 4), "spam": is_spam(result, settings),
+                         "interesting_words": result.words_json()})
+    elif detailed:
+        click.echo(f"spam score: {result.score:.2%}")
+        for word in result.words:
+            click.echo(f"  {word.probability:6.4f}  {printable(word.word)}")
+    else:
+        click.echo(f"{result.score:7.2%}  {'spam' if is_spam(result, settings) else 'ham ':4}  {printable(origin)}")
+
+
+def _print_unreadable(origin: str, reason: str, as_json: bool) -> None:
+    if as_json:
+        print_json_line({"file": origin, "error": reason})
+    else:
+        click.echo(f"{'-':>7}  {'?':4}  {printable(origin)}: {printable(reason)}")
 
 
 @spam.command("stats")
@@ -188,12 +228,47 @@ def stats(app: App, as_json: bool) -> None:
     with app.database().read() as session:
         trained = totals(session)
         tokens = session.scalar(select(func.count()).select_from(SpamToken)) or 0
+        held = held_count(session.connection())
     ready = is_trained(trained, app.settings.spam)
     figures = {"spam_messages": trained.spam, "ham_messages": trained.ham, "tokens": tokens,
-               "min_training": app.settings.spam.min_training, "ready": ready}
+               "min_training": app.settings.spam.min_training, "ready": ready, "held": held,
+               "threshold": app.settings.spam.threshold, "retention_days": app.settings.spam.retention_days}
     if as_json:
         print_json(figures)
         return
     click.echo(f"trained: {trained.spam} spam, {trained.ham} not spam; {tokens} tokens")
     click.echo("scoring: ready" if ready else
                f"scoring: not yet (needs {app.settings.spam.min_training} of each; new tickets score 0.5)")
+    click.echo(f"held for review: {held} (above {app.settings.spam.threshold:.0%}; `postdesk spam review`, "
+               f"purged unjudged after {app.settings.spam.retention_days:g} days)")
+
+
+REVIEW_COLUMNS = ["mask", "score", "held", "purged", "from", "subject", "strongest words"]
+
+
+@spam.command("review")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=MAX_PAGE_SIZE, show_default=True,
+              help="Tickets per page.")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True, help="Which page.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON objects with stable field names.")
+@click.pass_obj
+def review(app: App, limit: int, page: int, as_json: bool) -> None:
+    """List the tickets the filter holds as spam, the surest spam last; nobody was told of them.
+
+    `postdesk notspam MASK` releases one (trained as not spam, its workers notified now);
+    `postdesk spam MASK` deletes it (trained as spam). Unjudged, they are purged after [spam] retention_days.
+
+    \b
+    Examples:
+      postdesk spam review
+      postdesk notspam XER-83472-879
+    """
+    with app.reader() as conn:
+        rows = held_tickets(conn, app.settings.spam.retention_days, limit=limit, page=page)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(REVIEW_COLUMNS, [[row["mask"], f"{row['spam_score'] or 0:.2%}", row["updated"][:16].replace("T", " "),
+                                  row["purge_due"][:10], row["first_wrote"] or "-", row["subject"],
+                                  ", ".join(w["word"] for w in (row["interesting_words"] or [])[:3])]
+                                 for row in rows])

@@ -139,14 +139,16 @@ def restore(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
 
 @click.command()
 @click.option("--older-than", metavar="DURATION",
-              help="Purge what was deleted or quarantined longer ago than this, e.g. 30d "
-                   "(default: [scheduler] deleted_retention_days and quarantine_retention_days).")
+              help="Purge what was deleted, held as spam or quarantined longer ago than this, e.g. 30d "
+                   "(default: [scheduler] deleted_retention_days, quarantine_retention_days and "
+                   "[spam] retention_days).")
 @click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @as_worker_option
 @click.pass_obj
 def purge(app: App, older_than: str | None, dry_run: bool, as_json: bool, worker_email: str | None) -> None:
-    """Remove for good deleted tickets (with their messages and unshared attachments) and old quarantined mail.
+    """Remove for good deleted tickets and unjudged held spam (with their messages and unshared attachments)
+    and old quarantined mail.
 
     The daemon does this on the [scheduler] purge_cron schedule; this runs it now.
 
@@ -157,7 +159,7 @@ def purge(app: App, older_than: str | None, dry_run: bool, as_json: bool, worker
     """
     now = utcnow()
     cutoffs = (Cutoffs.older_than(_value(parse_duration, older_than), now) if older_than
-               else Cutoffs.from_settings(app.settings.scheduler, now))
+               else Cutoffs.from_settings(app.settings, now))
     db = app.database()
     if dry_run:
         with db.read() as session:

@@ -1,4 +1,4 @@
-"""`postdesk spam ...` and `notspam` as whole processes; the threshold hides spam without telling anyone;
+"""`postdesk spam ...` and `notspam` as whole processes; the threshold holds spam without telling anyone;
 a running daemon scores with what another process has just trained."""
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def test_train_score_and_stats(config_path: Path, tmp_path: Path) -> None:
     probe = tmp_path / "probe.eml"
     probe.write_bytes(make_mail(subject="WINNER", body=SPAMMY).as_bytes())
     scored = cli_json(config_path, "spam", "score", str(probe))
-    assert set(scored) == {"score", "interesting_words"} and 0.9 < scored["score"] <= 0.9999
+    assert set(scored) == {"file", "score", "spam", "interesting_words"} and 0.9 < scored["score"] <= 0.9999
+    assert scored["file"] == str(probe) and scored["spam"] is True  # above the shipped threshold, 0.9
     assert {"word", "probability"} == set(scored["interesting_words"][0])
 
 
@@ -77,7 +78,7 @@ def test_two_processes_training_one_database_add_up(config_path: Path, tmp_path:
         assert token_counts(session, {"printer"})["printer"].ham == 60
 
 
-def test_threshold_deletes_a_spammy_new_ticket_without_telling_anyone(config_path: Path, tmp_path: Path,
+def test_threshold_holds_a_spammy_new_ticket_without_telling_anyone(config_path: Path, tmp_path: Path,
                                                                       database: Database) -> None:
     settings = load_settings(with_spam_settings(config_path, min_training=3, threshold=0.9))
     with database.write() as session:
@@ -87,7 +88,7 @@ def test_threshold_deletes_a_spammy_new_ticket_without_telling_anyone(config_pat
     assert run_cli(config_path, "spam", "train", "--spam", str(spam_dir), "--ham", str(ham_mbox)).returncode == 0
     spammy = file_mail(database, settings, "WINNER cash", SPAMMY)
     hammy = file_mail(database, settings, "Printer invoice", HAMMY)
-    assert spammy.status is Status.DELETED and spammy.spam_score > 0.9
+    assert spammy.status is Status.SPAM and spammy.spam_score > 0.9
     assert hammy.status is Status.OPEN and hammy.spam_score < 0.1
     with database.read() as session:
         told = {item.ticket_id for item in session.scalars(select(OutboxItem))}
