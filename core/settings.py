@@ -87,20 +87,21 @@ class AutoReplySettings:
 class SpamSettings:
     """The spam filter (spam/): how many words decide, when it may judge, what it does with spam."""
 
-    interesting_words: int = 150  # measured: 150 makes fewer mistakes than Cerb's 15 (bench/spam.py)
+    interesting_words: int = 1000  # at most this many words combined (15 are stored and shown); bench/spam.py
     threshold: float = 0.9  # a new ticket scoring above this is held as spam, nobody notified; 1 = never
     min_training: int = 10  # mails trained as each of spam and not spam before the filter scores at all
     method: str = "fisher"  # "fisher" (Robinson-Fisher) or "graham"
-    strength: float = 1.0  # Robinson's s: how many mails' worth the prior `unknown` weighs for a token
-    unknown: float = 0.5  # Robinson's x: what a token seen too rarely is believed to be
-    min_deviation: float = 0.1  # tokens nearer 0.5 than this are no evidence
-    min_words: int = 0  # a mail with fewer interesting words than this is never held, whatever its score
-    retention_days: int = 30  # a held ticket no worker judged is purged after this long
+    strength: float = 0.0178  # Robinson's s: how many mails' worth the prior `unknown` weighs (bogofilter's)
+    unknown: float = 0.52  # Robinson's x: what a token seen too rarely is believed to be (bogofilter's)
+    min_deviation: float = 0.375  # tokens nearer 0.5 than this are no evidence (bogofilter's)
+    min_words: int = 5  # held only on at least this many spammy words each seen in `well_seen` trained mails
+    well_seen: int = 3
+    retention_days: float = 30.0  # a held ticket no worker judged is purged after this long
 
     def scoring(self) -> Scoring:
         """The arithmetic's knobs, as spam/scoring.py takes them."""
         return Scoring(strength=self.strength, unknown=self.unknown, min_deviation=self.min_deviation,
-                       limit=self.interesting_words, method=self.method)
+                       limit=self.interesting_words, method=self.method, well_seen=self.well_seen)
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,17 @@ def _check_spam(spam: SpamSettings) -> None:
         raise ConfigError("spam.min_training", "must not be negative")
     if spam.method not in ("fisher", "graham"):
         raise ConfigError("spam.method", "must be \"fisher\" or \"graham\"")
+    if spam.strength <= 0:
+        raise ConfigError("spam.strength", "must be above 0")
+    if not 0 < spam.unknown < 1:
+        raise ConfigError("spam.unknown", "must be between 0 and 1")
+    if not 0 <= spam.min_deviation < 0.5:
+        raise ConfigError("spam.min_deviation", "must be at least 0 and below 0.5")
+    for key in ("min_words", "well_seen"):
+        if getattr(spam, key) < 0:
+            raise ConfigError(f"spam.{key}", "must not be negative")
+    if spam.retention_days <= 0:
+        raise ConfigError("spam.retention_days", "must be above 0 (held mail is never purged unseen at once)")
 
 
 def _scheduler(raw: Any) -> SchedulerSettings:

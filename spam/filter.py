@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Ticket
 from core.settings import SpamSettings
-from spam.scoring import UNTRAINED, Counts, SpamScore, score_probabilities
+from spam.scoring import UNTRAINED, Counts, SpamScore, score_evidence
 from spam.statistics import learnt
 from spam.tokens import MailText, tokenize
 
@@ -21,7 +21,7 @@ def score_mail(session: Session, mail: MailText, settings: SpamSettings) -> Spam
     known = learnt(session, settings.scoring())
     if not is_trained(known.totals, settings):
         return UNTRAINED
-    return score_probabilities(known.probabilities(session, tokenize(mail)), known.scoring)
+    return score_evidence(known.evidence(session, tokenize(mail)), known.scoring)
 
 
 def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: SpamSettings) -> SpamScore:
@@ -35,4 +35,4 @@ def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: Spa
 def is_spam(result: SpamScore, settings: SpamSettings) -> bool:
     """Above the threshold on enough evidence: a neutral 0.5 never is, nor a mail of a few known words
     (an empty body with the subject "hello" once scored 0.93)."""
-    return result.trained and len(result.words) >= settings.min_words and result.value > settings.threshold
+    return result.trained and result.spam_evidence >= settings.min_words and result.value > settings.threshold

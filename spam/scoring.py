@@ -28,7 +28,8 @@ class Scoring:
 
     strength: Robinson's s, how many mails' worth of belief the prior `unknown` carries for a token;
     min_deviation: a token closer than this to 0.5 is no evidence at all; limit: at most this many
-    interesting words combined; method: "fisher" or "graham".
+    interesting words combined; method: "fisher" or "graham"; well_seen: trained mails a spammy word
+    must have been seen in to count as evidence for the hold guard (spam.filter.is_spam).
     """
 
     strength: float = 1.0
@@ -36,6 +37,7 @@ class Scoring:
     min_deviation: float = 0.1
     limit: int = 150
     method: str = "fisher"
+    well_seen: int = 3
 
 
 DEFAULT_SCORING = Scoring()
@@ -51,9 +53,20 @@ class Counts(NamedTuple):
     ham: int = 0
 
 
+class Evidence(NamedTuple):
+    """What one token says: its spam probability, and in how many trained mails it was seen."""
+
+    probability: float
+    seen: int
+
+
 class InterestingWord(NamedTuple):
     word: str
     probability: float
+    seen: int = 0
+
+
+SHOWN_WORDS = 15  # the strongest words stored with a ticket and shown (Cerb shows 15); scoring uses all
 
 
 @dataclass(frozen=True)
@@ -69,9 +82,11 @@ class SpamScore:
     words: tuple[InterestingWord, ...]
     trained: bool = True
     value: float = NEUTRAL
+    spam_evidence: int = 0  # spammy words among `words` seen in at least Scoring.well_seen trained mails
 
     def words_json(self) -> list[dict[str, object]]:
-        return [{"word": w.word, "probability": round(w.probability, 4)} for w in self.words]
+        """The strongest SHOWN_WORDS, as stored with the ticket and shown."""
+        return [{"word": w.word, "probability": round(w.probability, 4)} for w in self.words[:SHOWN_WORDS]]
 
 
 UNTRAINED = SpamScore(NEUTRAL, (), trained=False, value=NEUTRAL)
@@ -89,22 +104,23 @@ def token_probability(counts: Counts, totals: Counts, scoring: Scoring = DEFAULT
             / (scoring.strength + seen))
 
 
-def token_probabilities(counts: Mapping[str, Counts], totals: Counts,
-                        scoring: Scoring = DEFAULT_SCORING) -> dict[str, float]:
-    """Each counted token's probability."""
-    return {token: token_probability(known, totals, scoring) for token, known in counts.items()}
+def token_evidence(counts: Mapping[str, Counts], totals: Counts,
+                   scoring: Scoring = DEFAULT_SCORING) -> dict[str, Evidence]:
+    """Each counted token's probability, and how often it was seen."""
+    return {token: Evidence(token_probability(known, totals, scoring), known.spam + known.ham)
+            for token, known in counts.items()}
 
 
-def interesting_words(probabilities: Mapping[str, float], limit: int,
+def interesting_words(evidence: Mapping[str, Evidence], limit: int,
                       min_deviation: float = DEFAULT_SCORING.min_deviation) -> tuple[InterestingWord, ...]:
     """The `limit` tokens farthest from neutral, strongest first (ties broken by the word, for stability).
 
     Plain tuples compared natively, and only the strongest `limit` kept in order (a long mail has
     thousands of tokens): this runs for every mail scored.
     """
-    strong = [(-deviation, token, p) for token, p in probabilities.items()
+    strong = [(-deviation, token, p, seen) for token, (p, seen) in evidence.items()
               if (deviation := abs(p - NEUTRAL)) >= min_deviation]
-    return tuple(InterestingWord(token, p) for _, token, p in heapq.nsmallest(limit, strong))
+    return tuple(InterestingWord(token, p, seen) for _, token, p, seen in heapq.nsmallest(limit, strong))
 
 
 def combine(words: tuple[InterestingWord, ...], method: str = "fisher") -> float:
@@ -120,18 +136,19 @@ def shown(value: float) -> float:
     return min(max(value, LOWEST), HIGHEST)
 
 
-def score_probabilities(probabilities: Mapping[str, float], scoring: Scoring = DEFAULT_SCORING) -> SpamScore:
-    """A mail's score from its known tokens' probabilities."""
-    words = interesting_words(probabilities, scoring.limit, scoring.min_deviation)
+def score_evidence(evidence: Mapping[str, Evidence], scoring: Scoring = DEFAULT_SCORING) -> SpamScore:
+    """A mail's score from its known tokens' evidence."""
+    words = interesting_words(evidence, scoring.limit, scoring.min_deviation)
     value = combine(words, scoring.method)
-    return SpamScore(shown(value), words, value=value)
+    well_seen = sum(1 for w in words if w.probability > NEUTRAL and w.seen >= scoring.well_seen)
+    return SpamScore(shown(value), words, value=value, spam_evidence=well_seen)
 
 
 def score_tokens(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Counts,
                  scoring: Scoring = DEFAULT_SCORING) -> SpamScore:
     """A mail's score from its tokens and the counts of those the filter has seen (in memory: benches, tests)."""
     known = {token: counts[token] for token in tokens if token in counts}
-    return score_probabilities(token_probabilities(known, totals, scoring), scoring)
+    return score_evidence(token_evidence(known, totals, scoring), scoring)
 
 
 def _graham(probabilities: list[float]) -> float:

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.models import SpamToken, SpamTotal
-from spam.scoring import DEFAULT_SCORING, Counts, Scoring, token_probabilities
+from spam.scoring import DEFAULT_SCORING, Counts, Evidence, Scoring, token_evidence
 
 SPAM, HAM = "spam", "ham"
 CHANGES = "changes"  # the spam_totals row counting every change of the counts: the training generation
@@ -64,9 +64,9 @@ class Learnt:
     generation: int
     totals: Counts
     scoring: Scoring = DEFAULT_SCORING
-    remembered: dict[str, float | None] = field(default_factory=dict)  # spam probability; None: never trained
+    remembered: dict[str, Evidence | None] = field(default_factory=dict)  # None: never trained
 
-    def probabilities(self, session: Session, tokens: Collection[str]) -> dict[str, float]:
+    def evidence(self, session: Session, tokens: Collection[str]) -> dict[str, Evidence]:
         """The spam probability of each token the filter has seen; the ones not remembered in one query per few hundred.
 
         Probabilities rather than counts are remembered: with the totals, they are fixed for a generation.
@@ -77,7 +77,7 @@ class Learnt:
         for start in range(0, len(missing), LOOKUP_CHUNK):
             chunk = missing[start:start + LOOKUP_CHUNK]
             counts, generation = _lookup(session, chunk)
-            read = token_probabilities(counts, self.totals, self.scoring)
+            read = token_evidence(counts, self.totals, self.scoring)
             found.update(read)
             if generation == self.generation:  # read at the generation this memory is for
                 if len(remembered) > REMEMBERED_TOKENS:

@@ -71,9 +71,12 @@ class TokenizerOptions:
 
     subject_prefix: bool = True
     headers: bool = True
+    all_headers: bool = True  # every field's words and hosts, tagged by the field (`rcvd:host`)
     url_hosts: bool = True
     html_tags: bool = True
     html_when_text: bool = False  # tokenize the HTML part as well when there is a text part
+    html_tags_always: bool = True  # the HTML's tag tokens even when its text is not read
+    attachments: bool = True  # each attachment's type and file name extension
 
 
 DEFAULT_OPTIONS = TokenizerOptions()
@@ -86,15 +89,19 @@ def tokenize(mail: MailText, options: TokenizerOptions = DEFAULT_OPTIONS) -> fro
     tokens.update(f"subject:{w}" if options.subject_prefix else w for w in words(subject))
     body = mail.text[:MAX_TEXT].lower()
     markup = mail.html[:MAX_TEXT].lower()
+    if markup and options.html_tags and (options.html_tags_always or options.html_when_text or not body.strip()):
+        tokens.update(html_tokens(markup))
     if markup and (options.html_when_text or not body.strip()):
-        if options.html_tags:
-            tokens.update(html_tokens(markup))
         body = f"{body}\n{html_to_text(markup)}"
     tokens.update(words(body))
     if options.url_hosts:
         tokens.update(url_tokens(f"{body}\n{markup}" if markup else body))
-    if options.headers:
+    if options.all_headers:
+        tokens.update(all_header_tokens(mail.headers))
+    elif options.headers:
         tokens.update(header_tokens(mail.headers))
+    if options.attachments:
+        tokens.update(attachment_tokens(getattr(mail, "attachments", ())))
     return frozenset(t[:MAX_TOKEN] for t in tokens)
 
 
@@ -131,6 +138,56 @@ def url_tokens(text: str) -> set[str]:
         labels = host.split(".")
         if len(labels) > 2:
             found.add(f"url:{'.'.join(labels[-2:])}")
+    return found
+
+
+_HOST = re.compile(r"[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)+")  # hosts and IPv4 addresses, on lower-cased text
+_HAS_DIGIT = re.compile(r"\d")
+_ADDRESS = re.compile(r"([a-z0-9.!#$%&'*+/=?^_`{|}~\-]{1,64}@([a-z0-9\-]+(?:\.[a-z0-9\-]+)+))")
+_FIELD_TAGS = {"from": "from", "sender": "from", "reply-to": "reply", "to": "to", "cc": "to",
+               "return-path": "rtrn", "received": "rcvd", "message-id": "mid", "x-mailer": "mailer",
+               "user-agent": "mailer", "content-type": "type"}
+_SKIPPED_FIELDS = frozenset({"subject"})  # counted apart, as `subject:` words
+MAX_FIELD = 1000  # characters of each field read
+
+
+def all_header_tokens(headers: Sequence[Sequence[str]]) -> set[str]:
+    """Every field's words and hosts, tagged by the field: relays, recipients, ids' domains and mailers tell.
+
+    A few fields share a tag (To and Cc are `to:`); the rest are tagged by their own name. Words with
+    digits in them are left out (queue ids, ids' local parts, times): each mail has its own, and every
+    one would be a row in spam_tokens that never scores again; hosts and addresses keep their digits.
+    """
+    found: set[str] = set()
+    for name, value in headers:
+        field = name.lower()
+        if field in _SKIPPED_FIELDS:
+            continue
+        tag = _FIELD_TAGS.get(field, field[:24])
+        value = value.lower()[:MAX_FIELD]
+        if tag == "mid":
+            value = value.rpartition("@")[2]
+        for address, domain in _ADDRESS.findall(value):
+            found.update((f"{tag}:{address}", f"{tag}:{domain.strip('.-')}"))
+        value = _ADDRESS.sub(" ", value)
+        hosts = _HOST.findall(value)
+        found.update(f"{tag}:{h.strip('.-')}" for h in hosts)
+        value = _HOST.sub(" ", value) if hosts else value  # a host's labels are not words of their own: one clue, one token
+        found.update(f"{tag}:{w}" for w in words(value) if tag != "rcvd" or not _HAS_DIGIT.search(w))
+        if tag == "type":
+            found.add(f"type:{value.split(';', 1)[0].strip()}")
+            found.update(f"charset:{c}" for c in _CHARSET.findall(value))
+    return found
+
+
+def attachment_tokens(attachments: Sequence[object]) -> set[str]:
+    """Each attachment's content type and file name extension: `attach:application/zip`, `attach:.exe`."""
+    found: set[str] = set()
+    for attachment in attachments:
+        found.add(f"attach:{str(getattr(attachment, 'content_type', '')).lower()[:60]}")
+        name = str(getattr(attachment, "filename", "")).lower()
+        if "." in name:
+            found.add(f"attach:.{name.rsplit('.', 1)[1][:10]}")
     return found
 
 

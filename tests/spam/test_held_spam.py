@@ -29,6 +29,7 @@ from workers.cli import main
 SPAMMY = "Cheap vi4gra and s0ftware, click http://pills.example.biz/buy now, winner cash prize guaranteed"
 HAMMY = "The invoice for the printer repair is attached; could you confirm the delivery address for Monday?"
 WORKER = "jane@corp.test"
+PROMO = "Promo <promo@pills.example.biz>"  # spam comes from its own senders, not the customers' addresses
 
 
 def cli(config: Path, *args: str) -> Result:
@@ -82,8 +83,8 @@ def state(database: Database, mask: str) -> tuple[Status, SpamTraining]:
 
 def test_spam_is_held_unannounced_and_listed_only_for_review(config_path: Path, database: Database,
                                                               trained: Settings) -> None:
-    held = file_mail(database, trained, "WINNER cash", SPAMMY)
-    surer = file_mail(database, trained, "WINNER cash prize vi4gra", f"{SPAMMY} s0ftware winner vi4gra")
+    held = file_mail(database, trained, "WINNER cash", SPAMMY, sender=PROMO)
+    surer = file_mail(database, trained, "WINNER cash prize vi4gra", f"{SPAMMY} s0ftware winner vi4gra", sender=PROMO)
     wanted = file_mail(database, trained, "Printer invoice", HAMMY)
     assert (held.status, surer.status, wanted.status) == (Status.SPAM, Status.SPAM, Status.OPEN)
     assert held.spam_training is SpamTraining.NONE  # the filter's own judgement teaches it nothing
@@ -114,7 +115,7 @@ def test_spam_is_held_unannounced_and_listed_only_for_review(config_path: Path, 
 
 def test_notspam_releases_a_held_ticket_as_if_it_had_just_arrived(config_path: Path, database: Database,
                                                                   trained: Settings) -> None:
-    held = file_mail(database, trained, "WINNER cash", SPAMMY,
+    held = file_mail(database, trained, "WINNER cash", SPAMMY, sender=PROMO,
                      attachments=[("offer.pdf", "application/pdf", b"%PDF-1.4 offer")])
     before = totals_of(database)
     assert ok(config_path, "notspam", held.mask, "--as", WORKER).strip() == f"{held.mask}: trained not_spam, ticket open"
@@ -137,7 +138,7 @@ def totals_of(database: Database) -> tuple[int, int]:
 
 def test_spam_verdict_on_a_held_ticket_deletes_it_and_trains_spam(config_path: Path, database: Database,
                                                                   trained: Settings) -> None:
-    held = file_mail(database, trained, "WINNER cash", SPAMMY)
+    held = file_mail(database, trained, "WINNER cash", SPAMMY, sender=PROMO)
     before = totals_of(database)
     ok(config_path, "spam", held.mask, "--as", WORKER)
     assert state(database, held.mask) == (Status.DELETED, SpamTraining.SPAM)
@@ -146,7 +147,7 @@ def test_spam_verdict_on_a_held_ticket_deletes_it_and_trains_spam(config_path: P
 
 def test_a_held_ticket_changes_only_by_a_verdict_or_deletion(config_path: Path, database: Database,
                                                              trained: Settings) -> None:
-    held = file_mail(database, trained, "WINNER cash", SPAMMY)
+    held = file_mail(database, trained, "WINNER cash", SPAMMY, sender=PROMO)
     for args in (("close", held.mask), ("reopen", held.mask), ("assign", held.mask, "--owner", WORKER),
                  ("priority", held.mask, "high"), ("wait", held.mask, "--for", "2d")):
         refused = cli(config_path, *args, "--as", WORKER)
@@ -176,8 +177,8 @@ def test_more_mail_to_a_held_ticket_is_kept_silently_and_never_releases_it(datab
 
 def test_unjudged_held_spam_is_purged_after_its_retention_and_not_before(database: Database,
                                                                          trained: Settings) -> None:
-    held = file_mail(database, trained, "WINNER cash", SPAMMY)
-    recent = file_mail(database, trained, "WINNER cash again", f"{SPAMMY} again")
+    held = file_mail(database, trained, "WINNER cash", SPAMMY, sender=PROMO)
+    recent = file_mail(database, trained, "WINNER cash again", f"{SPAMMY} again", sender=PROMO)
     deleted = file_mail(database, trained, "Printer invoice", HAMMY)
     now = utcnow()
     with database.write() as session:
@@ -201,7 +202,7 @@ def load_settings_with(settings: Settings, **spam: Any) -> Settings:
 
 def test_a_mail_with_too_little_evidence_is_never_held(database: Database, trained: Settings) -> None:
     """Two known spammy words are a score, not a case: below min_words the ticket opens as usual."""
-    thin = file_mail(database, trained, "vi4gra", "s0ftware", sender="promo@pills.example.biz")
+    thin = file_mail(database, trained, "Hello", "vi4gra s0ftware", sender="someone@elsewhere.example")
     assert thin.spam_score is not None and thin.spam_score > 0.9
     assert thin.status is Status.OPEN and outbox(database, thin) != []
 
@@ -210,12 +211,13 @@ def test_spam_score_reads_files_folders_and_mboxes_in_input_order(config_path: P
                                                                   trained: Settings) -> None:
     folder = tmp_path / "incoming"
     folder.mkdir()
-    (folder / "a.eml").write_bytes(make_mail(subject="WINNER", body=SPAMMY).as_bytes())
+    (folder / "a.eml").write_bytes(make_mail(subject="WINNER", body=SPAMMY, sender=PROMO).as_bytes())
     (folder / "b.eml").write_bytes(b"")  # unreadable: reported on its line, the rest still scored
     (folder / "c.eml").write_bytes(make_mail(subject="Printer", body=HAMMY).as_bytes())
     mbox = tmp_path / "two.mbox"
-    mbox.write_bytes(b"".join(b"From x@y Fri Nov 20 09:30:00 2026\n" + make_mail(subject=s, body=b).as_bytes()
-                              .replace(b"\r\n", b"\n") + b"\n" for s, b in (("Printer", HAMMY), ("WINNER", SPAMMY))))
+    mbox.write_bytes(b"".join(b"From x@y Fri Nov 20 09:30:00 2026\n" + make_mail(subject=s, body=b, sender=f).as_bytes()
+                              .replace(b"\r\n", b"\n") + b"\n"
+                              for s, b, f in (("Printer", HAMMY, "alice@customer.test"), ("WINNER", SPAMMY, PROMO))))
     single = tmp_path / "one.eml"
     single.write_bytes(make_mail(subject="Printer", body=HAMMY).as_bytes())
     result = cli(config_path, "spam", "score", str(single), str(folder), str(mbox), "--json")

@@ -1,0 +1,68 @@
+"""What the tokenizer takes from a mail and how the arithmetic weighs it, without a database."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from core.inbound import Envelope, InboundMessage
+from core.settings import SpamSettings
+from mailgate.parse import parse_message
+from spam.scoring import SHOWN_WORDS, Counts, Scoring, score_tokens
+from spam.tokens import tokenize
+from testkit import make_mail
+
+RELAYED = (b"Received: from mx.pills.example.biz (mx.pills.example.biz [203.0.113.9])\r\n"
+           b"\tby mail.customer.test (Postfix) with ESMTP id 4F2A17C3B1\r\n"
+           b"\tfor <support@example.com>; Fri, 20 Nov 2026 09:30:00 +0000\r\n")
+
+
+def parsed(mail: EmailMessage, prefix: bytes = b"") -> InboundMessage:
+    return parse_message(prefix + mail.as_bytes(), Envelope("test"))
+
+
+def test_every_header_field_gives_tagged_tokens_without_per_mail_noise() -> None:
+    mail = make_mail(subject="Invoice", body="Please see attached.", sender="Bob <bob@mail.customer.test>",
+                     cc="carol@customer.test", message_id="<a1b2c3d4e5@mailer.customer.test>")
+    mail["X-Mailer"] = "Microsoft Outlook Express 6.00.2800.1106"
+    tokens = tokenize(parsed(mail, RELAYED))
+    assert {"rcvd:mx.pills.example.biz", "rcvd:203.0.113.9", "rcvd:postfix", "rcvd:esmtp"} <= tokens
+    assert {"from:bob@mail.customer.test", "from:mail.customer.test", "to:carol@customer.test",
+            "to:support@example.com", "mid:mailer.customer.test", "mailer:microsoft", "mailer:outlook"} <= tokens
+    assert "rcvd:4f2a17c3b1" not in tokens  # a queue id is every mail's own: it would only fill the table
+    assert not any(t.startswith("mid:a1b2") for t in tokens)  # nor an id's local part
+    assert not any(t.startswith("subject:") and t.count(":") > 1 for t in tokens)
+    assert "from:mail" not in tokens and "from:customer" not in tokens  # a host is one clue, not three
+
+
+def test_attachments_and_html_markup_are_evidence_even_beside_a_text_part() -> None:
+    mail = make_mail(subject="Your order", body="See the picture.")
+    mail.add_alternative("<html><body><font color=red><img src='http://x.example/a.gif'>See</font></body></html>",
+                         subtype="html")
+    mail.add_attachment(b"MZ\x90\x00", maintype="application", subtype="x-msdownload", filename="ORDER.PDF.exe")
+    tokens = tokenize(parsed(mail))
+    assert {"attach:application/x-msdownload", "attach:.exe"} <= tokens
+    assert {"html:font", "html:img", "html:color"} <= tokens
+
+
+def test_ranking_uses_the_unclamped_probability_and_shows_the_clamped_one() -> None:
+    counts = {f"spam{n}": Counts(50, 0) for n in range(40)} | {f"ham{n}": Counts(0, 50) for n in range(40)}
+    totals = Counts(50, 50)
+    scoring = SpamSettings().scoring()
+    surer = score_tokens([f"spam{n}" for n in range(40)], counts, totals, scoring)
+    less = score_tokens([f"spam{n}" for n in range(30)] + ["ham0"], counts, totals, scoring)
+    assert surer.score == less.score == 0.9999  # both shown as 99.99%
+    assert surer.value > less.value  # but the surer one ranks above
+    hammy = score_tokens([f"ham{n}" for n in range(40)], counts, totals, scoring)
+    assert hammy.score == 0.0001 and hammy.value < 0.0001
+    assert len(surer.words) == 40 and len(surer.words_json()) == SHOWN_WORDS  # all combined, 15 kept
+
+
+def test_a_word_seen_once_counts_but_is_no_evidence_for_holding() -> None:
+    """bogofilter's s = 0.0178: one sighting is a strong word, but the hold guard wants words seen in 3 mails."""
+    scoring = Scoring(strength=0.0178, unknown=0.52, min_deviation=0.375, limit=1000, well_seen=3)
+    once = score_tokens(["fresh"], {"fresh": Counts(1, 0)}, Counts(10, 10), scoring)
+    assert once.words[0].probability > 0.99 and once.spam_evidence == 0
+    known = score_tokens(["old"], {"old": Counts(3, 0)}, Counts(10, 10), scoring)
+    assert known.spam_evidence == 1
+    weak = score_tokens(["meh"], {"meh": Counts(6, 4)}, Counts(10, 10), scoring)
+    assert weak.words == () and weak.value == 0.5  # nearer 0.5 than the minimum deviation: no evidence
