@@ -88,9 +88,9 @@ class SpamSettings:
     """The spam filter (spam/): how many words decide, when it may judge, what it does with spam."""
 
     interesting_words: int = 1000  # at most this many words combined (15 are stored and shown); bench/spam.py
-    threshold: float = 0.9  # a new ticket scoring above this is held as spam, nobody notified; 1 = never
+    threshold: float = 0.65  # a new ticket scoring above this is held as spam, nobody notified; 1 = never
     min_training: int = 10  # mails trained as each of spam and not spam before the filter scores at all
-    method: str = "fisher"  # "fisher" (Robinson-Fisher) or "graham"
+    method: str = "robinson"  # "robinson" (geometric means), "fisher" (Robinson-Fisher) or "graham"
     strength: float = 0.0178  # Robinson's s: how many mails' worth the prior `unknown` weighs (bogofilter's)
     unknown: float = 0.52  # Robinson's x: what a token seen too rarely is believed to be (bogofilter's)
     min_deviation: float = 0.375  # tokens nearer 0.5 than this are no evidence (bogofilter's)
@@ -281,8 +281,8 @@ def _check_spam(spam: SpamSettings) -> None:
         raise ConfigError("spam.threshold", "must be above 0 and at most 1")
     if spam.min_training < 0:
         raise ConfigError("spam.min_training", "must not be negative")
-    if spam.method not in ("fisher", "graham"):
-        raise ConfigError("spam.method", "must be \"fisher\" or \"graham\"")
+    if spam.method not in ("robinson", "fisher", "graham"):
+        raise ConfigError("spam.method", "must be \"robinson\", \"fisher\" or \"graham\"")
     if spam.strength <= 0:
         raise ConfigError("spam.strength", "must be above 0")
     if not 0 < spam.unknown < 1:

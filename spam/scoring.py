@@ -1,12 +1,17 @@
 """Combines the evidence of a mail's most interesting words into one spam probability.
 
 Each token's probability follows Robinson: the share of spam among the mails that carried it, pulled
-towards 0.5 while it has been seen only a few times. The N tokens farthest from 0.5 are the
-interesting words. Two ways to combine them were measured with bench/spam.py:
-- `fisher` (Robinson-Fisher, chi-square; SpamBayes and bogofilter): scores spread over the whole range,
-  few confident mistakes; the default;
+towards x (0.52) while it has been seen only a few times, with bogofilter's weights (s = 0.0178: one
+sighting already says much, so a new campaign counts at once). Tokens nearer 0.5 than the minimum
+deviation (0.375) are no evidence; the rest, up to N, are the interesting words. Three ways to
+combine them, measured with bench/spam.py on mail the filter had not seen (online and by date):
+- `robinson` (geometric means, Robinson's original): ranks mixed mail by which side is stronger;
+  the best ranking measured (online 1-AUC 0.24% against fisher's 0.32%), the default;
+- `fisher` (Robinson-Fisher, chi-square; SpamBayes and bogofilter): saturates, so every mail with
+  strong words on both sides lands on 0.5;
 - `graham` (naive Bayes product, "A Plan for Spam", as Cerb shows it): scores cling to 0 and 1, so a
   single threshold has no room between them.
+The combined value ranks mails and meets the threshold unclamped; only what is shown is clamped.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class Scoring:
 
     strength: Robinson's s, how many mails' worth of belief the prior `unknown` carries for a token;
     min_deviation: a token closer than this to 0.5 is no evidence at all; limit: at most this many
-    interesting words combined; method: "fisher" or "graham"; well_seen: trained mails a spammy word
+    interesting words combined; method: "robinson", "fisher" or "graham"; well_seen: trained mails a spammy word
     must have been seen in to count as evidence for the hold guard (spam.filter.is_spam).
     """
 
@@ -36,7 +41,7 @@ class Scoring:
     unknown: float = NEUTRAL
     min_deviation: float = 0.1
     limit: int = 150
-    method: str = "fisher"
+    method: str = "robinson"
     well_seen: int = 3
 
 
@@ -123,12 +128,14 @@ def interesting_words(evidence: Mapping[str, Evidence], limit: int,
     return tuple(InterestingWord(token, p, seen) for _, token, p, seen in heapq.nsmallest(limit, strong))
 
 
-def combine(words: tuple[InterestingWord, ...], method: str = "fisher") -> float:
+def combine(words: tuple[InterestingWord, ...], method: str = "robinson") -> float:
     """One probability from the words' probabilities, unclamped; 0.5 without words."""
     if not words:
         return NEUTRAL
     probabilities = [min(max(w.probability, 1e-6), 1 - 1e-6) for w in words]
-    return _graham(probabilities) if method == "graham" else _fisher(probabilities)
+    if method == "graham":
+        return _graham(probabilities)
+    return _fisher(probabilities) if method == "fisher" else _robinson(probabilities)
 
 
 def shown(value: float) -> float:
@@ -156,6 +163,18 @@ def _graham(probabilities: list[float]) -> float:
     log_spam = sum(map(math.log, probabilities))
     log_ham = sum(math.log(1 - p) for p in probabilities)
     return 1 / (1 + math.exp(min(log_ham - log_spam, 700)))
+
+
+def _robinson(probabilities: list[float]) -> float:
+    """Robinson's geometric means: P = 1 - (prod(1-p))^(1/n), Q = 1 - (prod p)^(1/n), (1 + (P-Q)/(P+Q)) / 2.
+
+    Unlike chi-square it does not saturate: a mail with strong words both ways still ranks by which
+    side is stronger, instead of landing on 0.5 with every other mixed mail.
+    """
+    n = len(probabilities)
+    spam = 1 - math.exp(sum(math.log(1 - p) for p in probabilities) / n)
+    ham = 1 - math.exp(sum(map(math.log, probabilities)) / n)
+    return (1 + (spam - ham) / (spam + ham)) / 2 if spam + ham > 0 else NEUTRAL
 
 
 def _fisher(probabilities: list[float]) -> float:

@@ -24,6 +24,7 @@ MIN_LENGTH = 3
 MAX_LENGTH = 24
 MAX_TOKEN = 80  # the width of spam_tokens.token
 MAX_TEXT = 200_000  # characters of each body read: a huge mail's first pages say what it is
+PAIRED_WORDS = 1000  # word pairs are drawn from this many first words (about 5,000 characters)
 
 _WORD = re.compile(r"[^\W_$][\w$'\-]*[^\W_]|[$][\w$'\-]*[^\W_]")  # any script's letters and digits
 _DIGITS = re.compile(r"[\d$%'_\-]+\Z")
@@ -77,6 +78,7 @@ class TokenizerOptions:
     html_when_text: bool = False  # tokenize the HTML part as well when there is a text part
     html_tags_always: bool = True  # the HTML's tag tokens even when its text is not read
     attachments: bool = True  # each attachment's type and file name extension
+    word_pairs: bool = True  # neighbouring words as one more token (`click here`), over the first PAIRED_WORDS
 
 
 DEFAULT_OPTIONS = TokenizerOptions()
@@ -93,7 +95,10 @@ def tokenize(mail: MailText, options: TokenizerOptions = DEFAULT_OPTIONS) -> fro
         tokens.update(html_tokens(markup))
     if markup and (options.html_when_text or not body.strip()):
         body = f"{body}\n{html_to_text(markup)}"
-    tokens.update(words(body))
+    found = _WORD.findall(body)
+    tokens.update(countable(found))
+    if options.word_pairs:
+        tokens.update(word_pairs(found[:PAIRED_WORDS]))
     if options.url_hosts:
         tokens.update(url_tokens(f"{body}\n{markup}" if markup else body))
     if options.all_headers:
@@ -107,8 +112,23 @@ def tokenize(mail: MailText, options: TokenizerOptions = DEFAULT_OPTIONS) -> fro
 
 def words(text: str) -> set[str]:
     """The countable words of lower-cased text: no stop words, no bare numbers, no very short or long runs."""
-    sized = {w for w in _WORD.findall(text) if MIN_LENGTH <= len(w) <= MAX_LENGTH}
+    return countable(_WORD.findall(text))
+
+
+def countable(found: Sequence[str]) -> set[str]:
+    """Of the word-like runs found, those that count as words."""
+    sized = {w for w in found if MIN_LENGTH <= len(w) <= MAX_LENGTH}
     return {w for w in sized - STOP_WORDS if not _DIGITS.match(w)}
+
+
+def word_pairs(found: Sequence[str]) -> set[str]:
+    """Each word and the next, stop words skipped (`limited offer`, `dear friend`): a phrase tells more than its words.
+
+    Measured (bench/spam.py --alternatives): pairs take the online 1-AUC from 0.32% to 0.24%, for
+    about three times the stored tokens; they are drawn from the first PAIRED_WORDS words only.
+    """
+    kept = [w for w in found if MIN_LENGTH <= len(w) <= MAX_LENGTH and w not in STOP_WORDS]
+    return {f"{first} {second}" for first, second in zip(kept, kept[1:])}
 
 
 def html_to_text(markup: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from email.message import EmailMessage
+
+import pytest
 
 from core.inbound import Envelope, InboundMessage
 from core.settings import SpamSettings
@@ -44,17 +47,30 @@ def test_attachments_and_html_markup_are_evidence_even_beside_a_text_part() -> N
     assert {"html:font", "html:img", "html:color"} <= tokens
 
 
+COUNTS = {f"spam{n}": Counts(50, 0) for n in range(40)} | {f"ham{n}": Counts(0, 50) for n in range(40)}
+SPAMMY = [f"spam{n}" for n in range(40)]
+
+
 def test_ranking_uses_the_unclamped_probability_and_shows_the_clamped_one() -> None:
-    counts = {f"spam{n}": Counts(50, 0) for n in range(40)} | {f"ham{n}": Counts(0, 50) for n in range(40)}
-    totals = Counts(50, 50)
-    scoring = SpamSettings().scoring()
-    surer = score_tokens([f"spam{n}" for n in range(40)], counts, totals, scoring)
-    less = score_tokens([f"spam{n}" for n in range(30)] + ["ham0"], counts, totals, scoring)
+    fisher = replace(SpamSettings().scoring(), method="fisher")  # chi-square saturates: the clamp ties many
+    surer = score_tokens(SPAMMY, COUNTS, Counts(50, 50), fisher)
+    less = score_tokens(SPAMMY[:30] + ["ham0"], COUNTS, Counts(50, 50), fisher)
     assert surer.score == less.score == 0.9999  # both shown as 99.99%
     assert surer.value > less.value  # but the surer one ranks above
-    hammy = score_tokens([f"ham{n}" for n in range(40)], counts, totals, scoring)
+    hammy = score_tokens([f"ham{n}" for n in range(40)], COUNTS, Counts(50, 50), fisher)
     assert hammy.score == 0.0001 and hammy.value < 0.0001
     assert len(surer.words) == 40 and len(surer.words_json()) == SHOWN_WORDS  # all combined, 15 kept
+
+
+def test_mixed_evidence_still_ranks_by_the_stronger_side() -> None:
+    """Chi-square puts every mail with strong words both ways on 0.5; Robinson's means (the default) do not."""
+    shipped, fisher = SpamSettings().scoring(), replace(SpamSettings().scoring(), method="fisher")
+    more_spam = SPAMMY[:30] + [f"ham{n}" for n in range(10)]
+    more_ham = SPAMMY[:10] + [f"ham{n}" for n in range(30)]
+    assert score_tokens(more_spam, COUNTS, Counts(50, 50), fisher).value == pytest.approx(0.5)
+    assert score_tokens(more_ham, COUNTS, Counts(50, 50), fisher).value == pytest.approx(0.5)
+    ranked = [score_tokens(m, COUNTS, Counts(50, 50), shipped).value for m in (more_ham, more_spam)]
+    assert ranked[0] < 0.5 < ranked[1]
 
 
 def test_a_word_seen_once_counts_but_is_no_evidence_for_holding() -> None:
