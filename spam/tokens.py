@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -107,7 +108,7 @@ def tokenize(mail: MailText, options: TokenizerOptions = DEFAULT_OPTIONS) -> fro
         tokens.update(header_tokens(mail.headers))
     if options.attachments:
         tokens.update(attachment_tokens(getattr(mail, "attachments", ())))
-    return frozenset(t[:MAX_TOKEN] for t in tokens)
+    return frozenset(tokens)  # every token is at most MAX_TOKEN long: words, pairs and tags by their make, the rest cut
 
 
 def words(text: str) -> set[str]:
@@ -116,9 +117,12 @@ def words(text: str) -> set[str]:
 
 
 def countable(found: Sequence[str]) -> set[str]:
-    """Of the word-like runs found, those that count as words."""
+    """Of the word-like runs found, those that count as words.
+
+    Only a run that starts with a digit or `$` can be a bare number: the pattern runs on those alone.
+    """
     sized = {w for w in found if MIN_LENGTH <= len(w) <= MAX_LENGTH}
-    return {w for w in sized - STOP_WORDS if not _DIGITS.match(w)}
+    return {w for w in sized - STOP_WORDS if w[0].isalpha() or not _DIGITS.match(w)}
 
 
 def word_pairs(found: Sequence[str]) -> set[str]:
@@ -154,10 +158,10 @@ def url_tokens(text: str) -> set[str]:
         host = host.lower().strip(".-")
         if not host:
             continue
-        found.add(f"url:{host}")
+        found.add(f"url:{host}"[:MAX_TOKEN])
         labels = host.split(".")
         if len(labels) > 2:
-            found.add(f"url:{'.'.join(labels[-2:])}")
+            found.add(f"url:{'.'.join(labels[-2:])}"[:MAX_TOKEN])
     return found
 
 
@@ -169,35 +173,46 @@ _FIELD_TAGS = {"from": "from", "sender": "from", "reply-to": "reply", "to": "to"
                "user-agent": "mailer", "content-type": "type"}
 _SKIPPED_FIELDS = frozenset({"subject"})  # counted apart, as `subject:` words
 MAX_FIELD = 1000  # characters of each field read
+FIELD_CACHE = 16_384  # fields whose tokens are remembered (a few MB)
 
 
 def all_header_tokens(headers: Sequence[Sequence[str]]) -> set[str]:
     """Every field's words and hosts, tagged by the field: relays, recipients, ids' domains and mailers tell.
 
-    A few fields share a tag (To and Cc are `to:`); the rest are tagged by their own name. Words with
-    digits in them are left out (queue ids, ids' local parts, times): each mail has its own, and every
-    one would be a row in spam_tokens that never scores again; hosts and addresses keep their digits.
+    A few fields share a tag (To and Cc are `to:`); the rest are tagged by their own name.
     """
     found: set[str] = set()
     for name, value in headers:
         field = name.lower()
-        if field in _SKIPPED_FIELDS:
-            continue
-        tag = _FIELD_TAGS.get(field, field[:24])
-        value = value.lower()[:MAX_FIELD]
-        if tag == "mid":
-            value = value.rpartition("@")[2]
+        if field not in _SKIPPED_FIELDS:
+            found.update(_field_tokens(_FIELD_TAGS.get(field, field[:24]), value[:MAX_FIELD]))
+    return found
+
+
+@lru_cache(maxsize=FIELD_CACHE)
+def _field_tokens(tag: str, value: str) -> frozenset[str]:
+    """One field's tokens. Remembered: most fields (lists' List-*, MIME-Version, a mailer) recur mail after mail.
+
+    An address or a host is one clue, one token: its labels are not words of their own. A Message-ID
+    gives its domain only, and a Received field no words with digits (queue ids, times): each mail has
+    its own, and every one would be a row in spam_tokens that never scores again.
+    """
+    value = value.lower()
+    if tag == "mid":
+        value = value.rpartition("@")[2]
+    found: set[str] = set()
+    if "@" in value:
         for address, domain in _ADDRESS.findall(value):
             found.update((f"{tag}:{address}", f"{tag}:{domain.strip('.-')}"))
         value = _ADDRESS.sub(" ", value)
-        hosts = _HOST.findall(value)
+    if "." in value and (hosts := _HOST.findall(value)):
         found.update(f"{tag}:{h.strip('.-')}" for h in hosts)
-        value = _HOST.sub(" ", value) if hosts else value  # a host's labels are not words of their own: one clue, one token
-        found.update(f"{tag}:{w}" for w in words(value) if tag != "rcvd" or not _HAS_DIGIT.search(w))
-        if tag == "type":
-            found.add(f"type:{value.split(';', 1)[0].strip()}")
-            found.update(f"charset:{c}" for c in _CHARSET.findall(value))
-    return found
+        value = _HOST.sub(" ", value)
+    found.update(f"{tag}:{w}" for w in words(value) if tag != "rcvd" or not _HAS_DIGIT.search(w))
+    if tag == "type":
+        found.add(f"type:{value.split(';', 1)[0].strip()}")
+        found.update(f"charset:{c}" for c in _CHARSET.findall(value))
+    return frozenset(t[:MAX_TOKEN] for t in found)
 
 
 def attachment_tokens(attachments: Sequence[object]) -> set[str]:

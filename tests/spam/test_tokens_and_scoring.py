@@ -11,7 +11,7 @@ from core.inbound import Envelope, InboundMessage
 from core.settings import SpamSettings
 from mailgate.parse import parse_message
 from spam.scoring import SHOWN_WORDS, Counts, Scoring, score_tokens
-from spam.tokens import tokenize
+from spam.tokens import MAX_TOKEN, tokenize
 from testkit import make_mail
 
 RELAYED = (b"Received: from mx.pills.example.biz (mx.pills.example.biz [203.0.113.9])\r\n"
@@ -82,3 +82,12 @@ def test_a_word_seen_once_counts_but_is_no_evidence_for_holding() -> None:
     assert known.spam_evidence == 1
     weak = score_tokens(["meh"], {"meh": Counts(6, 4)}, Counts(10, 10), scoring)
     assert weak.words == () and weak.value == 0.5  # nearer 0.5 than the minimum deviation: no evidence
+
+
+def test_no_token_is_longer_than_the_table_holds() -> None:
+    label = "x" * 63
+    mail = make_mail(subject="Long", body=f"See http://{label}.{label}.example/ and www.{label}.{label}.test now",
+                     sender=f"bob@{label}.{label}.example")
+    mail["X-Long"] = f"{label}.{label}.{label}.example " + "y" * 500
+    tokens = tokenize(parsed(mail))
+    assert max(map(len, tokens)) <= MAX_TOKEN and f"url:{label}.{label}.example"[:MAX_TOKEN] in tokens
