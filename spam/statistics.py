@@ -148,11 +148,31 @@ def apply_changes(session: Session, changes: CountChanges) -> None:
     if not per_token and not message_rows:
         return
     session.info[_WROTE] = True
-    rows = [{"token": t, "spam": s, "ham": h} for t, (s, h) in sorted(per_token.items())]
+    rows = [(t, s, h) for t, (s, h) in sorted(per_token.items())]
     for start in range(0, len(rows), WRITE_CHUNK):
-        _add_rows(session, SpamToken.__table__, "token", ("spam", "ham"), rows[start:start + WRITE_CHUNK])
+        _add_token_rows(session, rows[start:start + WRITE_CHUNK])
     message_rows.append({"verdict": CHANGES, "messages": 1})
     _add_rows(session, SpamTotal.__table__, "verdict", ("messages",), sorted(message_rows, key=itemgetter("verdict")))
+
+
+_ADD_TOKENS_SQLITE = ("INSERT INTO spam_tokens (token, spam, ham) VALUES (?, ?, ?) ON CONFLICT (token) DO UPDATE"
+                      " SET spam = spam_tokens.spam + excluded.spam, ham = spam_tokens.ham + excluded.ham")
+_ADD_TOKENS_POSTGRESQL = ("INSERT INTO spam_tokens (token, spam, ham)"
+                          " SELECT * FROM unnest(%s::varchar[], %s::integer[], %s::integer[])"
+                          " ON CONFLICT (token) DO UPDATE"
+                          " SET spam = spam_tokens.spam + excluded.spam, ham = spam_tokens.ham + excluded.ham")
+
+
+def _add_token_rows(session: Session, rows: Sequence[tuple[str, int, int]]) -> None:
+    """The token counts' upsert at the driver: one statement for PostgreSQL (arrays), one prepared
+    statement run per row for SQLite. A verdict moves a few hundred tokens, and compiling a
+    multi-row VALUES of that size through SQLAlchemy cost more than writing them (28 ms a verdict)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        tokens, spams, hams = (list(column) for column in zip(*rows))
+        connection.exec_driver_sql(_ADD_TOKENS_POSTGRESQL, (tokens, spams, hams))
+    else:
+        connection.exec_driver_sql(_ADD_TOKENS_SQLITE, list(rows))
 
 
 def _add_rows(session: Session, table: object, key: str, counters: tuple[str, ...],
