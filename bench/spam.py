@@ -490,7 +490,8 @@ def variants(settings: SpamSettings, grid: bool) -> Iterator[tuple[str, Tokenize
             for value in values:
                 if value != getattr(scoring, knob):
                     yield _knobs({knob: value}), options, replace(scoring, **{knob: value})
-        yield f"bogofilter's {_knobs(BOGOFILTER_PARAMETERS)}", options, replace(scoring, **BOGOFILTER_PARAMETERS)
+        if replace(scoring, **BOGOFILTER_PARAMETERS) != scoring:
+            yield f"bogofilter's {_knobs(BOGOFILTER_PARAMETERS)}", options, replace(scoring, **BOGOFILTER_PARAMETERS)
     for switch in fields(TokenizerOptions):  # whatever switches the tokenizer has today
         value = getattr(options, switch.name)
         if isinstance(value, bool):
@@ -598,7 +599,8 @@ def main() -> int:
           f"(at start {_load(load_at_start)}; {os.cpu_count()} cores)")
     changed = [name for name, version in _code_versions().items() if code.get(name) != version]
     if changed:
-        print(f"!! changed during the run (the CLI may have run newer code than this process): {', '.join(changed)}")
+        print(f"!! changed during the run: {', '.join(changed)} (figures are this process's code as it started; "
+              "the CLI's, started later, may be newer)")
     return 0
 
 

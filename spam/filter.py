@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy.orm import Session
 
 from core.models import Ticket
@@ -18,10 +20,15 @@ def is_trained(trained: Counts, settings: SpamSettings) -> bool:
 
 def score_mail(session: Session, mail: MailText, settings: SpamSettings) -> SpamScore:
     """The mail's spam probability and the words behind it; neutral and `trained=False` while untrained."""
+    return score_token_set(session, tokenize(mail), settings)
+
+
+def score_token_set(session: Session, tokens: Collection[str], settings: SpamSettings) -> SpamScore:
+    """score_mail for a mail tokenized elsewhere (bulk scoring tokenizes in worker processes)."""
     known = learnt(session, settings.scoring())
     if not is_trained(known.totals, settings):
         return UNTRAINED
-    return score_evidence(known.evidence(session, tokenize(mail)), known.scoring)
+    return score_evidence(known.evidence(session, tokens), known.scoring)
 
 
 def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: SpamSettings) -> SpamScore:

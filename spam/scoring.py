@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -87,11 +87,12 @@ class SpamScore:
     words: tuple[InterestingWord, ...]
     trained: bool = True
     value: float = NEUTRAL
-    spam_evidence: int = 0  # spammy words among `words` seen in at least Scoring.well_seen trained mails
+    spam_evidence: int = 0  # spammy words combined that were seen in at least Scoring.well_seen trained mails
+    word_count: int = 0  # interesting words combined; `words` holds the SHOWN_WORDS strongest of them
 
     def words_json(self) -> list[dict[str, object]]:
-        """The strongest SHOWN_WORDS, as stored with the ticket and shown."""
-        return [{"word": w.word, "probability": round(w.probability, 4)} for w in self.words[:SHOWN_WORDS]]
+        """The strongest words, as stored with the ticket and shown."""
+        return [{"word": w.word, "probability": round(w.probability, 4)} for w in self.words]
 
 
 UNTRAINED = SpamScore(NEUTRAL, (), trained=False, value=NEUTRAL)
@@ -116,26 +117,14 @@ def token_evidence(counts: Mapping[str, Counts], totals: Counts,
             for token, known in counts.items()}
 
 
-def interesting_words(evidence: Mapping[str, Evidence], limit: int,
-                      min_deviation: float = DEFAULT_SCORING.min_deviation) -> tuple[InterestingWord, ...]:
-    """The `limit` tokens farthest from neutral, strongest first (ties broken by the word, for stability).
-
-    Plain tuples compared natively, and only the strongest `limit` kept in order (a long mail has
-    thousands of tokens): this runs for every mail scored.
-    """
-    strong = [(-deviation, token, p, seen) for token, (p, seen) in evidence.items()
-              if (deviation := abs(p - NEUTRAL)) >= min_deviation]
-    return tuple(InterestingWord(token, p, seen) for _, token, p, seen in heapq.nsmallest(limit, strong))
-
-
-def combine(words: tuple[InterestingWord, ...], method: str = "robinson") -> float:
+def combine(probabilities: Sequence[float], method: str = "robinson") -> float:
     """One probability from the words' probabilities, unclamped; 0.5 without words."""
-    if not words:
+    if not probabilities:
         return NEUTRAL
-    probabilities = [min(max(w.probability, 1e-6), 1 - 1e-6) for w in words]
+    kept = [min(max(p, 1e-6), 1 - 1e-6) for p in probabilities]
     if method == "graham":
-        return _graham(probabilities)
-    return _fisher(probabilities) if method == "fisher" else _robinson(probabilities)
+        return _graham(kept)
+    return _fisher(kept) if method == "fisher" else _robinson(kept)
 
 
 def shown(value: float) -> float:
@@ -144,11 +133,21 @@ def shown(value: float) -> float:
 
 
 def score_evidence(evidence: Mapping[str, Evidence], scoring: Scoring = DEFAULT_SCORING) -> SpamScore:
-    """A mail's score from its known tokens' evidence."""
-    words = interesting_words(evidence, scoring.limit, scoring.min_deviation)
-    value = combine(words, scoring.method)
-    well_seen = sum(1 for w in words if w.probability > NEUTRAL and w.seen >= scoring.well_seen)
-    return SpamScore(shown(value), words, value=value, spam_evidence=well_seen)
+    """A mail's score from its known tokens' evidence: the interesting words, at most `limit`, combined.
+
+    Plain tuples, compared natively, and named words made only for the SHOWN_WORDS strongest (ties
+    broken by the word, for stability): a mail has a hundred interesting words or more, and this
+    runs for every mail scored.
+    """
+    least = scoring.min_deviation
+    strong = [(-deviation, token, p, seen) for token, (p, seen) in evidence.items()
+              if (deviation := abs(p - NEUTRAL)) >= least]
+    if len(strong) > scoring.limit:
+        strong = heapq.nsmallest(scoring.limit, strong)
+    value = combine([p for _, _, p, _ in strong], scoring.method)
+    well_seen = sum(1 for _, _, p, seen in strong if p > NEUTRAL and seen >= scoring.well_seen)
+    words = tuple(InterestingWord(token, p, seen) for _, token, p, seen in heapq.nsmallest(SHOWN_WORDS, strong))
+    return SpamScore(shown(value), words, value=value, spam_evidence=well_seen, word_count=len(strong))
 
 
 def score_tokens(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Counts,

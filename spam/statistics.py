@@ -64,20 +64,24 @@ class Learnt:
     generation: int
     totals: Counts
     scoring: Scoring = DEFAULT_SCORING
-    remembered: dict[str, Evidence | None] = field(default_factory=dict)  # None: never trained
+    remembered: dict[str, Evidence | None] = field(default_factory=dict)  # None: no evidence (unseen or weak)
 
     def evidence(self, session: Session, tokens: Collection[str]) -> dict[str, Evidence]:
-        """The spam probability of each token the filter has seen; the ones not remembered in one query per few hundred.
+        """The evidence of each token that is evidence; the ones not remembered read in one query per few hundred.
 
-        Probabilities rather than counts are remembered: with the totals, they are fixed for a generation.
+        Probabilities rather than counts are remembered: with the totals, they are fixed for a
+        generation. A token nearer 0.5 than the minimum deviation is remembered as no evidence at all:
+        most of a mail's words are, and scoring then never looks at them again.
         """
         remembered = self.remembered
         found = {t: p for t in tokens if (p := remembered.get(t)) is not None}
         missing = [t for t in tokens if t not in remembered]
+        least = self.scoring.min_deviation
         for start in range(0, len(missing), LOOKUP_CHUNK):
             chunk = missing[start:start + LOOKUP_CHUNK]
             counts, generation = _lookup(session, chunk)
-            read = token_evidence(counts, self.totals, self.scoring)
+            read = {t: e for t, e in token_evidence(counts, self.totals, self.scoring).items()
+                    if abs(e[0] - 0.5) >= least}
             found.update(read)
             if generation == self.generation:  # read at the generation this memory is for
                 if len(remembered) > REMEMBERED_TOKENS:

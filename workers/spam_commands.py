@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 from rich.console import Console
 from rich.progress import Progress
@@ -17,8 +19,9 @@ from core.models import SpamToken, SpamTraining, Ticket
 from core.settings import SpamSettings
 from core.spam_hold import held_count, held_tickets
 from core.ticket_views import MAX_PAGE_SIZE
-from spam.filter import is_spam, is_trained, score_mail
+from spam.filter import is_spam, is_trained, score_token_set
 from spam.scoring import SpamScore
+from spam.tokens import tokenize
 from spam.statistics import totals
 from spam.training import Lesson, mark_ticket, train_mails
 from workers.acting import MASKS, Acting, act_on_tickets
@@ -26,6 +29,9 @@ from workers.app import App
 from workers.options import as_worker_option
 from workers.output import print_json, print_json_line, print_table
 from workers.terminal_text import printable
+
+if TYPE_CHECKING:
+    from mailgate.mail_sources import SourcedMessage
 
 TRAINING_BATCH = 500  # mails per transaction: a crash loses at most one batch, a batch is one upsert
 
@@ -164,8 +170,8 @@ def score(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
     """Score mail without filing it: each mail's spam probability and the words behind it.
 
     Each PATH is a mail file, a folder of them, a Maildir or an mbox; every mail in them is scored, in
-    order, by this one process (as bogofilter's bulk mode). A mail that cannot be read is reported on
-    its line and makes the exit status 1; the others are still scored.
+    order, by this one command (as bogofilter's bulk mode; mails are parsed on every core). A mail that
+    cannot be read is reported on its line and makes the exit status 1; the others are still scored.
 
     \b
     Examples:
@@ -173,26 +179,35 @@ def score(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
       postdesk spam score ~/Mail/Junk incoming.mbox --json
     """
     from mailgate.mail_sources import read_messages
-    from mailgate.parse import parse_message
+    from mailgate.parse_pool import mapped_in_pool
 
     settings, unreadable, scored = app.settings.spam, 0, 0
+    sources = [sourced for path in paths for sourced in read_messages(path)]
+    tokenized = mapped_in_pool(_tokens_of, sources)
     with app.database().read() as session:
         if not is_trained(totals(session), settings):
             click.echo(f"postdesk: the filter is not trained yet (needs {settings.min_training} mails of each "
                        "class, see `postdesk spam stats`); scores are neutral", err=True)
-        sources = [sourced for path in paths for sourced in read_messages(path)]
-        for sourced in sources:
-            try:
-                mail = parse_message(sourced.raw, Envelope("spam-score"))
-            except UnparseableMessage as exc:
+        for origin, tokens in tokenized:
+            if isinstance(tokens, str):
                 unreadable += 1
-                _print_unreadable(sourced.origin, str(exc), as_json)
+                _print_unreadable(origin, tokens, as_json)
                 continue
-            _print_score(sourced.origin, score_mail(session, mail, settings), settings, as_json,
+            _print_score(origin, score_token_set(session, tokens, settings), settings, as_json,
                          detailed=len(sources) == 1)
             scored += 1
     if unreadable:
         raise click.ClickException(f"{unreadable} of {unreadable + scored} mails could not be read")
+
+
+def _tokens_of(sourced: SourcedMessage) -> tuple[str, frozenset[str] | str]:
+    """A mail's tokens, or why it cannot be read (run in a worker process: top-level, so that it pickles)."""
+    from mailgate.parse import parse_message
+
+    try:
+        return sourced.origin, tokenize(parse_message(sourced.raw, Envelope("spam-score")))
+    except UnparseableMessage as exc:
+        return sourced.origin, str(exc)
 
 
 def _print_score(origin: str, result: SpamScore, settings: SpamSettings, as_json: bool, *, detailed: bool) -> None:

@@ -59,7 +59,7 @@ def test_ranking_uses_the_unclamped_probability_and_shows_the_clamped_one() -> N
     assert surer.value > less.value  # but the surer one ranks above
     hammy = score_tokens([f"ham{n}" for n in range(40)], COUNTS, Counts(50, 50), fisher)
     assert hammy.score == 0.0001 and hammy.value < 0.0001
-    assert len(surer.words) == 40 and len(surer.words_json()) == SHOWN_WORDS  # all combined, 15 kept
+    assert surer.word_count == 40 and len(surer.words) == len(surer.words_json()) == SHOWN_WORDS  # 15 kept
 
 
 def test_mixed_evidence_still_ranks_by_the_stronger_side() -> None:
