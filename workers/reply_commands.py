@@ -16,7 +16,7 @@ from core.models import Ticket, utcnow
 from core.notify import Outbound
 from core.reply_text import clean_worker_text
 from core.staff import find_worker
-from core.ticket_states import locked_ticket
+from core.ticket_states import locked_ticket, refuse_deleted
 from core.ticket_views import show_ticket
 from core.worker_tickets import comment_as_worker, open_ticket_as_worker, parse_priority, reply_as_worker
 from workers.acting import MASKS, Acting, act_on_tickets, need_worker
@@ -67,6 +67,7 @@ def reply(app: App, mask: str, text: str | None, worker_email: str | None, text_
     attachments = _read_attachments(attach)
     with app.database().write() as session:
         ticket = locked_ticket(session, mask)
+        refuse_deleted(ticket)  # a reply would tell a spammer the address works, or revive a deleted ticket
         worker = find_worker(session, email)
         stored = reply_as_worker(session, Outbound.from_settings(app.settings), ticket, worker, text,
                                  attachments, utcnow())

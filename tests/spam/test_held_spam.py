@@ -149,7 +149,8 @@ def test_a_held_ticket_changes_only_by_a_verdict_or_deletion(config_path: Path, 
                                                              trained: Settings) -> None:
     held = file_mail(database, trained, "WINNER cash", SPAMMY, sender=PROMO)
     for args in (("close", held.mask), ("reopen", held.mask), ("assign", held.mask, "--owner", WORKER),
-                 ("priority", held.mask, "high"), ("wait", held.mask, "--for", "2d")):
+                 ("priority", held.mask, "high"), ("wait", held.mask, "--for", "2d"),
+                 ("reply", held.mask, "Thanks, we will send the money"), ("comment", held.mask, "looks odd")):
         refused = cli(config_path, *args, "--as", WORKER)
         assert refused.exit_code != 0 and "is held as spam" in refused.stderr, args
     refused = cli(config_path, "restore", held.mask)
