@@ -118,7 +118,11 @@ def token_evidence(counts: Mapping[str, Counts], totals: Counts,
 
 
 def combine(probabilities: Sequence[float], method: str = "robinson") -> float:
-    """One probability from the words' probabilities, unclamped; 0.5 without words."""
+    """One probability from the words' probabilities, unclamped; 0.5 without words.
+
+    Sums are exact (math.fsum), so the same words give the same value in any order: a process that
+    remembers some words and reads others sees them in another order than one that reads them all.
+    """
     if not probabilities:
         return NEUTRAL
     kept = [min(max(p, 1e-6), 1 - 1e-6) for p in probabilities]
@@ -159,8 +163,8 @@ def score_tokens(tokens: Iterable[str], counts: Mapping[str, Counts], totals: Co
 
 def _graham(probabilities: list[float]) -> float:
     """P = prod(p) / (prod(p) + prod(1-p)), in logarithms so that 15 tiny numbers do not underflow."""
-    log_spam = sum(map(math.log, probabilities))
-    log_ham = sum(math.log(1 - p) for p in probabilities)
+    log_spam = math.fsum(map(math.log, probabilities))
+    log_ham = math.fsum(math.log(1 - p) for p in probabilities)
     return 1 / (1 + math.exp(min(log_ham - log_spam, 700)))
 
 
@@ -171,16 +175,16 @@ def _robinson(probabilities: list[float]) -> float:
     side is stronger, instead of landing on 0.5 with every other mixed mail.
     """
     n = len(probabilities)
-    spam = 1 - math.exp(sum(math.log(1 - p) for p in probabilities) / n)
-    ham = 1 - math.exp(sum(map(math.log, probabilities)) / n)
+    spam = 1 - math.exp(math.fsum(math.log(1 - p) for p in probabilities) / n)
+    ham = 1 - math.exp(math.fsum(map(math.log, probabilities)) / n)
     return (1 + (spam - ham) / (spam + ham)) / 2 if spam + ham > 0 else NEUTRAL
 
 
 def _fisher(probabilities: list[float]) -> float:
     """Robinson-Fisher (as SpamBayes): spamminess S and hamminess H from chi-square, (1 + S - H) / 2."""
     n = len(probabilities)
-    spamminess = 1 - _chi2_survival(-2 * sum(math.log(1 - p) for p in probabilities), 2 * n)
-    hamminess = 1 - _chi2_survival(-2 * sum(map(math.log, probabilities)), 2 * n)
+    spamminess = 1 - _chi2_survival(-2 * math.fsum(math.log(1 - p) for p in probabilities), 2 * n)
+    hamminess = 1 - _chi2_survival(-2 * math.fsum(map(math.log, probabilities)), 2 * n)
     return (1 + spamminess - hamminess) / 2
 
 

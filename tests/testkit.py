@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import smtplib
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 import json
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -311,9 +314,51 @@ def daemon(config_path: Path, tmp_path: Path) -> Iterator[Daemon]:
 
 
 def run_cli(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run the real `postdesk` command as a whole process."""
+    """Run the real `postdesk` command as a whole process.
+
+    For what only a process shows: the entry point, a terminal, signals, several processes at once.
+    A process start costs most of a second (the ORM's import); everything else uses run_in_process.
+    """
     return subprocess.run([sys.executable, "-m", "workers", "--config", str(config), *args],
                           input=stdin, capture_output=True, cwd=ROOT, timeout=300)
+
+
+def run_in_process(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the real `postdesk` command in this process (click's runner) and report it as run_cli does.
+
+    What a whole process would show is kept: its exit status, its stdout and stderr as bytes, its
+    log lines on stderr (the command configures logging as in a new process), and an exception that
+    escapes as a traceback on stderr with status 1. Stdin is never a terminal, as when piped.
+    """
+    from click.testing import CliRunner
+
+    from workers.cli import main
+
+    argv = ["--config", str(config), *args]
+    with _logging_as_in_a_new_process(), contextlib.chdir(ROOT):
+        result = CliRunner().invoke(main, argv, input=stdin, prog_name="postdesk")
+    stderr, status = result.stderr_bytes, result.exit_code
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception)).encode()
+        status = 1
+    return subprocess.CompletedProcess(["postdesk", *argv], status, result.stdout_bytes, stderr)
+
+
+@contextmanager
+def _logging_as_in_a_new_process() -> Iterator[None]:
+    """No handler on the root logger, as in a process just started, so the command's own logging
+    setup writes to its stderr; pytest's handlers and every logger's level are put back after."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    loggers = [root, *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    levels = [(logger, logger.level) for logger in loggers]
+    root.handlers.clear()
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        for logger, level in levels:
+            logger.setLevel(level)
 
 
 def make_mail(subject: str = "Printer on fire", body: str = "Help, please.", sender: str = "Alice <alice@customer.test>",
@@ -340,6 +385,14 @@ def make_mail(subject: str = "Printer on fire", body: str = "Help, please.", sen
 
 
 def cli_json(config: Path, *args: str) -> Any:
+    """What a `--json` command prints, run as a whole process."""
     result = run_cli(config, *args, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def json_in_process(config: Path, *args: str) -> Any:
+    """What a `--json` command prints, run in this process (see run_in_process)."""
+    result = run_in_process(config, *args, "--json")
     assert result.returncode == 0, result.stderr.decode()
     return json.loads(result.stdout)

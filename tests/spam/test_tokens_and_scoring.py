@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from email.message import EmailMessage
 
@@ -10,7 +11,7 @@ import pytest
 from core.inbound import Envelope, InboundMessage
 from core.settings import SpamSettings
 from mailgate.parse import parse_message
-from spam.scoring import SHOWN_WORDS, Counts, Scoring, score_tokens
+from spam.scoring import SHOWN_WORDS, Counts, Scoring, combine, score_tokens
 from spam.tokens import MAX_TOKEN, tokenize
 from testkit import make_mail
 
@@ -91,3 +92,12 @@ def test_no_token_is_longer_than_the_table_holds() -> None:
     mail["X-Long"] = f"{label}.{label}.{label}.example " + "y" * 500
     tokens = tokenize(parsed(mail))
     assert max(map(len, tokens)) <= MAX_TOKEN and f"url:{label}.{label}.example"[:MAX_TOKEN] in tokens
+
+
+def test_the_same_words_give_the_same_value_in_any_order() -> None:
+    """A process remembers some words and reads others: it meets them in another order than a fresh one."""
+    rng = random.Random(5)
+    probabilities = [rng.uniform(0.001, 0.999) for _ in range(400)]
+    for method in ("robinson", "fisher", "graham"):
+        values = {combine(rng.sample(probabilities, len(probabilities)), method) for _ in range(20)}
+        assert len(values) == 1, method

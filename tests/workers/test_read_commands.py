@@ -1,4 +1,4 @@
-"""`postdesk tickets` and `postdesk show`, run as whole processes against a real database."""
+"""`postdesk tickets` and `postdesk show` against a real database, run in process (piped output as a whole process)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from core.inbound import Envelope
 from core.models import Status, Ticket
 from core.settings import Settings
 from mailgate.deliver import deliver
-from testkit import cli_json, make_mail, run_cli
+from testkit import json_in_process, make_mail, run_cli, run_in_process
 
 TICKET_KEYS = {"mask", "subject", "status", "priority", "group", "bucket", "owner", "organization", "created",
                "updated", "last_action", "first_wrote", "last_wrote", "recipients", "message_count",
@@ -37,12 +37,12 @@ def test_tickets_default_hides_closed_deleted_and_held_spam(database: Database, 
     masks = {s: file_mail(database, settings, subject=f"about {s.value}") for s in Status}
     for status, mask in masks.items():
         set_status(database, mask, status)
-    listed = cli_json(config_path, "tickets")
+    listed = json_in_process(config_path, "tickets")
     assert {t["status"] for t in listed} == {"open", "waiting"}
     assert all(set(t) == TICKET_KEYS for t in listed)
-    assert [t["mask"] for t in cli_json(config_path, "tickets", "--status", "closed")] == [masks[Status.CLOSED]]
-    assert len(cli_json(config_path, "tickets", "--status", "all")) == len(Status)
-    both = cli_json(config_path, "tickets", "--status", "closed", "--status", "deleted")
+    assert [t["mask"] for t in json_in_process(config_path, "tickets", "--status", "closed")] == [masks[Status.CLOSED]]
+    assert len(json_in_process(config_path, "tickets", "--status", "all")) == len(Status)
+    both = json_in_process(config_path, "tickets", "--status", "closed", "--status", "deleted")
     assert {t["status"] for t in both} == {"closed", "deleted"}
 
 
@@ -62,9 +62,9 @@ def test_show_json_has_fields_and_conversation(database: Database, settings: Set
     first = make_mail(sender="Alice <alice@customer.test>", cc="bob@customer.test",
                       attachments=[("log.txt", "text/plain", b"line 1\n")])
     deliver(database, settings, first.as_bytes(), Envelope("deliver", "", ()))
-    mask = cli_json(config_path, "tickets")[0]["mask"]
+    mask = json_in_process(config_path, "tickets")[0]["mask"]
     file_mail(database, settings, sender="bob@customer.test", subject=f"Re: [{mask.lower()}]", body="me too")
-    shown = cli_json(config_path, "show", mask.lower())
+    shown = json_in_process(config_path, "show", mask.lower())
     assert set(shown) == TICKET_KEYS | {"messages"}
     assert shown["message_count"] == 2 and shown["recipients"] == ["alice@customer.test", "bob@customer.test"]
     one, two = shown["messages"]
@@ -81,19 +81,19 @@ def test_show_json_has_fields_and_conversation(database: Database, settings: Set
 @pytest.mark.sqlite_only
 def test_show_plain_prints_header_and_messages(database: Database, settings: Settings, config_path: Path) -> None:
     mask = file_mail(database, settings, body="The printer is on fire.")
-    result = run_cli(config_path, "show", mask)
+    result = run_in_process(config_path, "show", mask)
     out = result.stdout.decode()
     assert result.returncode == 0 and mask in out and "The printer is on fire." in out and "recipients" in out
 
 
 @pytest.mark.sqlite_only
 def test_unknown_mask_is_one_line_and_exit_1(database: Database, config_path: Path) -> None:
-    result = run_cli(config_path, "show", "ZZZ-00000-000")
+    result = run_in_process(config_path, "show", "ZZZ-00000-000")
     assert result.returncode == 1
     assert result.stderr.decode().strip().splitlines() == ["postdesk: no ticket with mask ZZZ-00000-000"]
 
 
 @pytest.mark.sqlite_only
 def test_bad_usage_exits_2(database: Database, config_path: Path) -> None:
-    result = run_cli(config_path, "tickets", "--status", "sleeping")
+    result = run_in_process(config_path, "tickets", "--status", "sleeping")
     assert result.returncode == 2 and b"Traceback" not in result.stderr

@@ -1,9 +1,12 @@
-"""`postdesk reply`, `postdesk new` and `postdesk outbox`, as whole processes on a real database."""
+"""`postdesk reply`, `postdesk new` and `postdesk outbox` on a real database, run in process (a reply and a refusal
+also as whole processes)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -12,15 +15,16 @@ from core.inbound import Envelope
 from core.settings import Settings
 from mailgate.deliver import deliver
 from mailgate.outbox_sender import OutboxSender
-from testkit import Sink, cli_json, make_mail, run_cli
+from testkit import Sink, json_in_process, make_mail, run_cli, run_in_process
 
 WORKER = "jane@corp.test"
 ALICE = "alice@customer.test"
 BOB = "bob@customer.test"
 
 
-def ok(config: Path, *args: str, stdin: bytes = b"") -> str:
-    result = run_cli(config, *args, stdin=stdin)
+def ok(config: Path, *args: str, stdin: bytes = b"",
+       run: Callable[..., CompletedProcess[bytes]] = run_in_process) -> str:
+    result = run(config, *args, stdin=stdin)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode()
 
@@ -30,12 +34,12 @@ def customer_ticket(database: Database, settings: Settings, config: Path) -> tup
     ok(config, "worker", "add", WORKER, "--name", "Jane Doe", "--group", "Support")
     first = make_mail(sender=f"Alice Smith <{ALICE}>", cc=BOB, subject="Printer on fire")
     deliver(database, settings, first.as_bytes(), Envelope("deliver", ALICE, ("support@example.com",)))
-    (ticket,) = cli_json(config, "tickets")
+    (ticket,) = json_in_process(config, "tickets")
     return ticket["mask"], first
 
 
 def queued(config: Path, purpose: str) -> list[dict]:
-    return [item for item in cli_json(config, "outbox") if item["purpose"] == purpose]
+    return [item for item in json_in_process(config, "outbox") if item["purpose"] == purpose]
 
 
 def send_outbox(database: Database, settings: Settings) -> None:
@@ -60,7 +64,8 @@ def test_reply_relays_to_every_recipient_as_the_group(database: Database, settin
     text.write_text(f"Hi Alice, unplug it now.\n\n-- \nJane Doe, {WORKER}\n")
     log = tmp_path / "steps.txt"
     log.write_bytes(b"1. unplug\n")
-    out = ok(config_path, "reply", mask.lower(), "--as", WORKER, "--file", str(text), "--attach", str(log))
+    out = ok(config_path, "reply", mask.lower(), "--as", WORKER, "--file", str(text), "--attach", str(log),
+             run=run_cli)  # once as a whole process
     assert out.strip() == f"{mask}: reply filed, ticket waiting"
 
     items = queued(config_path, "reply")
@@ -77,10 +82,10 @@ def test_reply_relays_to_every_recipient_as_the_group(database: Database, settin
     body, attachment = relayed.iter_parts()
     assert "Hi Alice, unplug it now." in body.get_content()
     assert attachment.get_filename() == "steps.txt" and attachment.get_content_type() == "text/plain"
-    assert [i["id"] for i in cli_json(config_path, "outbox", "--state", "sent")] == [
-        i["id"] for i in cli_json(config_path, "outbox", "--state", "all")]
+    assert [i["id"] for i in json_in_process(config_path, "outbox", "--state", "sent")] == [
+        i["id"] for i in json_in_process(config_path, "outbox", "--state", "all")]
 
-    shown = cli_json(config_path, "show", mask)
+    shown = json_in_process(config_path, "show", mask)
     assert shown["status"] == "waiting" and shown["last_action"] == "worker_replied"
     assert shown["last_wrote"] == WORKER and shown["messages"][-1]["text"] == "Hi Alice, unplug it now."
     assert shown["messages"][-1]["attachments"][0]["filename"] == "steps.txt"
@@ -92,7 +97,7 @@ def test_reply_from_stdin_with_worker_from_environment(database: Database, setti
     mask, _ = customer_ticket(database, settings, config_path)
     monkeypatch.setenv("POSTDESK_WORKER", WORKER)
     ok(config_path, "reply", mask, stdin=b"#close\n\nFixed, closing.\n")
-    shown = cli_json(config_path, "show", mask)
+    shown = json_in_process(config_path, "show", mask)
     assert shown["status"] == "closed" and shown["messages"][-1]["text"] == "Fixed, closing."
     assert recipients_of(queued(config_path, "reply")) == [ALICE, BOB]
 
@@ -102,7 +107,7 @@ def test_comment_relays_nothing(database: Database, settings: Settings, config_p
     out = ok(config_path, "reply", mask, "--as", WORKER, stdin=b"#comment\nCustomer is a VIP.\n")
     assert out.strip() == f"{mask}: comment filed, ticket open"
     assert queued(config_path, "reply") == []
-    shown = cli_json(config_path, "show", mask)
+    shown = json_in_process(config_path, "show", mask)
     assert shown["status"] == "open" and shown["last_action"] == "new"
     assert shown["messages"][-1]["text"] == "Customer is a VIP."
 
@@ -114,7 +119,7 @@ def test_new_opens_a_ticket_and_sends_the_first_message(database: Database, sett
     mask = ok(config_path, "new", "--to", f"Alice Smith <{ALICE}>", "--to", BOB, "--cc", "Carol@Customer.test",
               "--subject", "Your refund", "--priority", "high", "--group", "billing", "--as", WORKER,
               stdin=b"Hello, your refund is on its way.\n").strip()
-    shown = cli_json(config_path, "show", mask)
+    shown = json_in_process(config_path, "show", mask)
     assert shown["recipients"] == [ALICE, BOB, "carol@customer.test"] and shown["subject"] == "Your refund"
     assert (shown["group"], shown["bucket"], shown["priority"]) == ("Billing", "Inbox", "high")
     assert shown["first_wrote"] == WORKER and shown["status"] == "waiting"
@@ -129,23 +134,23 @@ def test_new_opens_a_ticket_and_sends_the_first_message(database: Database, sett
 
     answer = make_mail(sender=ALICE, subject="Re: thanks", in_reply_to=str(relayed["Message-ID"]), body="Got it.")
     deliver(database, settings, answer.as_bytes(), Envelope("deliver", "", ("billing@example.com",)))
-    shown = cli_json(config_path, "show", mask)
+    shown = json_in_process(config_path, "show", mask)
     assert shown["message_count"] == 2 and shown["status"] == "open"
 
 
 def test_outbox_state_filter(database: Database, settings: Settings, config_path: Path, sink: Sink) -> None:
     customer_ticket(database, settings, config_path)
-    pending = cli_json(config_path, "outbox")
+    pending = json_in_process(config_path, "outbox")
     assert {i["purpose"] for i in pending} == {"notification", "auto_reply"}
     assert {i["state"] for i in pending} == {"queued"} and all(i["attempts"] == 0 for i in pending)
-    assert cli_json(config_path, "outbox", "--state", "sent") == []
+    assert json_in_process(config_path, "outbox", "--state", "sent") == []
 
     sink.stop()  # the smarthost is down: every mail waits for a retry
     send_outbox(database, settings)
-    retrying = cli_json(config_path, "outbox", "--state", "queued")
+    retrying = json_in_process(config_path, "outbox", "--state", "queued")
     assert [i["id"] for i in retrying] == [i["id"] for i in pending]
     assert all(i["attempts"] == 1 and i["last_error"] and i["next_attempt"] for i in retrying)
-    assert cli_json(config_path, "outbox", "--state", "failed", "--state", "sending") == []
+    assert json_in_process(config_path, "outbox", "--state", "failed", "--state", "sending") == []
 
     lines = ok(config_path, "outbox", "--state", "all").splitlines()
     assert lines[0].split("\t")[:5] == ["id", "state", "purpose", "ticket", "recipients"]
@@ -156,7 +161,7 @@ def test_outbox_state_filter(database: Database, settings: Settings, config_path
 def test_errors_are_one_line_and_file_nothing(database: Database, settings: Settings, config_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     mask, _ = customer_ticket(database, settings, config_path)
-    before = cli_json(config_path, "outbox", "--state", "all")
+    before = json_in_process(config_path, "outbox", "--state", "all")
     new = ("new", "--subject", "Hello", "--as", WORKER)
     cases = [
         (("reply", "XER-00000-000", "--as", WORKER), b"hi", "postdesk: no ticket with mask XER-00000-000"),
@@ -174,13 +179,13 @@ def test_errors_are_one_line_and_file_nothing(database: Database, settings: Sett
          "postdesk: unknown priority 'asap' (use one of low, normal, high, urgent)"),
         ((*new, "--to", BOB, "--group", "Nope"), b"hi", "postdesk: no group named 'Nope'"),
     ]
-    for args, stdin, line in cases:
-        result = run_cli(config_path, *args, stdin=stdin)
+    for number, (args, stdin, line) in enumerate(cases):
+        result = (run_cli if number == 0 else run_in_process)(config_path, *args, stdin=stdin)  # the first as a process
         assert result.returncode == 1 and result.stderr.decode().strip().splitlines() == [line], args
     monkeypatch.delenv("POSTDESK_WORKER", raising=False)
-    assert run_cli(config_path, "reply", mask, stdin=b"hi").returncode == 2  # --as is required
-    assert run_cli(config_path, "new", "--subject", "x", "--as", WORKER, stdin=b"hi").returncode == 2  # no --to
-    assert run_cli(config_path, "outbox", "--state", "lost").returncode == 2
-    assert cli_json(config_path, "outbox", "--state", "all") == before
-    assert [t["mask"] for t in cli_json(config_path, "tickets", "--status", "all")] == [mask]
-    assert cli_json(config_path, "show", mask)["message_count"] == 1
+    assert run_in_process(config_path, "reply", mask, stdin=b"hi").returncode == 2  # --as is required
+    assert run_in_process(config_path, "new", "--subject", "x", "--as", WORKER, stdin=b"hi").returncode == 2  # no --to
+    assert run_in_process(config_path, "outbox", "--state", "lost").returncode == 2
+    assert json_in_process(config_path, "outbox", "--state", "all") == before
+    assert [t["mask"] for t in json_in_process(config_path, "tickets", "--status", "all")] == [mask]
+    assert json_in_process(config_path, "show", mask)["message_count"] == 1

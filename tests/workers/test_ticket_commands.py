@@ -1,4 +1,5 @@
-"""`postdesk wait`, `delete`, `restore`, `purge` and group auto-close, as whole processes on a real database."""
+"""`postdesk wait`, `delete`, `restore`, `purge` and group auto-close on a real database, run in process (a refusal
+also as a whole process)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from sqlalchemy import func, select
 
 from core.db import Database
 from core.models import AuditEntry, Status, Ticket, utcnow
-from testkit import cli_json, run_cli
+from testkit import json_in_process, run_cli, run_in_process
 from ticket_rows import add_messages, add_tickets, mask_of
 
 
 def ok(config: Path, *args: str) -> str:
-    result = run_cli(config, *args)
+    result = run_in_process(config, *args)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode().strip()
 
@@ -64,7 +65,7 @@ def test_delete_and_restore_round_trip_with_their_history(database: Database, co
     assert ticket(database, mask_of(0)).status is Status.OPEN
     assert history(database, mask_of(0)) == [("postdesk cli", "status", "open -> deleted: deleted"),
                                              ("postdesk cli", "status", "deleted -> open: restored")]
-    shown = cli_json(config_path, "show", mask_of(0), "--history")["history"]
+    shown = json_in_process(config_path, "show", mask_of(0), "--history")["history"]
     assert [(e["actor"], e["action"], e["detail"]) for e in shown] == history(database, mask_of(0))
 
 
@@ -96,8 +97,8 @@ def test_bad_input_is_one_line_exit_1_and_changes_nothing(database: Database, co
          "postdesk: auto-close days must be at least 1, not 0"),
         (("group", "edit", "Nope", "--auto-close-days", "3"), "postdesk: no group named 'Nope'"),
     ]
-    for args, line in cases:
-        result = run_cli(config_path, *args)
+    for number, (args, line) in enumerate(cases):
+        result = (run_cli if number == 0 else run_in_process)(config_path, *args)  # the first as a whole process
         assert (result.returncode, result.stderr.decode().strip().splitlines()) == (1, [line]), args
     assert (ticket(database, mask_of(0)).status, ticket(database, mask_of(1)).status) == (Status.OPEN, Status.DELETED)
     with database.read() as session:
@@ -111,7 +112,7 @@ def test_purge_dry_run_changes_nothing_and_the_purge_reports_what_went(database:
         add_messages(session, old, now, attachments=[b"a shared file"])
         add_tickets(session, 1, status=Status.DELETED, now=now, start=10, updated_at=now - timedelta(days=2))
     expected = {"tickets": 2, "messages": 2, "attachments": 2, "blobs": 1, "quarantined": 0}
-    assert cli_json(config_path, "purge", "--older-than", "7d", "--dry-run") == {"dry_run": True, **expected}
+    assert json_in_process(config_path, "purge", "--older-than", "7d", "--dry-run") == {"dry_run": True, **expected}
     assert deleted_masks(database) == [mask_of(0), mask_of(1), mask_of(10)]
     assert ok(config_path, "purge", "--older-than", "7d") == (
         "purged: 2 tickets, 2 messages, 2 attachments, 1 attachment contents, 0 quarantined mails")
@@ -125,10 +126,10 @@ def test_groups_take_auto_close_days(config_path: Path) -> None:
     ok(config_path, "group", "add", "Billing", "--address", "billing@example.com", "--auto-close-days", "14")
     assert ok(config_path, "group", "edit", "Support", "--auto-close-days", "3") == \
         "group Support: auto-close after 3 days"
-    days = {g["name"]: g["auto_close_days"] for g in cli_json(config_path, "group", "list")}
+    days = {g["name"]: g["auto_close_days"] for g in json_in_process(config_path, "group", "list")}
     assert days == {"Billing": 14, "Support": 3}
     assert ok(config_path, "group", "edit", "billing", "--no-auto-close") == "group Billing: no auto-close"
-    assert {g["name"]: g["auto_close_days"] for g in cli_json(config_path, "group", "list")}["Billing"] is None
+    assert {g["name"]: g["auto_close_days"] for g in json_in_process(config_path, "group", "list")}["Billing"] is None
 
 
 def test_spam_verdicts_are_in_the_history_with_who_gave_them(database: Database, config_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Finding and reading tickets: filters, paging, prefix masks, full-text search, attachments, history.
 
 Every case runs the real `postdesk` command against a real database (SQLite, and PostgreSQL when
-configured), with tickets filed through the real pipeline.
+configured), with tickets filed through the real pipeline: in this process, and as a whole process
+where its output goes to a pipe or a terminal.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from core.models import Group, LastAction, Priority, Status, Ticket, Worker
 from core.settings import Settings
 from core.staff import add_group, add_worker
 from mailgate.deliver import deliver
-from testkit import cli_json, make_mail, run_cli
+from testkit import json_in_process, make_mail, run_cli, run_in_process
 
 
 def file_mail(database: Database, settings: Settings, to: str = "support@example.com", **kwargs: object) -> str:
@@ -41,7 +42,7 @@ def change(database: Database, which: str, **values: object) -> None:
 
 
 def masks(config: Path, *args: str) -> list[str]:
-    return [row["mask"] for row in cli_json(config, *args)]
+    return [row["mask"] for row in json_in_process(config, *args)]
 
 
 @pytest.fixture
@@ -114,13 +115,13 @@ def test_newest_activity_first_sorting_and_paging(desk: dict[str, str], database
 @pytest.mark.parametrize("args", [["--limit", "0"], ["--page", "0"], ["--created-from", "yesterday"],
                                   ["--sort", "colour"], ["--priority", "extreme"]])
 def test_bad_filter_values_are_usage_errors(database: Database, config_path: Path, args: list[str]) -> None:
-    result = run_cli(config_path, "tickets", *args)
+    result = run_in_process(config_path, "tickets", *args)
     assert result.returncode == 2 and b"Traceback" not in result.stderr
 
 
 @pytest.mark.sqlite_only
 def test_owner_me_without_knowing_who_is_one_line(database: Database, config_path: Path) -> None:
-    result = run_cli(config_path, "tickets", "--owner", "me")
+    result = run_in_process(config_path, "tickets", "--owner", "me")
     assert result.returncode == 1
     assert result.stderr.decode().strip().splitlines() == [
         "postdesk: --owner me needs to know who you are: give --as WORKER or set POSTDESK_WORKER"]
@@ -132,14 +133,14 @@ def test_a_mask_prefix_finds_one_ticket_and_refuses_several(database: Database, 
     second = file_mail(database, settings, subject="two")
     change(database, first, mask="QQA-11111-111")
     change(database, second, mask="QQA-11122-222")
-    assert cli_json(config_path, "show", "qqa-1111")["mask"] == "QQA-11111-111"
-    assert cli_json(config_path, "show", "QQA-1112")["mask"] == "QQA-11122-222"
-    ambiguous = run_cli(config_path, "show", "QQA")
+    assert json_in_process(config_path, "show", "qqa-1111")["mask"] == "QQA-11111-111"
+    assert json_in_process(config_path, "show", "QQA-1112")["mask"] == "QQA-11122-222"
+    ambiguous = run_in_process(config_path, "show", "QQA")
     assert ambiguous.returncode == 1
     assert ambiguous.stderr.decode().strip() == (
         "postdesk: QQA fits several tickets (QQA-11111-111, QQA-11122-222): give more of the mask")
     for given in ("QQB", "QQA-1111%", "QQA_"):
-        missing = run_cli(config_path, "show", given)
+        missing = run_in_process(config_path, "show", given)
         assert missing.returncode == 1 and missing.stderr.decode().strip() == f"postdesk: no ticket with mask {given}"
 
 
@@ -152,7 +153,7 @@ def test_search_finds_every_word_ranked(database: Database, settings: Settings, 
     assert masks(config_path, "search", "printer", "fire") == [strong, weak]
     assert masks(config_path, "search", "PRINTERS", "FIRES") == [strong, weak]  # stemmed, any case
     assert masks(config_path, "search", "fire", "jam") == []
-    found = cli_json(config_path, "search", "jam")
+    found = json_in_process(config_path, "search", "jam")
     assert [t["mask"] for t in found] != [] and found[0]["subject"] == "Printer jam"
     assert found[0]["message_count"] == 1
 
@@ -169,7 +170,7 @@ def test_search_leaves_deleted_out_unless_asked(database: Database, settings: Se
 def test_search_syntax_in_the_words_is_no_error(database: Database, settings: Settings, config_path: Path,
                                                 query: str) -> None:
     file_mail(database, settings, subject="AND OR NEAR subject x")
-    result = run_cli(config_path, "search", query, "--json")
+    result = run_in_process(config_path, "search", query, "--json")
     assert b"Traceback" not in result.stderr
     if any(c.isalnum() for c in query):
         assert result.returncode == 0
@@ -181,18 +182,18 @@ def test_attachments_are_numbered_and_saved(database: Database, settings: Settin
                                             tmp_path: Path) -> None:
     mask = file_mail(database, settings, attachments=[("a.txt", "text/plain", b"first\n"),
                                                       ("b.bin", "application/octet-stream", b"\x00\x01\x02")])
-    shown = cli_json(config_path, "show", mask)
+    shown = json_in_process(config_path, "show", mask)
     assert [(a["number"], a["filename"]) for a in shown["messages"][0]["attachments"]] == [(1, "a.txt"), (2, "b.bin")]
     target = tmp_path / "out.bin"
-    saved = run_cli(config_path, "attachment", mask, "2", "-o", str(target))
+    saved = run_in_process(config_path, "attachment", mask, "2", "-o", str(target))
     assert saved.returncode == 0 and target.read_bytes() == b"\x00\x01\x02"
-    again = run_cli(config_path, "attachment", mask, "2", "-o", str(target))
+    again = run_in_process(config_path, "attachment", mask, "2", "-o", str(target))
     assert again.returncode == 1 and b"--force" in again.stderr
-    assert run_cli(config_path, "attachment", mask, "1", "-o", str(target), "--force").returncode == 0
+    assert run_in_process(config_path, "attachment", mask, "1", "-o", str(target), "--force").returncode == 0
     assert target.read_bytes() == b"first\n"
-    to_stdout = run_cli(config_path, "attachment", mask, "2", "-o", "-")
+    to_stdout = run_in_process(config_path, "attachment", mask, "2", "-o", "-")
     assert to_stdout.returncode == 0 and to_stdout.stdout == b"\x00\x01\x02"
-    missing = run_cli(config_path, "attachment", mask, "3", "-o", str(tmp_path / "x"))
+    missing = run_in_process(config_path, "attachment", mask, "3", "-o", str(tmp_path / "x"))
     assert missing.returncode == 1 and missing.stderr.decode().strip() == f"postdesk: {mask} has no attachment 3"
     assert not (tmp_path / "x").exists()
 
@@ -201,12 +202,12 @@ def test_attachments_are_numbered_and_saved(database: Database, settings: Settin
 def test_show_piped_is_plain_and_lists_history(database: Database, settings: Settings, config_path: Path) -> None:
     mask = file_mail(database, settings, body="The printer is on fire.",
                      attachments=[("log.txt", "text/plain", b"x")])
-    result = run_cli(config_path, "show", mask, "--history")
+    result = run_cli(config_path, "show", mask, "--history")  # a whole process, its stdout a pipe
     out = result.stdout.decode()
     assert result.returncode == 0 and "\x1b[" not in out
     assert "The printer is on fire." in out and "attachment 1: log.txt (text/plain, 1 bytes)" in out
     assert "history" in out and "created: opened by mail" in out
-    history = cli_json(config_path, "show", mask, "--history")["history"]
+    history = json_in_process(config_path, "show", mask, "--history")["history"]
     assert [e["action"] for e in history] == ["created"] and history[0]["actor"] == "alice@customer.test"
 
 
@@ -256,11 +257,11 @@ def test_a_locked_database_is_one_line_for_a_write_and_no_obstacle_to_a_read(
     try:
         holder.cursor().execute("BEGIN IMMEDIATE")  # another writer, in the middle of its transaction
         assert masks(config_path, "tickets") == [mask]  # WAL: reading goes on
-        result = run_cli(config_path, "close", mask)
+        result = run_in_process(config_path, "close", mask)
         assert result.returncode == 1 and b"Traceback" not in result.stderr
         assert result.stderr.decode().splitlines() == [
             "postdesk: database write failed: OperationalError('database is locked')"]
     finally:
         holder.rollback()
         holder.close()
-    assert cli_json(config_path, "show", mask)["status"] == "open"
+    assert json_in_process(config_path, "show", mask)["status"] == "open"
