@@ -167,7 +167,8 @@ def url_tokens(text: str) -> set[str]:
 
 _HOST = re.compile(r"[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)+")  # hosts and IPv4 addresses, on lower-cased text
 _HAS_DIGIT = re.compile(r"\d")
-_ADDRESS = re.compile(r"([a-z0-9.!#$%&'*+/=?^_`{|}~\-]{1,64}@([a-z0-9\-]+(?:\.[a-z0-9\-]+)+))")
+_ADDRESS = r"([a-z0-9.!#$%&'*+/=?^_`{|}~\-]{1,64}@([a-z0-9\-]+(?:\.[a-z0-9\-]+)+))"
+_CLUE = re.compile(f"{_ADDRESS}|({_HOST.pattern})")  # an address, else a host: one pass finds both
 _FIELD_TAGS = {"from": "from", "sender": "from", "reply-to": "reply", "to": "to", "cc": "to",
                "return-path": "rtrn", "received": "rcvd", "message-id": "mid", "x-mailer": "mailer",
                "user-agent": "mailer", "content-type": "type"}
@@ -201,13 +202,13 @@ def _field_tokens(tag: str, value: str) -> frozenset[str]:
     if tag == "mid":
         value = value.rpartition("@")[2]
     found: set[str] = set()
-    if "@" in value:
-        for address, domain in _ADDRESS.findall(value):
-            found.update((f"{tag}:{address}", f"{tag}:{domain.strip('.-')}"))
-        value = _ADDRESS.sub(" ", value)
-    if "." in value and (hosts := _HOST.findall(value)):
-        found.update(f"{tag}:{h.strip('.-')}" for h in hosts)
-        value = _HOST.sub(" ", value)
+    if "." in value and (clues := _CLUE.findall(value)):
+        for address, domain, host in clues:
+            if address:
+                found.update((f"{tag}:{address}", f"{tag}:{domain.strip('.-')}"))
+            else:
+                found.add(f"{tag}:{host.strip('.-')}")
+        value = _CLUE.sub(" ", value)
     found.update(f"{tag}:{w}" for w in words(value) if tag != "rcvd" or not _HAS_DIGIT.search(w))
     if tag == "type":
         found.add(f"type:{value.split(';', 1)[0].strip()}")
