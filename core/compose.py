@@ -12,16 +12,19 @@ from email.policy import SMTP, Policy
 from email.utils import format_datetime
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from core.inbound import InboundAttachment
 from core.message_ids import new_message_id
 
+if TYPE_CHECKING:  # Jinja loads when the first mail is written, not in every command that might write one
+    import jinja2
+
 
 @lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
+    import jinja2
+
     return jinja2.Environment(loader=jinja2.PackageLoader("templates", "."), autoescape=False,
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 

@@ -60,9 +60,7 @@ def held_tickets(conn: Connection, retention_days: float, *, limit: int = MAX_PA
     return rows
 
 
-def held_count(conn: Connection) -> int:
-    """How many tickets wait for a verdict (the index on status, updated_at answers it)."""
-    return int(conn.execute(text(f"SELECT count(*) FROM tickets WHERE status = '{HELD}'")).scalar_one())
+from core.ticket_views import held_count  # noqa: E402,F401  (read commands import it from there: no ORM)
 
 
 def purge_due(held_at: datetime, retention_days: float) -> datetime:

@@ -323,3 +323,8 @@ def ticket_history(conn: Connection, given: str) -> list[dict[str, Any]]:
         "SELECT a.at, a.actor, a.action, a.detail FROM audit_log a JOIN tickets t ON t.id = a.ticket_id"
         " WHERE t.mask = :mask ORDER BY a.id"), {"mask": mask})
     return [{"at": iso(at), "actor": actor, "action": action, "detail": detail} for at, actor, action, detail in rows]
+
+
+def held_count(conn: Connection) -> int:
+    """How many tickets the spam filter holds for a verdict (the index on status, updated_at answers it)."""
+    return int(conn.execute(text("SELECT count(*) FROM tickets WHERE status = 'spam'")).scalar_one())

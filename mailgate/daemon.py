@@ -60,7 +60,7 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     runner.start()  # after the port is ours: a gateway that cannot listen leaves no child behind
     imap = ImapPollers(db, settings.imap, turns, runner.wake,  # one thread per [[imap]] account
                        max_message_size=settings.smtp.max_message_size).start()
-    outbox = OutboxSender(db, settings.relay, settings.smtp.hostname)
+    outbox = OutboxSender(db, settings.relay, settings.smtp.hostname, wake=runner.filed)  # sends what filing queued
     outbox_stop = threading.Event()
     outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
     outbox_thread.start()

@@ -15,9 +15,10 @@ import functools
 import re
 from collections.abc import Iterable, Sequence
 from email.header import decode_header
+from typing import TYPE_CHECKING
 
-from charset_normalizer import from_bytes
-from charset_normalizer.models import CharsetMatch
+if TYPE_CHECKING:  # charset-normalizer loads only when a mail's bytes fit no label: most mail never needs it
+    from charset_normalizer.models import CharsetMatch
 
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -206,6 +207,8 @@ def _detect(data: bytes, candidates: Sequence[str] = (), preferred: str | None =
     else the charset mail is most often in, is taken; with few non-ASCII bytes (a Subject) its
     language scores rest on a letter or two, so there only chaos ranks.
     """
+    from charset_normalizer import from_bytes
+
     matches = from_bytes(data, cp_isolation=list(candidates) or _MAIL_CHARSETS)
     best = next((m for m in matches if m.coherence > 0), matches.best())  # a language read beats none
     if best is None:

@@ -10,6 +10,7 @@ that cannot be read costs only itself.
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import logging
@@ -17,16 +18,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
-
-import lxml.html
-from inscriptis.css_profiles import CSS_PROFILES
-from inscriptis.html_engine import Inscriptis
-from inscriptis.model.config import ParserConfig
-from lxml.etree import ParserError
-from mailparser import MailParser
+from typing import TYPE_CHECKING
 
 from core.inbound import InboundAttachment
 from mailgate.decoding import clean_text, decode_bytes, header_text, raw_header_text, reads_as_ascii
+
+if TYPE_CHECKING:  # lxml and inscriptis load only when an HTML-only mail is laid out as text
+    import lxml.html
+    from inscriptis.model.config import ParserConfig
+    from mailparser import MailParser
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,6 @@ _TAG = re.compile(r"<[^>]*>")
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*>")  # lxml refuses one in a str (it names an encoding)
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SHOWN_SCHEMES = ("http://", "https://", "ftp://", "mailto:")
-# Text as a browser shows it (the strict profile: Firefox's defaults; the default profile pads every
-# <span> with spaces); no link targets or image names: links are added as `text (url)`.
-_PLAIN_TEXT = ParserConfig(css=dict(CSS_PROFILES["strict"]), display_links=False, display_images=False)
 # C1 controls: Windows-1252 read as ISO-8859-1; ESC: ISO-2022 text passed through undecoded.
 _MISDECODED = re.compile("[\x1b\x80-\x9f]")
 _CHARSET_DEFECT = "CharsetDecodeDefect"
@@ -226,6 +223,10 @@ def html_to_text(html: str, defects: set[str]) -> str:
 
 def _layout(markup: str, defects: set[str]) -> str:
     """inscriptis's text of the markup; the tags dropped instead where lxml gives up (nesting past its limit)."""
+    import lxml.html
+    from inscriptis.html_engine import Inscriptis
+    from lxml.etree import ParserError
+
     parser = lxml.html.HTMLParser()
     try:
         tree = lxml.html.document_fromstring(markup, parser=parser)
@@ -237,7 +238,17 @@ def _layout(markup: str, defects: set[str]) -> str:
     if _cut_after(tree, MAX_HTML_ELEMENTS):
         defects.add("HtmlTextCutDefect")
     _show_link_targets(tree)
-    return Inscriptis(tree, _PLAIN_TEXT).get_text()
+    return Inscriptis(tree, _plain_text()).get_text()
+
+
+@functools.cache
+def _plain_text() -> ParserConfig:
+    """Text as a browser shows it (the strict profile: Firefox's defaults; the default profile pads every
+    <span> with spaces); no link targets or image names: links are added as `text (url)`."""
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
+    return ParserConfig(css=dict(CSS_PROFILES["strict"]), display_links=False, display_images=False)
 
 
 def _without_tags(markup: str) -> str:

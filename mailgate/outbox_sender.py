@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,9 @@ from core.outbox import (LEASE, ClaimedMail, claim_due, next_due_at, record_fail
                          record_partly_sent, record_sent, release)
 from core.settings import RelaySettings
 from mailgate.smarthost import Outcome, SendResult, Smarthost
+
+if TYPE_CHECKING:
+    from mailgate.runner import Flag
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +42,15 @@ class OutboxSender:
     """Sends due mail until none is due; `run` repeats that in a daemon thread."""
 
     def __init__(self, db: Database, relay: RelaySettings, hostname: str,
-                 clock: Callable[[], datetime] = utcnow, batch_size: int = BATCH_SIZE) -> None:
+                 clock: Callable[[], datetime] = utcnow, batch_size: int = BATCH_SIZE,
+                 wake: Flag | None = None) -> None:
         self._db = db
         self._relay = relay
         self._hostname = hostname
         self._clock = clock
         self._batch_size = batch_size
         self._lease = max(LEASE, timedelta(seconds=relay.timeout_seconds * LEASE_IN_TIMEOUTS))
-        self._wake = threading.Event()
+        self._wake: Flag = wake if wake is not None else threading.Event()  # `run` looks at once when it is set
 
     def wake(self) -> None:
         self._wake.set()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from multiprocessing.connection import wait
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -72,12 +73,40 @@ class _Spooled:
 
 
 class Flag(Protocol):
-    """What the runner needs of an event; threading's and multiprocessing's both fit."""
+    """What the runner needs of an event; threading's and ProcessFlag both fit."""
 
     def set(self) -> None: ...
     def clear(self) -> None: ...
     def is_set(self) -> bool: ...
     def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class ProcessFlag:
+    """An event between processes whose `set` never waits, even when the process waiting on it has died.
+
+    multiprocessing.Event's set() waits for each waiter to wake up: one killed while waiting would hang
+    the other process for good. A semaphore's release never waits; a release stands for "set".
+    """
+
+    def __init__(self, context: BaseContext) -> None:
+        self._raised = context.Semaphore(0)
+
+    def set(self) -> None:
+        self._raised.release()
+
+    def clear(self) -> None:
+        while self._raised.acquire(block=False):
+            pass
+
+    def is_set(self) -> bool:
+        return self.wait(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once set (it stays set until cleared); False after `timeout` seconds."""
+        if not self._raised.acquire(timeout=timeout):
+            return False
+        self._raised.release()
+        return True
 
 
 @dataclass
@@ -92,8 +121,10 @@ class SpoolRunner:
     """Drains the spool; `run` loops for the daemon (in RunnerProcess), `drain` runs once for CLI commands."""
 
     def __init__(self, db: Database, settings: Settings, batch_size: int = BATCH_SIZE,
-                 poll_seconds: float = 1.0, wake: Flag | None = None, turns: WriteTurns | NoTurns = NoTurns()) -> None:
+                 poll_seconds: float = 1.0, wake: Flag | None = None, turns: WriteTurns | NoTurns = NoTurns(),
+                 filed: Flag | None = None) -> None:
         self._db = db
+        self._filed = filed  # set after each commit that filed mail: the outbox may have mail to send now
         self._turns = turns
         self._helpdesk = settings.helpdesk
         self._spam = settings.spam
@@ -142,6 +173,8 @@ class SpoolRunner:
         while pending:
             with self._turns.runner(), self._db.write() as session:
                 done, failed = self._file_until_writer_waits(session, pending)
+            if done > failed and self._filed is not None:
+                self._filed.set()
             failures += failed
             pending = pending[done:]
         return failures < len(items)
@@ -224,6 +257,9 @@ def _quarantine(session: Session, item: _Spooled, reason: str) -> None:
 class RunnerProcess:
     """A SpoolRunner in a child process: woken after each spool commit, drained and joined on stop.
 
+    It sets `filed` after each commit that filed mail, so the outbox in the parent sends the
+    acknowledgements and notifications it queued at once rather than at its next look.
+
     The child ignores SIGINT and SIGTERM: shutdown is the parent's to order (sessions in flight
     first, then the spool writer, then this), and a Ctrl-C reaching the whole process group must not
     cut that order short. It stops by itself if the parent dies. Its log records go to the parent's
@@ -233,7 +269,8 @@ class RunnerProcess:
     def __init__(self, settings: Settings, turns: WriteTurns | NoTurns = NoTurns()) -> None:
         self._context = multiprocessing.get_context(START_METHOD)
         self._settings, self._turns = settings, turns
-        self._wake, self._stop = self._context.Event(), self._context.Event()
+        self._wake, self._stop = ProcessFlag(self._context), ProcessFlag(self._context)
+        self.filed = ProcessFlag(self._context)
         self._logs: multiprocessing.Queue[logging.LogRecord] = self._context.Queue()
         handlers = logging.getLogger().handlers or [logging.lastResort]
         self._listener = QueueListener(self._logs, *[h for h in handlers if h], respect_handler_level=True)
@@ -266,11 +303,12 @@ class RunnerProcess:
     def _spawn(self) -> None:
         self._process = self._context.Process(
             target=_run_child, name="spool-runner",
-            args=(self._settings, self._turns, self._wake, self._stop, self._logs, logging.getLogger().level))
+            args=(self._settings, self._turns, self._wake, self._stop, self.filed, self._logs,
+                  logging.getLogger().level))
         self._process.start()
 
 
-def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop: Flag,
+def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop: Flag, filed: Flag,
                logs: multiprocessing.Queue[logging.LogRecord], level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -282,7 +320,7 @@ def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop
         threading.Thread(target=_stop_with_parent, args=(parent.sentinel, turns, stop, wake), daemon=True).start()
     db = open_configured(settings.database)
     try:
-        SpoolRunner(db, settings, wake=wake, turns=turns).run(stop)
+        SpoolRunner(db, settings, wake=wake, turns=turns, filed=filed).run(stop)
     finally:
         db.dispose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -28,7 +29,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, select, text
 
 from core.db import Database, open_database
-from core.schema import upgrade
+from core.schema import SCHEMA_HEAD, current_revision, upgrade
 from core.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,11 +59,12 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: f
         time.sleep(interval)
 
 
-def _fresh_postgres_database(admin_url: str) -> tuple[str, Callable[[], None]]:
+def _fresh_postgres_database(admin_url: str, template: str | None = None) -> tuple[str, Callable[[], None]]:
+    """A new database, empty or a copy of `template` (a database nobody is connected to); its URL and its drop."""
     name = f"postdesk_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
     def drop() -> None:
@@ -82,11 +84,16 @@ def _backends() -> list[object]:
 
 @pytest.fixture(params=_backends())
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a SQLite file, and (when configured) a fresh PostgreSQL database."""
+    """A URL of an empty database: a SQLite file, and (when configured) a fresh PostgreSQL database.
+
+    For a test that asks for `database` (the schema), the PostgreSQL one is made a copy of postgres_schema:
+    a copy is made as fast as an empty database, and migrating takes as long again.
+    """
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'postdesk.db'}"
         return
-    url, drop = _fresh_postgres_database(os.environ[POSTGRES_ENV])
+    template = request.getfixturevalue("postgres_schema") if "database" in request.fixturenames else None
+    url, drop = _fresh_postgres_database(os.environ[POSTGRES_ENV], template)
     try:
         yield url
     finally:
@@ -223,10 +230,38 @@ def assert_no_worker_address_leaked(url: str) -> None:
     assert not leaks, f"a worker's address reached a customer: {leaks}"
 
 
-@pytest.fixture
-def database(settings: Settings) -> Iterator[Database]:
-    db = open_database(settings.database.url)
+@pytest.fixture(scope="session")
+def sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database holding the schema, migrated once a session; each `database` on SQLite starts as a
+    copy (Alembic takes a fifth of a second a run; test_schema checks what the migrations build)."""
+    path = tmp_path_factory.mktemp("schema") / "postdesk.db"
+    db = open_database(f"sqlite:///{path}")
     upgrade(db)
+    db.dispose()  # closing folds the write-ahead log into the file
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """The name of a PostgreSQL database holding the schema, migrated once a session, for db_url to copy."""
+    url, drop = _fresh_postgres_database(os.environ[POSTGRES_ENV])
+    db = open_database(url)
+    upgrade(db)
+    db.dispose()  # PostgreSQL copies only a database nobody is connected to
+    yield make_url(url).database or ""
+    drop()
+
+
+@pytest.fixture
+def database(settings: Settings, sqlite_schema: Path) -> Iterator[Database]:
+    """The settings' database with the schema: a SQLite file not made yet starts as a copy of sqlite_schema, a
+    PostgreSQL database is one of postgres_schema already (db_url); anything else is migrated here."""
+    path = make_url(settings.database.url).database if settings.database.url.startswith("sqlite") else None
+    if path is not None and not Path(path).exists():
+        shutil.copyfile(sqlite_schema, path)
+    db = open_database(settings.database.url)
+    if current_revision(db) != SCHEMA_HEAD:
+        upgrade(db)
     yield db
     try:
         leaks = worker_address_leaks(db)

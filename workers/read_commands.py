@@ -25,12 +25,12 @@ from core.ticket_views import (
     STATUSES,
     TicketFilter,
     attachment_data,
+    held_count,
     list_tickets,
     search_tickets,
     show_ticket,
     ticket_history,
 )
-from core.spam_hold import held_count
 from workers.app import App
 from workers.conversation_view import print_conversation
 from workers.options import as_worker_option

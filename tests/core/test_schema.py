@@ -14,7 +14,7 @@ from core.errors import SchemaOutOfDate
 from core.models import Base
 from core.schema import ensure_schema, head_revision, upgrade
 from core.search import UNMAPPED_SEARCH_OBJECTS
-from testkit import run_cli
+from testkit import run_in_process
 
 
 def _mapped(name: str | None, kind: str, _parents: object) -> bool:
@@ -33,9 +33,9 @@ def test_migrations_produce_exactly_the_models(db_url: str) -> None:
 
 
 def test_db_upgrade_command_is_idempotent(config_path: Path) -> None:
-    first = run_cli(config_path, "db", "upgrade")
+    first = run_in_process(config_path, "db", "upgrade")
     assert first.returncode == 0 and first.stdout.decode().strip() == f"schema: empty -> {head_revision()}"
-    again = run_cli(config_path, "db", "upgrade")
+    again = run_in_process(config_path, "db", "upgrade")
     assert again.stdout.decode().strip() == f"schema: {head_revision()} -> {head_revision()}"
 
 

@@ -12,14 +12,14 @@ from sqlalchemy import select
 
 from core.db import open_database
 from core.models import AddressRow, Message, MessageKind
-from testkit import Daemon, Sink, cli_json, make_mail, run_cli, wait_for
+from testkit import Daemon, Sink, json_in_process, make_mail, run_in_process, wait_for
 
 WORKER = "jane@corp.test"
 CUSTOMER = "alice@customer.test"
 
 
 def add_worker(config: Path, email: str = WORKER, name: str = "Jane Doe") -> None:
-    result = run_cli(config, "worker", "add", email, "--name", name, "--group", "Support")
+    result = run_in_process(config, "worker", "add", email, "--name", name, "--group", "Support")
     assert result.returncode == 0, result.stderr
 
 
@@ -41,8 +41,8 @@ def worker_answer(notification: EmailMessage, body: str, subject: str = "Re: you
 
 
 def ticket(daemon: Daemon) -> dict:
-    (only,) = cli_json(daemon.config, "tickets", "--status", "all")
-    return cli_json(daemon.config, "show", only["mask"])
+    (only,) = json_in_process(daemon.config, "tickets", "--status", "all")
+    return json_in_process(daemon.config, "show", only["mask"])
 
 
 def test_round_trip_threaded_by_headers_alone(daemon: Daemon, sink: Sink) -> None:
@@ -110,15 +110,16 @@ def test_smarthost_down_then_up_loses_and_doubles_nothing(daemon: Daemon, sink: 
     sink.stop()
     for n in range(3):
         daemon.send(make_mail(sender=f"c{n}@customer.test", subject=f"case {n}").as_bytes(), sender=f"c{n}@customer.test")
-    wait_for(lambda: len([i for i in cli_json(daemon.config, "outbox") if i["attempts"] >= 1]) == 6)
+    wait_for(lambda: len([i for i in json_in_process(daemon.config, "outbox")
+                          if i["attempts"] >= 1]) == 6)
     assert daemon.stop() == 0  # a restart while the smarthost is down keeps the queue
     sink.start()
     daemon.start()
     wait_for(lambda: len(sink.received) >= 6)
-    wait_for(lambda: cli_json(daemon.config, "outbox") == [])
+    wait_for(lambda: json_in_process(daemon.config, "outbox") == [])
     ids = [str(m["Message-ID"]) for m in sink.mails()]
     assert len(ids) == 6 and len(set(ids)) == 6
-    sent = cli_json(daemon.config, "outbox", "--state", "sent")
+    sent = json_in_process(daemon.config, "outbox", "--state", "sent")
     assert sorted(i["message_id"] for i in sent) == sorted(ids)
 
 
@@ -138,13 +139,13 @@ def test_a_second_helpdesk_auto_replying_stops_at_once(tmp_path: Path) -> None:
         # B's helpdesk writes to A's (say, a ticket forwarded by a careless rule)
         a.send(make_mail(sender="support@b.test", to="support@a.test", subject="from B").as_bytes(),
                to=("support@a.test",), sender="support@b.test")
-        wait_for(lambda: len(cli_json(b.config, "tickets", "--status", "all")) == 1)
+        wait_for(lambda: len(json_in_process(b.config, "tickets", "--status", "all")) == 1)
         import time
         time.sleep(3)  # give a loop every chance to show itself
-        assert len(cli_json(a.config, "tickets", "--status", "all")) == 1
-        assert len(cli_json(b.config, "tickets", "--status", "all")) == 1
-        assert len(cli_json(a.config, "outbox", "--state", "all")) == 1
-        assert cli_json(b.config, "outbox", "--state", "all") == []
+        assert len(json_in_process(a.config, "tickets", "--status", "all")) == 1
+        assert len(json_in_process(b.config, "tickets", "--status", "all")) == 1
+        assert len(json_in_process(a.config, "outbox", "--state", "all")) == 1
+        assert json_in_process(b.config, "outbox", "--state", "all") == []
     finally:
         a.stop()
         b.stop()
@@ -155,12 +156,14 @@ def test_delivery_report_for_a_relayed_mail_is_attached_as_bounce(daemon: Daemon
     daemon.send(make_mail(sender=f"Alice <{CUSTOMER}>").as_bytes(), sender=CUSTOMER)
     (note,) = arrived(sink, WORKER, 1)
     daemon.send(worker_answer(note, "Please send the model number.").as_bytes(), sender=WORKER)
+    arrived(sink, CUSTOMER, 2)  # the acknowledgement, then Jane's answer: the mail that bounces
     relayed_raw = [raw for _, rcpts, raw in sink.received if CUSTOMER in rcpts][-1]
+    assert b"Please send the model number." in relayed_raw
     dsn = postfix_dsn(CUSTOMER, relayed_raw)
     with daemon.smtp() as client:
         client.sendmail("", ["support@example.com"], dsn)
     wait_for(lambda: ticket(daemon)["message_count"] == 3)
-    assert len(cli_json(daemon.config, "tickets", "--status", "all")) == 1, "a bounce never opens a ticket"
+    assert len(json_in_process(daemon.config, "tickets", "--status", "all")) == 1, "a bounce never opens a ticket"
     shown = ticket(daemon)
     assert shown["messages"][-1]["from"] == "mailer-daemon@mx.customer.test"
     db = open_database(daemon.settings.database.url)

@@ -21,7 +21,7 @@ from core.settings import ImapSettings, Settings, load_settings
 from dovecot import PASSWORD, USER, CuttingProxy, Dovecot, dovecot, dovecot_tls  # noqa: F401  (fixtures)
 from mailgate.imap_poller import ImapPoller
 from mailgate.runner import SpoolRunner
-from testkit import Daemon, Sink, cli_json, make_mail, run_cli, wait_for, write_config
+from testkit import Daemon, Sink, json_in_process, make_mail, run_in_process, wait_for, write_config
 
 WORKER = "jane@corp.test"
 
@@ -89,7 +89,7 @@ def test_mailbox_mail_becomes_tickets_in_a_real_daemon_with_threading_idle_and_n
     broken = account(dovecot.port, name="broken-box", password="not the password")
     config = write_config(tmp_path, db_url, relay_port=sink.port,
                           imap=(account(dovecot.port, idle_seconds=1740, poll_seconds=3600), broken))
-    assert run_cli(config, "worker", "add", WORKER, "--name", "Jane", "--group", "Support").returncode == 0
+    assert run_in_process(config, "worker", "add", WORKER, "--name", "Jane", "--group", "Support").returncode == 0
     dovecot.append(mail("Printer on fire", message_id="<first@customer.test>"))
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     db = open_database(load_settings(config).database.url)
@@ -119,14 +119,14 @@ def test_imap_poll_imports_once_then_flags_and_expunges(tmp_path: Path, db_url: 
         dovecot.append(mail(subject, to="team@customer.test"))  # Bcc'd: no helpdesk address in the headers
     config = settings.source
     assert config is not None
-    assert run_cli(config, "group", "add", "Billing", "--address", "billing@example.com").returncode == 0
-    first = run_cli(config, "imap", "poll")
+    assert run_in_process(config, "group", "add", "Billing", "--address", "billing@example.com").returncode == 0
+    first = run_in_process(config, "imap", "poll")
     assert first.returncode == 0, first.stderr.decode()
     assert first.stdout.decode().strip() == "support-box: 3 imported, 3 moved or flagged"
     assert dovecot.count("INBOX") == 0
     assert filed(db) == {subject: 1 for subject in subjects}
-    assert {ticket["group"] for ticket in cli_json(config, "tickets")} == {"Billing"}  # deliver_to's group
-    again = run_cli(config, "imap", "poll")
+    assert {ticket["group"] for ticket in json_in_process(config, "tickets")} == {"Billing"}  # deliver_to's group
+    again = run_in_process(config, "imap", "poll")
     assert again.stdout.decode().strip() == "support-box: 0 imported, 0 moved or flagged"
     with db.read() as session:
         assert session.scalar(select(func.count()).where(ImapImport.finished_at.is_not(None))) == 3
@@ -143,7 +143,7 @@ def test_mail_over_the_size_limit_stays_in_the_mailbox_and_is_said(tmp_path: Pat
     config = settings.source
     assert config is not None
     for _ in range(2):  # and again at the next poll: never fetched, moved or lost
-        result = run_cli(config, "imap", "poll")
+        result = run_in_process(config, "imap", "poll")
         assert result.returncode == 0, result.stderr.decode()
         assert "over smtp.max_message_size 1048576: left in the mailbox" in result.stderr.decode()
         assert dovecot.count("INBOX") == 1 and dovecot.count("Done") == 1

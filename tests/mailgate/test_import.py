@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgate.mail_sources import split_mbox
-from testkit import cli_json, make_mail, run_cli, write_config
+from testkit import json_in_process, make_mail, run_in_process, write_config
 
 SUMMARY = re.compile(r"read (\d+): filed (\d+), duplicates (\d+), quarantined (\d+), too large (\d+), "
                      r"left for retry (\d+)")
@@ -31,7 +31,7 @@ def conversation() -> list[EmailMessage]:
 
 
 def import_path(config: Path, path: Path) -> dict[str, int]:
-    result = run_cli(config, "import", str(path))
+    result = run_in_process(config, "import", str(path))
     assert result.returncode == 0, result.stderr.decode()
     assert b"Traceback" not in result.stderr
     match = SUMMARY.search(result.stdout.decode())
@@ -41,12 +41,12 @@ def import_path(config: Path, path: Path) -> dict[str, int]:
 
 
 def tickets(config: Path) -> list[dict[str, Any]]:
-    listed: list[dict[str, Any]] = cli_json(config, "tickets", "--status", "all")
+    listed: list[dict[str, Any]] = json_in_process(config, "tickets", "--status", "all")
     return listed
 
 
 def message_counts(config: Path) -> dict[str, int]:
-    return {t["subject"]: cli_json(config, "show", t["mask"])["message_count"] for t in tickets(config)}
+    return {t["subject"]: json_in_process(config, "show", t["mask"])["message_count"] for t in tickets(config)}
 
 
 def write_mbox(path: Path, mails: list[EmailMessage]) -> Path:
@@ -85,7 +85,7 @@ def test_folder_of_files_with_subfolders_and_a_stray_file(config_path: Path, tmp
     report = import_path(config_path, folder)
     assert (report["read"], report["filed"], report["quarantined"]) == (5, 4, 1)
     assert message_counts(config_path) == {"Printer on fire": 3, "Invoice missing": 1}
-    (held,) = cli_json(config_path, "quarantine", "list")
+    (held,) = json_in_process(config_path, "quarantine", "list")
     assert held["source"] == "import" and "no header fields" in held["reason"]
 
 
@@ -99,7 +99,7 @@ def test_importing_the_same_mbox_twice_stores_nothing_twice(config_path: Path, t
 
 @pytest.mark.sqlite_only
 def test_missing_path_is_one_readable_error(config_path: Path, tmp_path: Path) -> None:
-    result = run_cli(config_path, "import", str(tmp_path / "no-such.mbox"))
+    result = run_in_process(config_path, "import", str(tmp_path / "no-such.mbox"))
     assert result.returncode == 2
     assert b"Traceback" not in result.stderr
     assert b"does not exist" in result.stderr
@@ -110,7 +110,7 @@ def test_oversize_message_is_reported_not_stored(db_url: str, tmp_path: Path) ->
     mails = conversation()
     mails.insert(1, make_mail(subject="Huge", body="x" * 10_000))
     source = write_mbox(tmp_path / "support.mbox", mails)
-    result = run_cli(config, "import", str(source))
+    result = run_in_process(config, "import", str(source))
     assert result.returncode == 0, result.stderr.decode()
     assert b"Traceback" not in result.stderr
     assert "too large 1" in result.stdout.decode()
@@ -132,7 +132,7 @@ def test_mbox_body_lines_starting_with_from_stay_in_their_message(config_path: P
     source.write_bytes(b"\xef\xbb\xbf" + raw.encode())
     assert import_path(config_path, source)["filed"] == 2
     (film,) = [t for t in tickets(config_path) if t["subject"] == "Film"]
-    text = cli_json(config_path, "show", film["mask"])["messages"][0]["text"]
+    text = json_in_process(config_path, "show", film["mask"])["messages"][0]["text"]
     assert "From Russia with love" in text and "\nFrom the archive" in text
 
 
@@ -150,6 +150,6 @@ def test_quarantine_list_names_each_reason(config_path: Path, tmp_path: Path) ->
     (folder / "nobody.eml").write_bytes(b"Subject: no sender\n\nwho wrote this?\n")
     assert import_path(config_path, folder)["quarantined"] == 2
     reasons = sorted(item["reason"] for item in json.loads(
-        run_cli(config_path, "quarantine", "list", "--json").stdout))
+        run_in_process(config_path, "quarantine", "list", "--json").stdout))
     assert reasons == ["unparseable: empty message",
                        "unparseable: no sender address in From, Sender, Reply-To or the envelope"]

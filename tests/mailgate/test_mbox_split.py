@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.mail_sources import is_separator, read_messages, split_mbox
-from testkit import cli_json, run_cli
+from testkit import json_in_process, run_in_process
 
 PATCH = (b"From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
          b"From: Alice <alice@customer.test>\n"
@@ -124,11 +124,11 @@ def test_importing_a_folder_files_the_patch_mail_as_one_ticket_with_its_attachme
                                                                                   tmp_path: Path) -> None:
     (tmp_path / "mails").mkdir()
     (tmp_path / "mails" / "patch.eml").write_bytes(message_with_a_patch())
-    result = run_cli(config_path, "import", str(tmp_path / "mails"))
+    result = run_in_process(config_path, "import", str(tmp_path / "mails"))
     assert result.returncode == 0, result.stderr.decode()
     assert "read 1: filed 1," in result.stdout.decode()
-    (ticket,) = cli_json(config_path, "tickets", "--status", "all")
-    (message,) = cli_json(config_path, "show", ticket["mask"])["messages"]
+    (ticket,) = json_in_process(config_path, "tickets", "--status", "all")
+    (message,) = json_in_process(config_path, "show", ticket["mask"])["messages"]
     (attached,) = message["attachments"]
     assert (attached["filename"], attached["size"]) == ("0001-fix.patch", len(attachment_of(message_with_a_patch())))
     assert attached["size"] >= len(PATCH) - 1

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from core.db import Database, open_database
 from core.models import Blob, Message, QuarantineItem, SpoolItem
-from testkit import Daemon, cli_json, make_mail, run_cli, wait_for
+from testkit import Daemon, json_in_process, make_mail, run_in_process, wait_for
 
 
 @contextmanager
@@ -34,7 +34,7 @@ def count(daemon: Daemon, model: type) -> int:
 
 def one_ticket(daemon: Daemon, messages: int = 1) -> dict:
     def ready() -> dict | None:
-        rows = cli_json(daemon.config, "tickets", "--status", "all")
+        rows = json_in_process(daemon.config, "tickets", "--status", "all")
         return rows[0] if len(rows) == 1 and rows[0]["message_count"] == messages else None
     ready.__name__ = f"one ticket with {messages} messages"
     return wait_for(ready)  # type: ignore[return-value]
@@ -48,7 +48,7 @@ def test_follow_ups_over_smtp_by_mask_and_references(daemon: Daemon) -> None:
     daemon.send(make_mail(subject=f"Re: [{mask}] Printer on fire", body="by mask").as_bytes())
     one_ticket(daemon, 2)
     daemon.send(make_mail(subject="different", references=first["Message-ID"], body="by refs").as_bytes())
-    shown = cli_json(daemon.config, "show", one_ticket(daemon, 3)["mask"])
+    shown = json_in_process(daemon.config, "show", one_ticket(daemon, 3)["mask"])
     assert [m["text"].strip() for m in shown["messages"]] == ["Help, please.", "by mask", "by refs"]
 
 
@@ -96,11 +96,11 @@ def test_oversize_mail_is_refused_with_552(daemon: Daemon) -> None:
 def test_unparseable_mail_is_quarantined_with_reason(daemon: Daemon) -> None:
     daemon.send(b"\r\n\r\nno header at all, just a body\r\n")
     wait_for(lambda: count(daemon, QuarantineItem) == 1)
-    listed = cli_json(daemon.config, "quarantine", "list")
+    listed = json_in_process(daemon.config, "quarantine", "list")
     assert len(listed) == 1 and listed[0]["reason"] and listed[0]["mail_from"] == "customer@outside.test"
     with opened(daemon) as db, db.read() as session:
         assert session.scalars(select(QuarantineItem.raw)).one() == b"\r\n\r\nno header at all, just a body\r\n"
-    plain = run_cli(daemon.config, "quarantine", "list")
+    plain = run_in_process(daemon.config, "quarantine", "list")
     assert plain.returncode == 0 and b"customer@outside.test" in plain.stdout
 
 
@@ -119,10 +119,10 @@ def test_non_ascii_subjects_and_bodies_in_several_charsets(daemon: Daemon) -> No
         mail = make_mail(subject=subject, body=body, charset=charset)
         daemon.send(mail.as_bytes())
     wait_for(lambda: count(daemon, Message) == len(CHARSETS))
-    stored = {t["subject"]: t["mask"] for t in cli_json(daemon.config, "tickets")}
+    stored = {t["subject"]: t["mask"] for t in json_in_process(daemon.config, "tickets")}
     for charset, subject, body in CHARSETS:
         assert subject in stored, f"{charset} subject lost: {sorted(stored)}"
-        assert cli_json(daemon.config, "show", stored[subject])["messages"][0]["text"].strip() == body
+        assert json_in_process(daemon.config, "show", stored[subject])["messages"][0]["text"].strip() == body
 
 
 @pytest.mark.sqlite_only
@@ -147,8 +147,8 @@ def test_attachments_round_trip_byte_for_byte(daemon: Daemon) -> None:
     daemon.send(make_mail(attachments=files).as_bytes())
     daemon.send(make_mail(attachments=[files[0]]).as_bytes())  # the same content again: stored once
     wait_for(lambda: count(daemon, Message) == 2)
-    first = [t for t in cli_json(daemon.config, "tickets") if True]
-    shown = [cli_json(daemon.config, "show", t["mask"]) for t in first]
+    first = [t for t in json_in_process(daemon.config, "tickets") if True]
+    shown = [json_in_process(daemon.config, "show", t["mask"]) for t in first]
     listed = {a["filename"]: a for s in shown for m in s["messages"] for a in m["attachments"]}
     assert set(listed) == {"random.bin", "notes.txt", "r\u00e9sum\u00e9.pdf"}
     with opened(daemon) as db, db.read() as session:

@@ -20,7 +20,7 @@ from core.inbound import Envelope, InboundMessage
 from core.settings import Settings
 from mailgate.outbox_sender import OutboxSender
 from mailgate.parse import parse_message
-from testkit import Sink, cli_json, run_cli
+from testkit import Sink, json_in_process, run_in_process
 
 IMPORTED = Envelope("import")
 C1 = re.compile("[\x80-\x9f]")
@@ -250,10 +250,10 @@ def test_mail_from_a_quoted_local_part_is_filed_and_answered_over_smtp(database:
                                                                       config_path: Path, sink: Sink) -> None:
     raw = mail(f"From: John Doe <{QUOTED}>", "To: support@example.com", "Subject: Printer on fire",
                "Message-ID: <quoted-1@customer.test>", body=b"Help, please.\r\n")
-    delivered = run_cli(config_path, "deliver", "--from", QUOTED, "--to", "support@example.com", stdin=raw)
+    delivered = run_in_process(config_path, "deliver", "--from", QUOTED, "--to", "support@example.com", stdin=raw)
     assert delivered.returncode == 0, delivered.stderr.decode()
-    (ticket,) = cli_json(config_path, "tickets")
+    (ticket,) = json_in_process(config_path, "tickets")
     assert ticket["subject"] == "Printer on fire"
-    assert not cli_json(config_path, "quarantine", "list")
+    assert not json_in_process(config_path, "quarantine", "list")
     OutboxSender(database, settings.relay, settings.smtp.hostname).send_due()
     assert [rcpts for _, rcpts, _ in sink.received] == [[QUOTED]]  # the acknowledgement, RCPT TO:<"john doe"@…>

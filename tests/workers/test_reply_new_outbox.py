@@ -180,7 +180,8 @@ def test_errors_are_one_line_and_file_nothing(database: Database, settings: Sett
         ((*new, "--to", BOB, "--group", "Nope"), b"hi", "postdesk: no group named 'Nope'"),
     ]
     for number, (args, stdin, line) in enumerate(cases):
-        result = (run_cli if number == 0 else run_in_process)(config_path, *args, stdin=stdin)  # the first as a process
+        run = run_cli if number == 0 else run_in_process  # the first as a whole process too
+        result = run(config_path, *args, stdin=stdin)
         assert result.returncode == 1 and result.stderr.decode().strip().splitlines() == [line], args
     monkeypatch.delenv("POSTDESK_WORKER", raising=False)
     assert run_in_process(config_path, "reply", mask, stdin=b"hi").returncode == 2  # --as is required

@@ -45,7 +45,8 @@ def test_errors_are_one_line_and_change_nothing(config_path: Path) -> None:
          "postdesk: a group named 'Support' or at other@example.com exists already"),
     ]
     for number, (args, line) in enumerate(cases):
-        result = (run_cli if number == 0 else run_in_process)(config_path, *args)  # the first as a whole process
+        run = run_cli if number == 0 else run_in_process  # the first as a whole process too
+        result = run(config_path, *args)
         assert result.returncode == 1 and result.stderr.decode().strip().splitlines() == [line], args
     assert [w["email"] for w in json_in_process(config_path, "worker", "list")] == ["jane@corp.test"]
     assert run_in_process(config_path, "worker", "add", "x@y.test").returncode == 2  # --name is required

@@ -98,7 +98,8 @@ def test_bad_input_is_one_line_exit_1_and_changes_nothing(database: Database, co
         (("group", "edit", "Nope", "--auto-close-days", "3"), "postdesk: no group named 'Nope'"),
     ]
     for number, (args, line) in enumerate(cases):
-        result = (run_cli if number == 0 else run_in_process)(config_path, *args)  # the first as a whole process
+        run = run_cli if number == 0 else run_in_process  # the first as a whole process too
+        result = run(config_path, *args)
         assert (result.returncode, result.stderr.decode().strip().splitlines()) == (1, [line]), args
     assert (ticket(database, mask_of(0)).status, ticket(database, mask_of(1)).status) == (Status.OPEN, Status.DELETED)
     with database.read() as session:
