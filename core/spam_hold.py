@@ -13,18 +13,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
 from core.inbound import Envelope, InboundAttachment, InboundMessage
 from core.models import Attachment, Blob, Message, MessageKind, Status, Ticket
 from core.notify import Outbound, notify_workers
-from core.ticket_views import MAX_PAGE_SIZE, TicketFilter, iso, list_tickets
+from core.ticket_views import HELD, MAX_PAGE_SIZE, TicketFilter, iso, list_tickets
 from core.tickets import set_status
 
 FILTER_ACTOR = "spam filter"
-HELD = Status.SPAM.value
 
 
 def hold_ticket(session: Session, ticket: Ticket, score: float, *, now: datetime) -> None:
@@ -58,9 +57,6 @@ def held_tickets(conn: Connection, retention_days: float, *, limit: int = MAX_PA
     for row in rows:
         row["purge_due"] = iso(purge_due(datetime.fromisoformat(row["updated"]), retention_days))
     return rows
-
-
-from core.ticket_views import held_count  # noqa: E402,F401  (read commands import it from there: no ORM)
 
 
 def purge_due(held_at: datetime, retention_days: float) -> datetime:

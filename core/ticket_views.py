@@ -22,7 +22,8 @@ from core.search import fts5_query, search_terms, tsquery_text
 
 DEFAULT_STATUSES = ("open", "waiting")
 STATUSES = ("open", "waiting", "closed", "deleted", "spam")  # spam: held by the filter (core/spam_hold.py)
-SET_ASIDE = ("deleted", "spam")  # left out of search and every list unless asked for
+HELD = "spam"  # Status.SPAM, spelled here because read commands do not load the ORM
+SET_ASIDE = ("deleted", HELD)  # left out of search and every list unless asked for
 PRIORITIES = ("low", "normal", "high", "urgent")
 SORTS = {  # name -> ORDER BY, ties broken by id so paging is stable
     "updated": "t.updated_at {dir}, t.id {dir}",
@@ -327,4 +328,4 @@ def ticket_history(conn: Connection, given: str) -> list[dict[str, Any]]:
 
 def held_count(conn: Connection) -> int:
     """How many tickets the spam filter holds for a verdict (the index on status, updated_at answers it)."""
-    return int(conn.execute(text("SELECT count(*) FROM tickets WHERE status = 'spam'")).scalar_one())
+    return int(conn.execute(text(f"SELECT count(*) FROM tickets WHERE status = '{HELD}'")).scalar_one())

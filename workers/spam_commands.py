@@ -17,8 +17,8 @@ from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import SpamToken, SpamTraining, Ticket
 from core.settings import SpamSettings
-from core.spam_hold import held_count, held_tickets
-from core.ticket_views import MAX_PAGE_SIZE
+from core.spam_hold import held_tickets
+from core.ticket_views import MAX_PAGE_SIZE, held_count
 from spam.filter import is_spam, is_trained, score_token_set
 from spam.scoring import SpamScore
 from spam.tokens import tokenize
