@@ -27,10 +27,12 @@ _ENVELOPE_LINE = re.compile(
     rb"From(?:[ \t]+(?:\"[^\"\r\n]*\"|[^\s\"])+(?:[ \t]+(?P<date>[^\r\n]*?))?)?[ \t]*\r?\n?\Z")
 _DATE_PARTS = (re.compile(rb"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b"),
                re.compile(rb"\b\d{1,2}:\d\d\b"), re.compile(rb"\b\d{4}\b"))
+_LATER_FROM = re.compile(rb"^>*From(?![^ \t\r\n])", re.MULTILINE)  # `From `, `>From `, a bare `From`; not `From:`
 _QUOTED_FROM = re.compile(rb"^>(>*From )")  # mboxrd: one `>` comes off every `>…>From ` line
 _CONTENT_LENGTH = re.compile(rb"Content-Length:[ \t]*(\d+)[ \t]*\r?\n?\Z", re.IGNORECASE)
 _LINE_END_SLACK = 2  # writers of Content-Length disagree on counting the body's last line end
 _FIRST_LINE_LIMIT = 4096
+READ_WHERE_USED_BELOW = 1 << 20  # bytes: a named file smaller than this is read by the process that parses it
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,43 @@ def read_messages(path: Path) -> Iterator[SourcedMessage]:
             yield SourcedMessage(str(file), _read_bytes(file))
     else:
         yield from _read_file(path)
+
+
+@dataclass(frozen=True)
+class NamedFile:
+    """A file named on its own, left unread until a process wants its messages: one, or an mbox of them.
+
+    Handed to a pool of parsing processes (mailgate.parse_pool) instead of its bytes: splitting an
+    mbox goes line by line in Python, and many saved mails begin with a `From ` line, so even a
+    single-message file costs as much to read as to parse. Read where it is parsed, it costs the
+    pool's workers, not the one process that hands out the work.
+    """
+
+    path: Path
+
+    def messages(self) -> Iterator[SourcedMessage]:
+        return _read_file(self.path)
+
+
+MessageSource = SourcedMessage | NamedFile
+
+
+def message_sources(path: Path) -> Iterator[MessageSource]:
+    """`read_messages` for a pool of workers: the same messages, in the same order, but a named file
+    below READ_WHERE_USED_BELOW unread (a larger mbox is split here, so that its messages spread
+    over the workers)."""
+    if path.is_file() and path.stat().st_size < READ_WHERE_USED_BELOW:
+        yield NamedFile(path)
+    else:
+        yield from read_messages(path)
+
+
+def messages_of(source: MessageSource) -> Iterator[SourcedMessage]:
+    """The messages a source holds: itself, or what its named file holds."""
+    if isinstance(source, NamedFile):
+        yield from source.messages()
+    else:
+        yield source
 
 
 def count_messages(path: Path) -> int:
@@ -112,6 +151,10 @@ def _read_file(path: Path) -> Iterator[SourcedMessage]:
                 yield SourcedMessage(str(path), handle.read())
                 return
             handle.seek(0)
+            if path.stat().st_size < READ_WHERE_USED_BELOW and (only := _only_message(handle.read())) is not None:
+                yield SourcedMessage(f"{path}#1", only)
+                return
+            handle.seek(0)
             for number, raw in enumerate(split_mbox(handle), 1):
                 yield SourcedMessage(f"{path}#{number}", raw)
     except OSError as exc:
@@ -150,6 +193,18 @@ def split_mbox(lines: Iterable[bytes]) -> Iterator[bytes]:
         if candidate is not None:
             message.add(candidate)
         yield message.raw()
+
+
+def _only_message(mbox: bytes) -> bytes | None:
+    """What split_mbox makes of an mbox holding one message (most saved mails: one `From ` line on
+    top), without going line by line; None when a later line begins with `From` or `>From`, which
+    may start another message or be unquoted: then only split_mbox can tell."""
+    first_line_end = mbox.find(b"\n")
+    rest = mbox[first_line_end + 1:] if first_line_end >= 0 else b""
+    if _LATER_FROM.search(rest):
+        return None
+    last_line = rest.rfind(b"\n", 0, len(rest) - 1) + 1
+    return rest[:last_line] if _is_blank(rest[last_line:]) else rest
 
 
 class _MboxMessage:

@@ -21,6 +21,7 @@ from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 from mailparser import MailParser
+from mailparser.const import ADDRESSES_HEADERS
 from mailparser.exceptions import MailParserRecursionError
 
 from core.addresses import Address, try_normalize
@@ -113,6 +114,14 @@ class _MailParts(MailParser):
 
     def _make_mail(self, complete: bool = True) -> dict[str, object]:
         return {}
+
+    def _build_header_index(self) -> dict[str, list[object]]:
+        """Its index of header fields, less the address fields: it parses every one of them while it
+        reads the mail (a fifth of all parsing time), and postdesk reads addresses itself (_addresses)."""
+        index: dict[str, list[object]] = super()._build_header_index()
+        for name in ADDRESSES_HEADERS:
+            index.pop(name, None)
+        return index
 
 
 def _reason(prefix: str, exc: Exception) -> str:

@@ -25,10 +25,10 @@ BATCH = 2_048  # mails handed to the pool at a time
 
 
 def mapped_in_pool(work: Callable[[Item], Result], items: Sequence[Item], *,
-                   workers: int | None = None) -> Iterator[Result]:
-    """`work` applied to every item, in order; in worker processes when there are enough items and cores."""
+                   workers: int | None = None, mails_per_item: int = 1) -> Iterator[Result]:
+    """`work` applied to every item, in order; in worker processes when there are enough mails and cores."""
     workers = workers or os.cpu_count() or 1
-    if workers < 2 or len(items) < POOL_FROM:
+    if workers < 2 or len(items) * mails_per_item < POOL_FROM:
         yield from map(work, items)
         return
     # fork: the workers start with this process's modules loaded; they only parse, never touch its connections

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,14 +14,14 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import func, select
 
-from core.db import Database
+from core.db import Database, open_configured
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import SpamToken, SpamTraining, Ticket
-from core.settings import SpamSettings
+from core.settings import DatabaseSettings, SpamSettings
 from core.spam_hold import held_tickets
 from core.ticket_views import MAX_PAGE_SIZE, held_count
-from spam.filter import is_spam, is_trained, score_token_set
+from spam.filter import is_spam, is_trained, score_token_sets
 from spam.scoring import SpamScore
 from spam.tokens import tokenize
 from spam.statistics import totals
@@ -31,8 +33,9 @@ from workers.output import print_json, print_json_line, print_table
 from workers.terminal_text import printable
 
 if TYPE_CHECKING:
-    from mailgate.mail_sources import SourcedMessage
+    from mailgate.mail_sources import MessageSource
 
+SCORED_TOGETHER = 32  # mails a process scores in one transaction, reading their unknown words together
 TRAINING_BATCH = 500  # mails per transaction: a crash loses at most one batch, a batch is one upsert
 
 
@@ -178,36 +181,74 @@ def score(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
       postdesk spam score message.eml
       postdesk spam score ~/Mail/Junk incoming.mbox --json
     """
-    from mailgate.mail_sources import read_messages
+    from mailgate.mail_sources import message_sources
     from mailgate.parse_pool import mapped_in_pool
 
     settings, unreadable, scored = app.settings.spam, 0, 0
-    sources = [sourced for path in paths for sourced in read_messages(path)]
-    tokenized = mapped_in_pool(_tokens_of, sources)
+    sources = [source for path in paths for source in message_sources(path)]
     with app.database().read() as session:
         if not is_trained(totals(session), settings):
             click.echo(f"postdesk: the filter is not trained yet (needs {settings.min_training} mails of each "
                        "class, see `postdesk spam stats`); scores are neutral", err=True)
-        for origin, tokens in tokenized:
-            if isinstance(tokens, str):
-                unreadable += 1
-                _print_unreadable(origin, tokens, as_json)
-                continue
-            _print_score(origin, score_token_set(session, tokens, settings), settings, as_json,
-                         detailed=len(sources) == 1)
-            scored += 1
+    scorer = _Scorer(app.settings.database, settings)
+    try:
+        groups = [sources[start:start + SCORED_TOGETHER] for start in range(0, len(sources), SCORED_TOGETHER)]
+        for results in mapped_in_pool(scorer, groups, mails_per_item=SCORED_TOGETHER):
+            for origin, result in results:
+                if isinstance(result, str):
+                    unreadable += 1
+                    _print_unreadable(origin, result, as_json)
+                    continue
+                _print_score(origin, result, settings, as_json, detailed=len(sources) == 1 and len(results) == 1)
+                scored += 1
+    finally:
+        _forget_database()
     if unreadable:
         raise click.ClickException(f"{unreadable} of {unreadable + scored} mails could not be read")
 
 
-def _tokens_of(sourced: SourcedMessage) -> tuple[str, frozenset[str] | str]:
-    """A mail's tokens, or why it cannot be read (run in a worker process: top-level, so that it pickles)."""
-    from mailgate.parse import parse_message
+@dataclass(frozen=True)
+class _Scorer:
+    """Reads, parses, tokenizes and scores one source's mails in whichever process runs it.
 
-    try:
-        return sourced.origin, tokenize(parse_message(sourced.raw, Envelope("spam-score")))
-    except UnparseableMessage as exc:
-        return sourced.origin, str(exc)
+    All of a mail's work is done where it is parsed, so the process handing out the work only
+    prints: with the scoring there, it was the one bottleneck. Each process opens the database
+    itself, once (a pool's workers are forked: a connection is never shared across processes).
+    """
+
+    database: DatabaseSettings
+    settings: SpamSettings
+
+    def __call__(self, sources: Sequence[MessageSource]) -> list[tuple[str, SpamScore | str]]:
+        from mailgate.mail_sources import messages_of
+        from mailgate.parse import parse_message
+
+        read: list[tuple[str, frozenset[str] | str]] = []
+        for sourced in (sourced for source in sources for sourced in messages_of(source)):
+            try:
+                read.append((sourced.origin, tokenize(parse_message(sourced.raw, Envelope("spam-score")))))
+            except UnparseableMessage as exc:
+                read.append((sourced.origin, str(exc)))
+        with _database(self.database).read() as session:
+            scores = iter(score_token_sets(session, [t for _, t in read if not isinstance(t, str)], self.settings))
+        return [(origin, tokens if isinstance(tokens, str) else next(scores)) for origin, tokens in read]
+
+
+_OPENED: dict[int, tuple[DatabaseSettings, Database]] = {}  # per process id: a forked worker opens its own
+
+
+def _database(settings: DatabaseSettings) -> Database:
+    opened = _OPENED.get(os.getpid())
+    if opened is None or opened[0] != settings:
+        _forget_database()
+        opened = _OPENED[os.getpid()] = (settings, open_configured(settings))
+    return opened[1]
+
+
+def _forget_database() -> None:
+    opened = _OPENED.pop(os.getpid(), None)
+    if opened is not None:
+        opened[1].dispose()
 
 
 def _print_score(origin: str, result: SpamScore, settings: SpamSettings, as_json: bool, *, detailed: bool) -> None:

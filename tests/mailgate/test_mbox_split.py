@@ -132,3 +132,24 @@ def test_importing_a_folder_files_the_patch_mail_as_one_ticket_with_its_attachme
     (attached,) = message["attachments"]
     assert (attached["filename"], attached["size"]) == ("0001-fix.patch", len(attachment_of(message_with_a_patch())))
     assert attached["size"] >= len(PATCH) - 1
+
+
+@pytest.mark.parametrize("mbox", [
+    b"From a@b Mon Nov 30 10:00:00 2026\nFrom: a@b\nSubject: x\n\nbody\n\n",
+    b"From a@b Mon Nov 30 10:00:00 2026\r\nFrom: a@b\r\n\r\nbody\r\n\r\n",
+    b"From a@b Mon Nov 30 10:00:00 2026\nFrom: a@b\n\nno line end at the end",
+    b"From a@b Mon Nov 30 10:00:00 2026\nFrom: a@b\n\nbody\n\r",
+    b"From a@b Mon Nov 30 10:00:00 2026\n",
+    b"From a@b Mon Nov 30 10:00:00 2026",
+    b"From a@b Mon Nov 30 10:00:00 2026\nFrom: a@b\n\nFromage is cheese\n From the side\n",
+    message_with_a_patch(),  # a `From 0123…` line in the body: split_mbox decides
+    b"From a@b Mon Nov 30 10:00:00 2026\nFrom: a@b\n\n>From the top, quoted\n",  # unquoted by split_mbox
+    b"From a@b Mon Nov 30 10:00:00 2026\nFrom: a@b\n\nx\n\nFrom c@d Mon Nov 30 11:00:00 2026\nFrom: c@d\n\ny\n",
+])
+def test_a_file_of_one_message_is_read_whole_as_split_mbox_reads_it(tmp_path: Path, mbox: bytes) -> None:
+    """The fast path for a saved mail (one `From ` line on top) gives exactly what the line-by-line split does."""
+    path = tmp_path / "saved.eml"
+    path.write_bytes(mbox)
+    expected = list(split_mbox(io.BytesIO(mbox)))
+    assert [m.raw for m in read_messages(path)] == expected
+    assert [m.origin for m in read_messages(path)] == [f"{path}#{n}" for n in range(1, len(expected) + 1)]

@@ -231,3 +231,28 @@ def test_spam_score_reads_files_folders_and_mboxes_in_input_order(config_path: P
     plain = cli(config_path, "spam", "score", str(folder / "a.eml"), str(folder / "c.eml"))
     assert [line.split()[1] for line in plain.stdout.splitlines()] == ["spam", "ham"]
     assert "spam score:" in ok(config_path, "spam", "score", str(single))  # one mail: its words too
+
+
+def test_spam_score_of_many_mails_is_done_in_worker_processes_with_the_same_result(
+        config_path: Path, tmp_path: Path, trained: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enough mails for the pool (mailgate.parse_pool): every line as one process gives it, in input order."""
+    import mailgate.parse_pool
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    assert mailgate.parse_pool.POOL_FROM < 240
+    for number in range(240):
+        spammy = number % 3 == 0
+        mail = make_mail(subject=f"WINNER {number}" if spammy else f"Printer {number}", body=SPAMMY if spammy else HAMMY,
+                         sender=PROMO if spammy else "alice@customer.test").as_bytes()
+        (folder / f"{number:04}.eml").write_bytes(b"From x@y Fri Nov 20 09:30:00 2026\n" * (number % 2) + mail)
+    named = sorted(folder.iterdir())[:30]  # named on their own too: read by the workers, not the parent
+    pooled = cli(config_path, "spam", "score", "--json", str(folder), *map(str, named))
+    monkeypatch.setattr(mailgate.parse_pool, "POOL_FROM", 10**9)
+    alone = cli(config_path, "spam", "score", "--json", str(folder), *map(str, named))
+    assert pooled.exit_code == alone.exit_code == 0, pooled.stderr
+    lines = [json.loads(line) for line in pooled.stdout.splitlines()]
+    assert len(lines) == 240 + 30
+    assert [lines[240]["file"], lines[241]["file"]] == [str(named[0]), f"{named[1]}#1"]  # a `From ` line: an mbox of one
+    assert pooled.stdout == alone.stdout
+    assert [line["spam"] for line in lines[:240]] == [n % 3 == 0 for n in range(240)]
