@@ -20,8 +20,8 @@ from core.inbound import Envelope, InboundMessage
 from core.settings import SpamSettings
 from mailgate.mail_sources import read_messages
 from mailgate.parse import parse_message
-from spam.filter import is_spam, is_trained
-from spam.scoring import UNTRAINED, Counts, Scoring, SpamScore, score_tokens
+from spam.filter import is_spam, scored
+from spam.scoring import Counts, Evidence, Scoring, SpamScore, token_evidence
 from spam.tokens import TokenizerOptions, tokenize
 
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)  # older Date headers are forged or broken clocks
@@ -125,19 +125,35 @@ class Memory:
     def __init__(self) -> None:
         self.counts: dict[str, list[int]] = {}  # token -> [spam, ham]
         self.totals = Counts()
+        self._remembered: dict[str, Evidence | None] = {}  # as spam.statistics.Learnt: until the next learn
+        self._remembered_for: Scoring | None = None
 
     def learn(self, tokens: Iterable[str], spam: bool) -> None:
         column = 0 if spam else 1
         for token in tokens:
             self.counts.setdefault(token, [0, 0])[column] += 1
         self.totals = Counts(self.totals.spam + spam, self.totals.ham + (not spam))
+        self._remembered.clear()
 
     def score(self, tokens: frozenset[str], settings: SpamSettings, scoring: Scoring) -> SpamScore:
-        """As spam.filter.score_mail: neutral until trained (is_trained), else score_tokens on the known counts."""
-        if not is_trained(self.totals, settings):
-            return UNTRAINED
+        """As spam.filter.score_mail: the same rules (spam.filter.scored) on counts held in memory."""
         known = {t: Counts(*c) for t in tokens if (c := self.counts.get(t)) is not None}
-        return score_tokens(tokens, known, self.totals, scoring)
+        return scored(token_evidence(known, self.totals, scoring), self.totals, settings, scoring)
+
+    def score_remembering(self, tokens: frozenset[str], settings: SpamSettings, scoring: Scoring) -> SpamScore:
+        """`score` as a daemon scores between two trainings: what each token says is remembered
+        (spam.statistics.Learnt, per training generation), weak and unseen tokens as no evidence."""
+        if self._remembered_for != scoring:
+            self._remembered.clear()
+            self._remembered_for = scoring
+        remembered = self._remembered
+        missing = [t for t in tokens if t not in remembered]
+        known = {t: Counts(*c) for t in missing if (c := self.counts.get(t)) is not None}
+        remembered.update(dict.fromkeys(missing))
+        remembered.update({t: e for t, e in token_evidence(known, self.totals, scoring).items()
+                           if abs(e.probability - 0.5) >= scoring.min_deviation})
+        evidence = {t: e for t in tokens if (e := remembered[t]) is not None}
+        return scored(evidence, self.totals, settings, scoring)
 
 
 def replay_online(tokens: Sequence[frozenset[str]], labels: Sequence[bool], settings: SpamSettings,

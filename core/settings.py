@@ -90,6 +90,8 @@ class SpamSettings:
     interesting_words: int = 1000  # at most this many words combined (15 are stored and shown); bench/spam.py
     threshold: float = 0.65  # a new ticket scoring above this is held as spam, nobody notified; 1 = never
     min_training: int = 10  # mails trained as each of spam and not spam before the filter scores at all
+    sure_after: int = 50  # until this many of each are trained the filter is young: it holds only above...
+    young_threshold: float = 0.9  # ...this (its first not-spam mails look like the spam it knows); bench/spam.py
     method: str = "robinson"  # "robinson" (geometric means), "fisher" (Robinson-Fisher) or "graham"
     strength: float = 0.0178  # Robinson's s: how many mails' worth the prior `unknown` weighs (bogofilter's)
     unknown: float = 0.52  # Robinson's x: what a token seen too rarely is believed to be (bogofilter's)
@@ -281,6 +283,10 @@ def _check_spam(spam: SpamSettings) -> None:
         raise ConfigError("spam.threshold", "must be above 0 and at most 1")
     if spam.min_training < 0:
         raise ConfigError("spam.min_training", "must not be negative")
+    if spam.sure_after < 0:
+        raise ConfigError("spam.sure_after", "must not be negative")
+    if not 0 < spam.young_threshold <= 1:
+        raise ConfigError("spam.young_threshold", "must be above 0 and at most 1")
     if spam.method not in ("robinson", "fisher", "graham"):
         raise ConfigError("spam.method", "must be \"robinson\", \"fisher\" or \"graham\"")
     if spam.strength <= 0:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
 from core.models import Ticket
 from core.settings import SpamSettings
-from spam.scoring import UNTRAINED, Counts, SpamScore, score_evidence
+from spam.scoring import UNTRAINED, Counts, Evidence, Scoring, SpamScore, score_evidence
 from spam.statistics import learnt
 from spam.tokens import MailText, tokenize
 
@@ -35,7 +36,16 @@ def score_token_sets(session: Session, token_sets: Sequence[Collection[str]], se
     if not is_trained(known.totals, settings):
         return [UNTRAINED] * len(token_sets)
     found = known.evidence(session, set().union(*token_sets))
-    return [score_evidence({t: found[t] for t in tokens if t in found}, known.scoring) for tokens in token_sets]
+    return [scored({t: found[t] for t in tokens if t in found}, known.totals, settings, known.scoring)
+            for tokens in token_sets]
+
+
+def scored(evidence: Mapping[str, Evidence], trained: Counts, settings: SpamSettings,
+           scoring: Scoring | None = None) -> SpamScore:
+    """The filter's rules around the arithmetic: neutral until trained, and how much it had been trained."""
+    if not is_trained(trained, settings):
+        return UNTRAINED
+    return replace(score_evidence(evidence, scoring or settings.scoring()), least_trained=min(trained))
 
 
 def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: SpamSettings) -> SpamScore:
@@ -49,4 +59,14 @@ def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: Spa
 def is_spam(result: SpamScore, settings: SpamSettings) -> bool:
     """Above the threshold on enough evidence: a neutral 0.5 never is, nor a mail of a few known words
     (an empty body with the subject "hello" once scored 0.93)."""
-    return result.trained and result.spam_evidence >= settings.min_words and result.value > settings.threshold
+    return result.trained and result.spam_evidence >= settings.min_words and result.value > threshold_for(result, settings)
+
+
+def threshold_for(result: SpamScore, settings: SpamSettings) -> float:
+    """The threshold, or the young filter's higher one while either class has fewer than sure_after mails.
+
+    Measured on the SpamAssassin corpus in date order (bench/spam.py): with 45 to 56 not-spam mails
+    trained against 600 spam, six customers' mails scored 0.72-0.89; from then on none above 0.65.
+    """
+    return settings.threshold if result.least_trained >= settings.sure_after else max(settings.threshold,
+                                                                                         settings.young_threshold)

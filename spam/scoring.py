@@ -89,6 +89,7 @@ class SpamScore:
     value: float = NEUTRAL
     spam_evidence: int = 0  # spammy words combined that were seen in at least Scoring.well_seen trained mails
     word_count: int = 0  # interesting words combined; `words` holds the SHOWN_WORDS strongest of them
+    least_trained: int = 0  # mails trained in the smaller class when it was scored (spam.filter.is_spam)
 
     def words_json(self) -> list[dict[str, object]]:
         """The strongest words, as stored with the ticket and shown."""

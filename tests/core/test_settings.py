@@ -43,6 +43,10 @@ def test_environment_variable_points_at_the_file(tmp_path: Path, monkeypatch: py
     ('[database]\nurl = "::nonsense::"\n', "database.url"),
     ('[database]\nbusy_timeout_seconds = -1\n', "database.busy_timeout_seconds"),
     ('[database]\nbusy_timeout_seconds = "long"\n', "database.busy_timeout_seconds"),
+    ('[spam]\nthreshold = 0\n', "spam.threshold"),
+    ('[spam]\nyoung_threshold = 1.5\n', "spam.young_threshold"),
+    ('[spam]\nsure_after = -1\n', "spam.sure_after"),
+    ('[spam]\nretention_days = 0\n', "spam.retention_days"),
 ])
 def test_wrong_setting_is_named(tmp_path: Path, text: str, key: str) -> None:
     path = tmp_path / "p.toml"

@@ -189,3 +189,20 @@ def fresh_score(settings: Settings, mail: InboundMessage) -> SpamScore:
             return score_mail(session, mail, FILTER)
     finally:
         fresh.dispose()
+
+
+def test_a_young_filter_holds_only_above_its_higher_threshold(database: Database) -> None:
+    """Until sure_after mails of each class are trained, 0.65 is not enough: young_threshold (0.9) is needed."""
+    from dataclasses import replace
+
+    from spam.filter import is_spam
+
+    trained(database, spams=6, hams=4)
+    with database.read() as session:
+        result = score_mail(session, spam_mail(9), FILTER)
+    assert result.least_trained == 4  # the smaller class, not-spam
+    rules = SpamSettings(min_training=3, threshold=0.65, min_words=0, young_threshold=0.9)
+    mixed, sure = replace(result, value=0.8), replace(result, value=0.95)
+    assert not is_spam(mixed, replace(rules, sure_after=5)) and is_spam(sure, replace(rules, sure_after=5))
+    assert is_spam(mixed, replace(rules, sure_after=4))  # grown up: the threshold holds it
+    assert not is_spam(mixed, replace(rules, sure_after=4, threshold=0.85))
