@@ -20,10 +20,10 @@ from core.personal_mail import Person, customer_references, private_addresses
 from core.privacy import PrivateAddresses
 from core.reply_text import clean_worker_text
 from core.staff import worker_emails
-from core.ticket_states import assign_owner, close_ticket, reopen_ticket, set_priority
-from core.tickets import audit, set_status, store_message
+from core.lifecycle import close_ticket, judge_spam, record_verdict, reopen_ticket, set_waiting
+from core.ticket_states import assign_owner, set_priority
+from core.tickets import audit, store_message
 from core.worker_commands import Commands, parse_commands
-from spam.training import record_verdict
 
 
 def worker_by_email(session: Session, email: str) -> Worker | None:
@@ -123,14 +123,12 @@ def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, comm
 def _apply_status(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands,
                   now: datetime, replied: bool) -> None:
     if commands.spam:
-        record_verdict(session, ticket, SpamTraining.SPAM, actor=worker.email, now=now)
-        set_status(session, ticket, Status.DELETED, actor=worker.email, reason="#spam", now=now)
+        judge_spam(session, out, ticket, SpamTraining.SPAM, actor=worker.email, now=now, reason="#spam")
     elif commands.close:
         close_ticket(session, out, ticket, actor=worker.email, reason="#close", now=now)
     elif commands.reopen:
         reopen_ticket(session, ticket, actor=worker.email, reason="#reopen", now=now)
     elif commands.waiting_until or replied:
-        ticket.waiting_until = commands.waiting_until
-        set_status(session, ticket, Status.WAITING, actor=worker.email,
-                   reason=f"#waiting until {commands.waiting_until.isoformat()}" if commands.waiting_until
-                   else "worker replied", now=now)
+        set_waiting(session, ticket, commands.waiting_until, actor=worker.email,
+                    reason=f"#waiting until {commands.waiting_until.isoformat()}" if commands.waiting_until
+                    else "worker replied", now=now)

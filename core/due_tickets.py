@@ -1,7 +1,7 @@
 """Waiting tickets the clock acts on: reopened at their due time, closed after the group's auto-close days.
 
 Both are set-based: the due rows are claimed (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite writers
-take turns), changed by one conditional UPDATE, and audited by one multi-row INSERT, so two daemons
+take turns), then changed and audited together by core.lifecycle.change_statuses, so two daemons
 never both change one ticket and a ticket gets one audit entry. The caller owns the transaction and
 repeats while a whole batch came back.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from core.models import AuditEntry, Group, Status, Ticket
+from core.models import Group, Status, Ticket
+from core.lifecycle import change_statuses
 from core.notify import Outbound, send_close_notice
 
 SCHEDULER = "scheduler"  # the actor of every change the clock makes
@@ -35,10 +35,8 @@ def reopen_due_tickets(session: Session, now: datetime, limit: int = BATCH) -> i
     """Reopen up to `limit` waiting tickets whose due time has come, earliest first; returns how many."""
     due = dict(session.execute(select(Ticket.id, Ticket.waiting_until).where(_due(now))
                                .order_by(Ticket.waiting_until).limit(limit).with_for_update(skip_locked=True)).all())
-    reopened = _change_status(session, list(due), _due(now), Status.OPEN, now, waiting_until=None)
-    _audit_status(session, [(ticket_id, f"due time {_utc(due[ticket_id])} reached") for ticket_id in reopened],
-                  Status.WAITING, Status.OPEN, now)
-    return len(reopened)
+    reasons = {ticket_id: f"due time {_utc(when)} reached" for ticket_id, when in due.items()}
+    return len(change_statuses(session, reasons, _due(now), Status.WAITING, Status.OPEN, actor=SCHEDULER, now=now))
 
 
 def _auto_closable(group_id: int, days: int, now: datetime) -> ColumnElement[bool]:
@@ -56,9 +54,8 @@ def close_long_waiting(session: Session, out: Outbound, now: datetime, limit: in
         where = _auto_closable(group_id, days, now)
         ids = list(session.scalars(select(Ticket.id).where(where).order_by(Ticket.id)
                                    .limit(limit - closed_count).with_for_update(skip_locked=True)))
-        closed = _change_status(session, ids, where, Status.CLOSED, now)
-        _audit_status(session, [(ticket_id, f"waiting over {days} days") for ticket_id in closed],
-                      Status.WAITING, Status.CLOSED, now)
+        closed = change_statuses(session, dict.fromkeys(ids, f"waiting over {days} days"), where, Status.WAITING,
+                                 Status.CLOSED, actor=SCHEDULER, now=now)
         if close_notice:
             _send_close_notices(session, out, closed, now)
         closed_count += len(closed)
@@ -71,26 +68,6 @@ def _send_close_notices(session: Session, out: Outbound, ticket_ids: Sequence[in
     """As `#close` does: the group asked for a transcript; the notices are queued, sent after commit."""
     for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)).order_by(Ticket.id)):
         send_close_notice(session, out, ticket, now)
-
-
-def _change_status(session: Session, ids: list[int], still: ColumnElement[bool], status: Status, now: datetime,
-                   **values: Any) -> list[int]:
-    """Set the status of the claimed tickets that still qualify; returns the ids really changed."""
-    if not ids:
-        return []
-    statement = (update(Ticket).where(Ticket.id.in_(ids), still)
-                 .values(status=status, updated_at=now, **values).returning(Ticket.id)
-                 .execution_options(synchronize_session=False))
-    return list(session.scalars(statement))
-
-
-def _audit_status(session: Session, reasons: Sequence[tuple[int, str]], old: Status, new: Status,
-                  now: datetime) -> None:
-    """One entry per ticket, worded as core.tickets.set_status words a status change."""
-    if reasons:
-        session.execute(insert(AuditEntry), [
-            {"ticket_id": ticket_id, "at": now, "actor": SCHEDULER, "action": "status",
-             "detail": f"{old.value} -> {new.value}: {reason}"} for ticket_id, reason in reasons])
 
 
 def _utc(when: datetime) -> str:

@@ -30,7 +30,7 @@ from core.quarantine import quarantine_raw
 from core.staff import worker_emails
 from core.merging import merge_tickets, refresh_thread_head
 from core.threads import MatchedBy, ThreadMatch, Trust, thread_message
-from core.spam_hold import hold_ticket
+from core.lifecycle import hold_ticket, reopen_on_recipient_mail
 from spam.filter import is_spam, score_ticket
 from core.tickets import (
 
@@ -40,7 +40,6 @@ from core.tickets import (
     content_digest,
     open_ticket,
     record_thread_keys,
-    set_status,
     store_message,
     stored_digest,
 )
@@ -240,9 +239,7 @@ def update_ticket(delivery: Delivery) -> None:
     sender = address_row(delivery.session, delivery.message.sender)
     ticket.last_wrote_id = sender.id
     ticket.last_action = LastAction.RECIPIENT_REPLIED  # a worker's mail took answer_worker's path
-    if ticket.status in (Status.WAITING, Status.CLOSED):
-        set_status(delivery.session, ticket, Status.OPEN, actor=sender.email,
-                   reason="recipient replied", now=now)
+    reopen_on_recipient_mail(delivery.session, ticket, actor=sender.email, now=now)
 
 
 def score_spam(delivery: Delivery) -> None:

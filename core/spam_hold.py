@@ -18,25 +18,10 @@ from sqlalchemy.orm import Session
 
 from core.addresses import Address
 from core.inbound import Envelope, InboundAttachment, InboundMessage
-from core.models import Attachment, Blob, Message, MessageKind, Status, Ticket
-from core.notify import Outbound, notify_workers
+from core.models import Attachment, Blob, Message
 from core.ticket_views import HELD, MAX_PAGE_SIZE, TicketFilter, iso, list_tickets
-from core.tickets import set_status
 
 FILTER_ACTOR = "spam filter"
-
-
-def hold_ticket(session: Session, ticket: Ticket, score: float, *, now: datetime) -> None:
-    """Put a new ticket aside for review: the one change the filter makes on its own."""
-    set_status(session, ticket, Status.SPAM, actor=FILTER_ACTOR, reason=f"held, spam score {score:.2%}", now=now)
-
-
-def release_ticket(session: Session, out: Outbound, ticket: Ticket, *, actor: str, now: datetime) -> None:
-    """Open a held ticket and tell the workers of its mail, as `notify` would have when it arrived."""
-    set_status(session, ticket, Status.OPEN, actor=actor, reason="released: not spam", now=now)
-    for stored in session.scalars(select(Message).where(Message.ticket_id == ticket.id,
-                                                        Message.kind == MessageKind.INBOUND).order_by(Message.id)):
-        notify_workers(session, out, ticket, stored_mail(session, stored), now, unproven=stored.unverified_sender)
 
 
 def stored_mail(session: Session, message: Message) -> InboundMessage:

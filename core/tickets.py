@@ -177,17 +177,6 @@ def record_sent_message_id(session: Session, ticket: Ticket, message_id: str) ->
     session.add(ThreadKey(message_id=message_id, ticket_id=ticket.id, origin=KeyOrigin.SENT))
 
 
-def set_status(session: Session, ticket: Ticket, status: Status, *, actor: str, reason: str, now: datetime) -> None:
-    if ticket.status is status:
-        return
-    audit(session, ticket, actor=actor, action="status", detail=f"{ticket.status.value} -> {status.value}: {reason}",
-          now=now)
-    ticket.status = status
-    ticket.updated_at = now
-    if status is not Status.WAITING:
-        ticket.waiting_until = None  # a due time means something only while the ticket waits
-
-
 def audit_change(session: Session, ticket: Ticket, *, actor: str, action: str, before: str, after: str,
                  now: datetime) -> None:
     """A field of the ticket changes: the history says `before -> after`, and the ticket was updated now."""

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.models import Message, MessageKind, SpamTraining, Status, Ticket
-from core.notify import Outbound
-from core.spam_hold import release_ticket
-from core.tickets import audit, set_status
+from core.models import Message, MessageKind, SpamTraining, Ticket
 from spam.statistics import HAM, SPAM, CountChanges, apply_changes
 from spam.tokens import MailText, TokenizerOptions, DEFAULT_OPTIONS, tokenize
 
@@ -78,27 +74,3 @@ def train_mails(session: Session, mails: Iterable[MailText], verdict: SpamTraini
         count += 1
     apply_changes(session, changes)
     return count
-
-
-def record_verdict(session: Session, ticket: Ticket, verdict: SpamTraining, *, actor: str, now: datetime) -> Lesson:
-    """train_ticket, and a line in the ticket's audit log naming who gave the verdict when it taught anything."""
-    lesson = train_ticket(session, ticket, verdict)
-    if lesson is Lesson.LEARNT:
-        audit(session, ticket, actor=actor, action="training", detail=verdict.value, now=now)
-    return lesson
-
-
-def mark_ticket(session: Session, out: Outbound, ticket: Ticket, verdict: SpamTraining, *, actor: str,
-                now: datetime) -> Lesson:
-    """A worker's verdict: spam trains spam and deletes the ticket; not spam trains not spam and restores it.
-
-    A ticket the filter held is released by `not spam` as if its mail had just arrived: its workers hear of it now.
-    """
-    lesson = record_verdict(session, ticket, verdict, actor=actor, now=now)
-    if verdict is SpamTraining.SPAM:
-        set_status(session, ticket, Status.DELETED, actor=actor, reason="marked as spam", now=now)
-    elif ticket.status is Status.SPAM:
-        release_ticket(session, out, ticket, actor=actor, now=now)
-    elif ticket.status is Status.DELETED:
-        set_status(session, ticket, Status.OPEN, actor=actor, reason="marked as not spam", now=now)
-    return lesson

@@ -13,7 +13,8 @@ from core.errors import UsageError
 from core.models import Ticket, Worker, utcnow
 from core.notify import Outbound
 from core.staff import find_worker
-from core.ticket_states import locked_tickets, refuse_deleted
+from core.lifecycle import refuse_deleted
+from core.ticket_states import locked_tickets
 from workers.app import App
 from workers.options import WORKER_ENV
 

@@ -16,7 +16,8 @@ from core.models import Ticket, utcnow
 from core.notify import Outbound
 from core.reply_text import clean_worker_text
 from core.staff import find_worker
-from core.ticket_states import locked_ticket, refuse_deleted
+from core.lifecycle import refuse_deleted
+from core.ticket_states import locked_ticket
 from core.ticket_views import show_ticket
 from core.worker_tickets import comment_as_worker, open_ticket_as_worker, parse_priority, reply_as_worker
 from workers.acting import MASKS, Acting, act_on_tickets, need_worker

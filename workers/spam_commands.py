@@ -25,7 +25,8 @@ from spam.filter import is_spam, is_trained, score_token_sets
 from spam.scoring import SpamScore
 from spam.tokens import tokenize
 from spam.statistics import totals
-from spam.training import Lesson, mark_ticket, train_mails
+from core.lifecycle import judge_spam
+from spam.training import Lesson, train_mails
 from workers.acting import MASKS, Acting, act_on_tickets
 from workers.app import App
 from workers.options import as_worker_option
@@ -96,7 +97,7 @@ def notspam(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
 
 def _mark(app: App, masks: tuple[str, ...], worker_email: str | None, verdict: SpamTraining) -> None:
     def change(acting: Acting, ticket: Ticket) -> str:
-        lesson = mark_ticket(acting.session, acting.outbound, ticket, verdict, actor=acting.actor, now=acting.now)
+        lesson = judge_spam(acting.session, acting.outbound, ticket, verdict, actor=acting.actor, now=acting.now)
         return f"{_LEARNT[lesson].format(verdict=verdict.value)}, ticket {ticket.status.value}"
 
     act_on_tickets(app, masks, worker_email, change, deleted_ok=True)

@@ -12,8 +12,7 @@ from core.errors import UsageError
 from core.models import Ticket, utcnow
 from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
 from core.staff import find_worker
-from core.ticket_states import (close_ticket, delete_ticket, reopen_ticket, restore_ticket,
-                                wait_until)
+from core.lifecycle import close_ticket, delete_ticket, reopen_ticket, restore_ticket, wait_until
 from core.worker_commands import parse_due, parse_duration
 from workers.acting import CLI_ACTOR, MASKS, Acting, act_on_tickets, said
 from workers.app import App

@@ -11,7 +11,8 @@ from core.db import Database
 from core.models import (AddressRow, Attachment, AuditEntry, Blob, Message, QuarantineItem, Status, Ticket,
                          ThreadKey, KeyOrigin)
 from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
-from core.ticket_states import locked_ticket, restore_ticket
+from core.lifecycle import restore_ticket
+from core.ticket_states import locked_ticket
 from ticket_rows import add_messages, add_tickets, mask_of
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)

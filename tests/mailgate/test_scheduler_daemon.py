@@ -14,7 +14,8 @@ from core.due_tickets import SCHEDULER
 from core.job_lease import schedule_job
 from core.models import AuditEntry, Status, Ticket, utcnow
 from core.schema import upgrade
-from core.ticket_states import locked_ticket, wait_until
+from core.lifecycle import wait_until
+from core.ticket_states import locked_ticket
 from mailgate.scheduler import PURGE_JOB
 from testkit import Daemon, daemons_sharing, wait_for
 from ticket_rows import add_tickets, mask_of
