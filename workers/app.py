@@ -16,6 +16,7 @@ from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from core.db import Database
+    from core.desk import Helpdesk
 
 
 @dataclass
@@ -52,6 +53,12 @@ class App:
                 ensure_schema(self._db)
                 self._ensure_default_group(self._db)
         return self._db
+
+    def desk(self) -> Helpdesk:
+        """The helpdesk's commands, on this invocation's settings and database."""
+        from core.desk import Helpdesk
+
+        return Helpdesk(self.settings, self.database())
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:

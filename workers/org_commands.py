@@ -7,17 +7,15 @@ from dataclasses import asdict
 import click
 
 from core.errors import UsageError
-from core.models import Ticket
 from core.organizations import (
     NO_ORGANIZATION,
     add_organization,
     edit_organization,
-    find_organization,
     list_organizations,
     remove_organization,
     set_organization,
 )
-from workers.acting import MASKS, Acting, act_on_tickets, said
+from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
 from workers.options import as_worker_option
 from workers.output import print_json, print_table
@@ -50,13 +48,7 @@ def org_set(app: App, masks: tuple[str, ...], name: str, worker_email: str | Non
       postdesk org set XER-83472-879 --org "Acme Corp"
       postdesk org set XER-834 ABC-12 --org none --as jane@corp.example
     """
-    def change(acting: Acting, ticket: Ticket) -> str:
-        chosen = None if name.strip().lower() == NO_ORGANIZATION else find_organization(acting.session, name)
-        changed = set_organization(acting.session, ticket, chosen, actor=acting.actor, now=acting.now)
-        shown = chosen.name if chosen else NO_ORGANIZATION
-        return said(changed, f"organization {shown}", f"organization {shown} already")
-
-    act_on_tickets(app, masks, worker_email, change)
+    print_changes(app.desk().set_organization(masks, name, cli_actor(worker_email)))
 
 
 @org.command("add")

@@ -12,15 +12,12 @@ import click
 
 from core.errors import UsageError
 from core.inbound import InboundAttachment
-from core.models import Ticket, utcnow
-from core.notify import Outbound
 from core.reply_text import clean_worker_text
 from core.staff import find_worker
-from core.lifecycle import refuse_deleted
-from core.ticket_states import locked_ticket
 from core.ticket_views import show_ticket
-from core.worker_tickets import comment_as_worker, open_ticket_as_worker, parse_priority, reply_as_worker
-from workers.acting import MASKS, Acting, act_on_tickets, need_worker
+from core.desk import NewTicket
+from core.worker_tickets import parse_priority
+from workers.acting import MASKS, cli_actor, need_worker, print_changes
 from workers.app import App
 from workers.options import as_worker_option
 
@@ -66,13 +63,7 @@ def reply(app: App, mask: str, text: str | None, worker_email: str | None, text_
     elif not text.strip():
         raise UsageError("no text: the reply is empty")
     attachments = _read_attachments(attach)
-    with app.database().write() as session:
-        ticket = locked_ticket(session, mask)
-        refuse_deleted(ticket)  # a reply would tell a spammer the address works, or revive a deleted ticket
-        worker = find_worker(session, email)
-        stored = reply_as_worker(session, Outbound.from_settings(app.settings), ticket, worker, text,
-                                 attachments, utcnow())
-    click.echo(f"{ticket.mask}: {stored.kind.value} filed, ticket {ticket.status.value}")
+    print_changes([app.desk().reply(mask, text, attachments, cli_actor(email))])
 
 
 def _written_in_editor(app: App, mask: str, email: str) -> str:
@@ -115,15 +106,7 @@ def comment(app: App, masks: tuple[str, ...], text: str, worker_email: str | Non
       POSTDESK_WORKER=jane@corp.example postdesk comment XER-834 ABC-12 "Same customer as ABC-12."
     """
     need_worker(worker_email, "comment")
-    if not text.strip():
-        raise UsageError("no text: the comment is empty")
-
-    def change(acting: Acting, ticket: Ticket) -> str:
-        comment_as_worker(acting.session, acting.outbound.hostname, ticket, acting.required_worker("comment"),
-                          text, acting.now)
-        return f"comment filed, ticket {ticket.status.value}"
-
-    act_on_tickets(app, masks, worker_email, change)
+    print_changes(app.desk().comment(masks, text, cli_actor(worker_email)))
 
 
 @click.command()
@@ -146,12 +129,9 @@ def new(app: App, to: tuple[str, ...], cc: tuple[str, ...], subject: str, priori
     email = need_worker(worker_email, "new")
     chosen_priority = parse_priority(priority)
     text, attachments = _read_text(text_file), _read_attachments(attach)
-    with app.database().write() as session:
-        worker = find_worker(session, email)
-        ticket = open_ticket_as_worker(session, Outbound.from_settings(app.settings), worker, to, cc, subject,
-                                       chosen_priority, group_name, text, attachments, utcnow(),
-                                       helpdesk=app.settings.helpdesk)
-    click.echo(ticket.mask)
+    request = NewTicket(to=to, cc=cc, subject=subject, priority=chosen_priority, group=group_name, text=text,
+                        attachments=attachments)
+    click.echo(app.desk().open_ticket(request, cli_actor(email)))
 
 
 def _read_text(path: Path | None) -> str:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import click
 
-from core.buckets import destination, move_ticket, place
-from core.models import Priority, Ticket, Worker
-from core.staff import find_worker
-from core.ticket_states import NOBODY, assign_owner, set_priority
-from workers.acting import MASKS, Acting, act_on_tickets, said
+from core.models import Priority
+from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
 from workers.options import as_worker_option
 
-ME = "me"
 
 
 @click.command()
@@ -30,21 +26,7 @@ def assign(app: App, masks: tuple[str, ...], owner: str, worker_email: str | Non
       postdesk assign XER-834 ABC-12 --owner me --as jane@corp.example
       postdesk assign XER-834 --owner none
     """
-    def change(acting: Acting, ticket: Ticket) -> str:
-        new_owner = _owner(acting, owner)
-        changed = assign_owner(acting.session, ticket, new_owner, actor=acting.actor, now=acting.now)
-        name = new_owner.email if new_owner else NOBODY
-        return said(changed, f"owner {name}", f"owner {name} already")
-
-    act_on_tickets(app, masks, worker_email, change)
-
-
-def _owner(acting: Acting, given: str) -> Worker | None:
-    if given.strip().lower() == NOBODY:
-        return None
-    if given.strip().lower() == ME:
-        return acting.required_worker("--owner me")
-    return find_worker(acting.session, given)
+    print_changes(app.desk().assign(masks, owner, cli_actor(worker_email)))
 
 
 @click.command()
@@ -66,13 +48,7 @@ def move(app: App, masks: tuple[str, ...], group_name: str | None, bucket_name: 
     """
     if group_name is None and bucket_name is None:
         raise click.UsageError("give --group G, --bucket B, or both")
-
-    def change(acting: Acting, ticket: Ticket) -> str:
-        bucket = destination(acting.session, ticket, group_name, bucket_name)
-        changed = move_ticket(acting.session, ticket, bucket, actor=acting.actor, now=acting.now)
-        return said(changed, f"moved to {place(acting.session, bucket)}", f"in {place(acting.session, bucket)} already")
-
-    act_on_tickets(app, masks, worker_email, change)
+    print_changes(app.desk().move(masks, group_name, bucket_name, cli_actor(worker_email)))
 
 
 @click.command()
@@ -88,11 +64,5 @@ def priority(app: App, masks: tuple[str, ...], level: str, worker_email: str | N
       postdesk priority XER-83472-879 urgent
       postdesk priority XER-834 ABC-12 low --as jane@corp.example
     """
-    chosen = Priority(level.lower())
-
-    def change(acting: Acting, ticket: Ticket) -> str:
-        changed = set_priority(acting.session, ticket, chosen, actor=acting.actor, now=acting.now)
-        return said(changed, f"priority {chosen.value}", f"priority {chosen.value} already")
-
-    act_on_tickets(app, masks, worker_email, change)
+    print_changes(app.desk().set_priority(masks, Priority(level.lower()), cli_actor(worker_email)))
 

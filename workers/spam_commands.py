@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from core.db import Database, open_configured
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
-from core.models import SpamToken, SpamTraining, Ticket
+from core.models import SpamToken, SpamTraining
 from core.settings import DatabaseSettings, SpamSettings
 from core.spam_hold import held_tickets
 from core.ticket_views import MAX_PAGE_SIZE, held_count
@@ -25,9 +25,8 @@ from spam.filter import is_spam, is_trained, score_token_sets
 from spam.scoring import SpamScore
 from spam.tokens import tokenize
 from spam.statistics import totals
-from core.lifecycle import judge_spam
-from spam.training import Lesson, train_mails
-from workers.acting import MASKS, Acting, act_on_tickets
+from spam.training import train_mails
+from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
 from workers.options import as_worker_option
 from workers.output import print_json, print_json_line, print_table
@@ -96,18 +95,7 @@ def notspam(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
 
 
 def _mark(app: App, masks: tuple[str, ...], worker_email: str | None, verdict: SpamTraining) -> None:
-    def change(acting: Acting, ticket: Ticket) -> str:
-        lesson = judge_spam(acting.session, acting.outbound, ticket, verdict, actor=acting.actor, now=acting.now)
-        return f"{_LEARNT[lesson].format(verdict=verdict.value)}, ticket {ticket.status.value}"
-
-    act_on_tickets(app, masks, worker_email, change, deleted_ok=True)
-
-
-_LEARNT = {
-    Lesson.LEARNT: "trained {verdict}",
-    Lesson.ALREADY_KNOWN: "already trained {verdict}, nothing counted again",
-    Lesson.NO_CUSTOMER_MAIL: "no customer mail to learn from (a worker opened it), the filter is unchanged",
-}
+    print_changes(app.desk().judge_spam(masks, verdict, cli_actor(worker_email)))
 
 
 @spam.command("train")

@@ -9,12 +9,12 @@ from typing import Any
 import click
 
 from core.errors import UsageError
-from core.models import Ticket, utcnow
+from core.models import utcnow
 from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
 from core.staff import find_worker
-from core.lifecycle import close_ticket, delete_ticket, reopen_ticket, restore_ticket, wait_until
 from core.worker_commands import parse_due, parse_duration
-from workers.acting import CLI_ACTOR, MASKS, Acting, act_on_tickets, said
+from core.desk import CLI_ACTOR
+from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
 from workers.options import as_worker_option
 from workers.output import print_json
@@ -50,12 +50,7 @@ def wait(app: App, masks: tuple[str, ...], until: str | None, for_: str | None, 
       postdesk wait XER-83472-879 ABC-1 --until "2026-12-01 09:00"
     """
     due = _due(until, for_, utcnow())
-
-    def change(acting: Acting, ticket: Ticket) -> str:
-        wait_until(acting.session, ticket, due, actor=acting.actor, now=acting.now)
-        return f"waiting until {due:%Y-%m-%d %H:%M} UTC"
-
-    act_on_tickets(app, masks, worker_email, change)
+    print_changes(app.desk().wait(masks, due, cli_actor(worker_email)))
 
 
 @click.command()
@@ -72,11 +67,7 @@ def close(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
       postdesk close XER-83472-879
       postdesk close XER-834 ABC-12 --as jane@corp.example
     """
-    def change(acting: Acting, ticket: Ticket) -> str:
-        return said(close_ticket(acting.session, acting.outbound, ticket, actor=acting.actor, reason="closed",
-                                 now=acting.now), "closed", "closed already")
-
-    act_on_tickets(app, masks, worker_email, change)
+    print_changes(app.desk().close(masks, cli_actor(worker_email)))
 
 
 @click.command()
@@ -91,11 +82,7 @@ def reopen(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
       postdesk reopen XER-83472-879
       POSTDESK_WORKER=jane@corp.example postdesk reopen XER-834 ABC-12
     """
-    def change(acting: Acting, ticket: Ticket) -> str:
-        return said(reopen_ticket(acting.session, ticket, actor=acting.actor, reason="reopened", now=acting.now),
-                    "open", "open already")
-
-    act_on_tickets(app, masks, worker_email, change)
+    print_changes(app.desk().reopen(masks, cli_actor(worker_email)))
 
 
 @click.command()
@@ -110,11 +97,7 @@ def delete(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
       postdesk delete XER-83472-879
       postdesk delete XER-834 ABC-12 --as jane@corp.example
     """
-    def change(acting: Acting, ticket: Ticket) -> str:
-        delete_ticket(acting.session, ticket, actor=acting.actor, now=acting.now)
-        return "deleted"
-
-    act_on_tickets(app, masks, worker_email, change, deleted_ok=True)
+    print_changes(app.desk().delete(masks, cli_actor(worker_email)))
 
 
 @click.command()
@@ -129,11 +112,7 @@ def restore(app: App, masks: tuple[str, ...], worker_email: str | None) -> None:
       postdesk restore XER-83472-879
       postdesk restore XER-834 ABC-12
     """
-    def change(acting: Acting, ticket: Ticket) -> str:
-        restore_ticket(acting.session, ticket, actor=acting.actor, now=acting.now)
-        return "restored, open"
-
-    act_on_tickets(app, masks, worker_email, change, deleted_ok=True)
+    print_changes(app.desk().restore(masks, cli_actor(worker_email)))
 
 
 @click.command()
