@@ -142,9 +142,12 @@ class SchedulerSettings:
     quarantine_retention_days: float = 30.0
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 @dataclass(frozen=True)
 class LoggingSettings:
-    level: str = "INFO"
+    level: str = "INFO"  # one of LOG_LEVELS, any case; stored upper-case
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     helpdesk = _section(HelpdeskSettings, "helpdesk", data.get("helpdesk", {}))
     relay = _section(RelaySettings, "relay", data.get("relay", {}))
     auto_reply = _section(AutoReplySettings, "auto_reply", data.get("auto_reply", {}))
-    logging_ = _section(LoggingSettings, "logging", data.get("logging", {}))
+    logging_ = _logging(data.get("logging", {}))
     spam = _section(SpamSettings, "spam", data.get("spam", {}))
     if database.busy_timeout_seconds < 0:
         raise ConfigError("database.busy_timeout_seconds", "must not be negative")
@@ -274,6 +277,15 @@ def _resolve_ca_file(relay: RelaySettings, base_dir: Path) -> RelaySettings:
     if not path.is_file():
         raise ConfigError("relay.ca_file", f"file not found: {path}")
     return replace(relay, ca_file=str(path))
+
+
+def _logging(raw: Any) -> LoggingSettings:
+    """The [logging] table; an unknown level is refused here, not by the logging module at its first line."""
+    settings = _section(LoggingSettings, "logging", raw)
+    level = settings.level.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError("logging.level", f"unknown level {settings.level!r}: use one of {', '.join(LOG_LEVELS)}")
+    return replace(settings, level=level)
 
 
 def _check_spam(spam: SpamSettings) -> None:

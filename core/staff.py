@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core.addresses import normalize_address
 from core.db import cached
 from core.errors import AlreadyExists, NotFound, UsageError
+from core.helpdesk_addresses import OwnAddresses
 from core.groups import INBOX
 from core.models import Bucket, Group, GroupMember, Ticket, Worker
 from core.upsert import insert_ignore
@@ -105,12 +106,16 @@ def list_workers(session: Session) -> list[WorkerView]:
     return [worker_view(session, w) for w in session.scalars(select(Worker).order_by(Worker.email))]
 
 
-def add_group(session: Session, name: str, address: str, auto_reply: bool, close_notice: bool) -> GroupView:
+def add_group(session: Session, name: str, address: str, auto_reply: bool, close_notice: bool,
+              own: OwnAddresses | None = None) -> GroupView:
+    """A new group and its inbox; given `own`, an address the gateway would refuse mail for is refused."""
     address = _address(address)
     if session.scalar(select(Group.id).where((func.lower(Group.name) == name.strip().lower())
                                              | (Group.address == address))) is not None:
         raise AlreadyExists(f"a group named {name!r} or at {address} exists already")
     _refuse_worker_address(session, address)
+    if own is not None:
+        own.require(address)
     group = Group(name=name.strip(), address=address, auto_reply=auto_reply, close_notice=close_notice)
     session.add(group)
     session.flush()
@@ -143,11 +148,16 @@ def set_auto_close_days(session: Session, name: str, days: int | None) -> GroupV
 
 
 def edit_group(session: Session, name: str, *, address: str | None = None, auto_reply: bool | None = None,
-               close_notice: bool | None = None) -> GroupView:
-    """Change a group's address, acknowledgements or close notices; what is not given stays."""
+               close_notice: bool | None = None, own: OwnAddresses | None = None) -> GroupView:
+    """Change a group's address, acknowledgements or close notices; what is not given stays.
+
+    Given `own`, a new address the gateway would refuse mail for is refused.
+    """
     group = find_group(session, name)
     if address is not None:
         group.address = _free_group_address(session, address, group)
+        if own is not None:
+            own.require(group.address)
     if auto_reply is not None:
         group.auto_reply = auto_reply
     if close_notice is not None:

@@ -1,13 +1,17 @@
 """How `postdesk show` prints a ticket for people: header, conversation, history; coloured on a terminal.
 
 Piped, the same text comes out plain; on a terminal, a conversation taller than the screen goes
-through the pager ($PAGER, else less), as git does.
+through the pager ($PAGER, else less), as git does, coloured only where the pager shows colour.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,13 +24,28 @@ KIND_LABELS = {"inbound": "", "reply": "reply", "comment": "internal comment", "
 
 
 def print_conversation(ticket: dict[str, Any]) -> None:
-    colour = sys.stdout.isatty()
+    """Colour only for a terminal (not for a pipe, a file, or NO_COLOR); a long conversation is paged."""
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     lines = list(conversation_lines(ticket, colour))
     text = "\n".join(lines) + "\n"
-    if colour and len(lines) > shutil.get_terminal_size().lines - 1:
-        click.echo_via_pager(text, color=True)
+    if sys.stdout.isatty() and len(lines) > shutil.get_terminal_size().lines - 1:
+        click.echo_via_pager(text, color=pager_colour(os.environ) if colour else False)
     else:
         click.echo(text, nl=False, color=colour)
+
+
+def pager_colour(environ: Mapping[str, str]) -> bool | None:
+    """Whether the pager is sent colour: None for less, which lets click decide from $LESS.
+
+    less shows an escape as the text `ESC[1m` unless told -R: click gives a less with no flags
+    LESS=-R, keeps the colour when $LESS or $PAGER asks for -R, and strips it otherwise.
+    Any other pager (more, most, a worker's own) is sent colour, as git sends it.
+    """
+    try:
+        command = shlex.split(environ.get("PAGER", "")) or ["less"]
+    except ValueError:  # unbalanced quotes: click cannot run it either; let it decide, colourless
+        return None
+    return None if Path(command[0]).stem == "less" else True
 
 
 def conversation_lines(ticket: dict[str, Any], colour: bool) -> list[str]:

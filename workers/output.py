@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from workers.terminal_text import json_safe, printable
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 T = TypeVar("T")
 
@@ -49,10 +52,24 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
             click.echo("\t".join(" ".join(cell.split()) for cell in row))
         return
     from rich.console import Console  # rich costs import time; only a terminal needs it
-    from rich.table import Table
+
+    Console().print(table_for_people(columns, rows))
+
+
+def table_for_people(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """The rich table print_table shows, its first column whole at any width.
+
+    The first column names the row (a ticket's mask, a group, a worker's address): a worker copies it
+    into the next command, so it is never cut (`IWH-52…`) nor wrapped; the other columns shrink.
+    Cells must be printable already.
+    """
+    from rich.cells import cell_len
+    from rich.table import Column, Table
     from rich.text import Text
 
-    table = Table(*columns)
+    key, *others = columns
+    widest = max(cell_len(cell) for cell in [key, *(row[0] for row in rows)])
+    table = Table(Column(key, no_wrap=True, min_width=widest), *others)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
-    Console().print(table)
+    return table

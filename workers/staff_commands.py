@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import click
 
+from core.helpdesk_addresses import own_addresses
 from core.staff import (GroupView, add_group, add_worker, edit_group, edit_worker, list_groups, list_workers,
                         remove_group, remove_worker, set_auto_close_days)
 from core.errors import UsageError
@@ -127,7 +128,7 @@ def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice:
       postdesk group add Billing --address billing@example.com --no-auto-reply --auto-close-days 14
     """
     with app.database().write() as session:
-        added = add_group(session, name, address, auto_reply, close_notice)
+        added = add_group(session, name, address, auto_reply, close_notice, own_addresses(app.settings.helpdesk))
         if auto_close_days is not None:
             set_auto_close_days(session, added.name, auto_close_days)
     click.echo(f"added group {added.name} <{added.address}>")
@@ -183,7 +184,8 @@ def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None
         raise UsageError("nothing to change: give --address, --[no-]auto-reply, --[no-]close-notice, "
                          "--auto-close-days N or --no-auto-close")
     with app.database().write() as session:
-        changed = edit_group(session, name, address=address, auto_reply=auto_reply, close_notice=close_notice)
+        changed = edit_group(session, name, address=address, auto_reply=auto_reply, close_notice=close_notice,
+                             own=own_addresses(app.settings.helpdesk))
         if "auto_close" in given:
             changed = set_auto_close_days(session, changed.name, auto_close_days)
     click.echo(_group_line(changed, given))

@@ -1,7 +1,8 @@
-"""parse_message on odd input: it returns a clean, bounded value or raises UnparseableMessage, fast.
+"""parse_message on odd input: it returns a clean, bounded value or raises UnparseableMessage.
 
 mail-parser reads the mail; where it misreads a body (charsets, text inside a part kept whole) the
 text comes from the part bytes instead, and anything mail-parser raises on is UnparseableMessage.
+How long parsing takes is measured in bench/, never asserted here: a busy machine is no parser bug.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import random
-import time
 from datetime import timedelta
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -29,10 +29,8 @@ FROM_SMTP = Envelope("smtp", "customer@outside.test", ("support@example.com",))
 
 
 def parse(raw: bytes, envelope: Envelope = IMPORTED) -> InboundMessage:
-    """parse_message, held to what every caller relies on: quick, and every string storable."""
-    started = time.monotonic()
+    """parse_message, held to what every caller relies on: every string storable."""
     message = parse_message(raw, envelope)
-    assert time.monotonic() - started < 2, "one message must never take seconds"
     assert_storable(message)
     return message
 
@@ -129,10 +127,8 @@ PUNYCODE_BOMB = base64.encodebytes(b"a" * 200_000 + b"-" + b"b" * 200_000)
 def test_punycode_named_as_a_charset_is_unparseable_without_running_it(head: bytes) -> None:
     """punycode is a Python codec but no charset; mail-parser would run it, in quadratic time."""
     raw = b"From: a@customer.test\r\n" + head + b"\r\n\r\n" + PUNYCODE_BOMB
-    started = time.monotonic()
     with pytest.raises(UnparseableMessage, match="punycode"):
         parse_message(raw, IMPORTED)
-    assert time.monotonic() - started < 1
 
 
 def test_mail_about_punycode_is_still_filed() -> None:
@@ -285,7 +281,7 @@ def test_byte_order_mark_before_the_headers_is_ignored() -> None:
     assert parse(b"\xef\xbb\xbf" + lines("From: a@customer.test", "", "body")).sender.email == "a@customer.test"
 
 
-def test_over_long_header_values_are_bounded_and_fast() -> None:
+def test_over_long_header_values_are_bounded() -> None:
     raw = lines("From: a@customer.test", "Subject: " + "=?utf-8?q?caf=C3=A9?= " * 3_000,
                 "To: " + ", ".join(f"<p{i}@customer.test>" for i in range(4_000)),
                 "Message-ID: <" + "i" * 5000 + "@customer.test>",
@@ -304,10 +300,8 @@ def test_over_long_header_values_are_bounded_and_fast() -> None:
 def test_a_header_section_over_the_limit_is_unparseable_at_once(header: str) -> None:
     """Beyond it mail-parser takes seconds a megabyte (addresses) or quadratic time (encoded words)."""
     raw = lines("From: a@customer.test", header, "", "body")
-    started = time.monotonic()
     with pytest.raises(UnparseableMessage, match="header section over 256 KiB"):
         parse_message(raw, IMPORTED)
-    assert time.monotonic() - started < 0.5
 
 
 def test_deep_nesting_is_cut_with_a_defect_not_a_crash() -> None:
@@ -331,7 +325,7 @@ def test_thousands_of_parts_are_cut_with_a_defect() -> None:
     assert "TooManyPartsDefect" in parsed.defects
 
 
-def test_huge_html_only_mail_gets_text_quickly() -> None:
+def test_huge_html_only_mail_gets_text() -> None:
     html = "<table>" + "<tr><td>a</td><td>b</td></tr>" * 60_000 + "</table>"
     parsed = parse(lines("From: a@customer.test", "Content-Type: text/html", "", html))
     assert parsed.html.strip() == html and parsed.text
@@ -450,7 +444,7 @@ def test_no_usable_return_path_is_unknown_not_null_and_never_the_from(envelope: 
     assert parsed.sender.email == "alice@customer.test"
 
 
-def test_a_huge_return_path_field_is_read_fast() -> None:
+def test_a_huge_return_path_field_is_read() -> None:
     parsed = parse(with_fields("Return-Path: " + " " * 100_000 + "(x) " * 30_000 + "<"))
     assert parsed.return_path == ""
 
@@ -481,7 +475,7 @@ def test_html_with_thousands_of_elements_is_cut_by_element_count() -> None:
 
 
 def test_random_bytes_under_any_label_are_read_without_error() -> None:
-    """Every decoding path (labels, detection, raw 8-bit fields, ISO-2022-JP) on random bytes: text, fast."""
+    """Every decoding path (labels, detection, raw 8-bit fields, ISO-2022-JP) on random bytes: text."""
     rng = random.Random(20261130)
     labels = ["utf-8", "iso-8859-1", "iso-8859-2", "us-ascii", "iso-2022-jp", "gb2312", "shift_jis", "x-unknown", None]
     pieces = [b"\x1b$B", b"\x1b(B", b"\x1b(I", b"\xef\xbf\xbd", b"\xc2\x85", b"\x81", b"\x93", "Grüße".encode(),
