@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.compose import Outgoing, mailbox, render
-from core.inbound import InboundMessage
+from core.worker_answer import WorkerAnswer
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, Group, LastAction, Message, MessageKind, SpamTraining, Status, Ticket, Worker
 from core.notify import Outbound, send_command_error, ticket_recipients
@@ -30,14 +30,14 @@ def worker_by_email(session: Session, email: str) -> Worker | None:
     return session.scalars(select(Worker).where(Worker.email == email)).first()
 
 
-def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, message: InboundMessage,
+def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, message: WorkerAnswer,
                      now: datetime) -> Message:
     """File a worker's mail on the ticket and act on it; returns the stored message.
 
     An automatic mail of the worker's (an out-of-office) is kept as an internal note: relaying it
     would start a loop with the customer's own auto-responder, and it asks for nothing.
     """
-    if message.is_automated:
+    if message.automated:
         stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
                                author=worker)
         audit(session, ticket, actor=worker.email, action="automated_not_relayed", detail=message.message_id,
@@ -81,7 +81,7 @@ def check_commands(session: Session, commands: Commands) -> Commands:
     return commands
 
 
-def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str, message: InboundMessage,
+def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str, message: WorkerAnswer,
            private: PrivateAddresses, now: datetime) -> None:
     """A copy for each recipient, referring only to ids they know; attachments that could name a worker stay behind."""
     recipients = ticket_recipients(session, ticket)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.addresses import Address
 from core.bounces import file_bounce
 from core.conversation import answer_as_worker, worker_by_email
+from core.worker_answer import WorkerAnswer
 from core.db import cached
 from core.groups import group_for_recipients, inbox_of
 from core.helpdesk_addresses import own_addresses
@@ -171,7 +172,7 @@ def answer_worker(delivery: Delivery) -> None:
     if worker is None:
         return
     delivery.stored = answer_as_worker(delivery.session, delivery.outbound, delivery.ticket, worker,
-                                       delivery.message, delivery.now)
+                                       WorkerAnswer.by_mail(delivery.message), delivery.now)
     record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=False, trusted=True)
     delivery.done = True
     delivery.outcome = "worker_answer"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from core.addresses import Address
 from core.db import cached
 from core.errors import ThreadRace
-from core.inbound import InboundMessage
+from core.inbound import InboundAttachment, InboundMessage
 from core.masks import new_mask
 from core.models import (
     AddressRow,
@@ -34,6 +35,37 @@ from core.models import (
 )
 from core.threads import would_join
 from core.upsert import insert_ignore
+
+class StoredMail(Protocol):
+    """What store_message keeps of a mail: an InboundMessage, or a worker's answer (core.worker_answer)."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def sender(self) -> Address: ...
+    @property
+    def to(self) -> tuple[Address, ...]: ...
+    @property
+    def cc(self) -> tuple[Address, ...]: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def date(self) -> datetime | None: ...
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def defects(self) -> tuple[str, ...]: ...
+    @property
+    def raw(self) -> bytes: ...
+    @property
+    def attachments(self) -> tuple[InboundAttachment, ...]: ...
+    @property
+    def thread_ids(self) -> tuple[str, ...]: ...
+
 
 MASK_ATTEMPTS = 10
 NO_SUBJECT = "(no subject)"
@@ -56,7 +88,7 @@ def _stored_address(session: Session, address: Address) -> AddressRow:
 _ADDRESS_WITH_EMAIL = select(AddressRow).where(AddressRow.email == bindparam("email"))  # built once
 
 
-def open_ticket(session: Session, message: InboundMessage, group: Group, bucket: Bucket,
+def open_ticket(session: Session, message: StoredMail, group: Group, bucket: Bucket,
                 now: datetime, draw_mask: Callable[[], str] = new_mask, organization_id: int | None = None) -> Ticket:
     """A new open ticket under a fresh mask (a collision, however unlikely, draws again)."""
     sender = address_row(session, message.sender)
@@ -88,7 +120,7 @@ def add_recipients(session: Session, ticket: Ticket, addresses: list[Address]) -
     return added
 
 
-def store_message(session: Session, ticket: Ticket, message: InboundMessage, *, verified: bool,
+def store_message(session: Session, ticket: Ticket, message: StoredMail, *, verified: bool,
                   now: datetime, kind: MessageKind = MessageKind.INBOUND, text: str | None = None,
                   author: Worker | None = None) -> Message:
     """Append the mail to the ticket with its attachments, each content stored once.
@@ -119,7 +151,7 @@ def _plain(addresses: tuple[Address, ...]) -> list[dict[str, str]]:
     return [{"email": a.email, "name": a.name} for a in addresses]
 
 
-def record_thread_keys(session: Session, ticket: Ticket, message: InboundMessage, *, opened: bool,
+def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *, opened: bool,
                        trusted: bool) -> None:
     """Remember the mail's id and, for a trusted mail, the ids it answers, so later mail of the thread finds this ticket.
 
@@ -139,7 +171,7 @@ def record_thread_keys(session: Session, ticket: Ticket, message: InboundMessage
                                                                 "referenced_by": message.sender.email})
 
 
-def _claim_key(session: Session, ticket: Ticket, message: InboundMessage, message_id: str,
+def _claim_key(session: Session, ticket: Ticket, message: StoredMail, message_id: str,
                origin: KeyOrigin, opened: bool) -> KeyOrigin | None:
     """Point the id at this ticket unless it leads elsewhere already; returns what the id is known as now."""
     by = message.sender.email if origin is KeyOrigin.REFERENCED else None
@@ -150,7 +182,8 @@ def _claim_key(session: Session, ticket: Ticket, message: InboundMessage, messag
     if existing is None:
         return None
     if existing.ticket_id != ticket.id:
-        if opened and _threading_would_have_followed(session, existing, origin, message):
+        if opened and isinstance(message, InboundMessage) and _threading_would_have_followed(
+                session, existing, origin, message):  # only mail opens a ticket that threading could have joined
             raise ThreadRace(f"{message_id} already belongs to another ticket")
         if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
             _take_over(existing, ticket)  # our own id, only mentioned there: the mail's own ticket keeps it
@@ -189,7 +222,7 @@ def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, d
                            detail=detail))
 
 
-def content_digest(message: InboundMessage) -> str:
+def content_digest(message: StoredMail) -> str:
     """What a mail says and to whom: sender, To, Cc, subject, text, HTML and attachments (names, types, bytes).
 
     The parties are in it because test suites and generators reuse one Message-ID for the same text

@@ -1,7 +1,8 @@
-"""A worker writing without a mail client: text filed on a ticket, or opening one, exactly as if mailed.
+"""A worker writing without a mail client: text filed on a ticket, or opening one.
 
-The text becomes an InboundMessage from the worker and goes through core.conversation, so commands,
-cleaning, relaying and status follow one set of rules whichever way the worker wrote.
+The text becomes a WorkerAnswer (no mail, no envelope) and goes through core.conversation as a
+mailed answer does, so commands, cleaning, relaying and status follow one set of rules whichever
+way the worker wrote.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ from core.conversation import answer_as_worker, audit_filed, check_commands, wor
 from core.errors import UsageError
 from core.groups import ensure_default_group, inbox_of
 from core.helpdesk_addresses import OwnAddresses
-from core.inbound import Envelope, InboundAttachment, InboundMessage
+from core.inbound import InboundAttachment
 from core.masks import reply_subject
-from core.message_ids import new_message_id
 from core.models import Group, Message, MessageKind, Priority, Ticket, Worker
 from core.notify import Outbound
 from core.settings import HelpdeskSettings
 from core.staff import find_group
 from core.tickets import add_recipients, audit, open_ticket, record_thread_keys, store_message
+from core.worker_answer import WorkerAnswer
 from core.worker_commands import parse_commands
 
-CLI_SOURCE = "cli"
 
 
 def parse_priority(value: str) -> Priority:
@@ -43,15 +43,15 @@ def parse_priority(value: str) -> Priority:
 def reply_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text: str,
                     attachments: Sequence[InboundAttachment], now: datetime) -> Message:
     """File the worker's text on the ticket: a reply relayed to every recipient, or what its commands say."""
-    message = _worker_message(worker, reply_subject(ticket.subject), text, attachments, out.hostname, now)
-    return _file(session, out, ticket, worker, message, now)
+    answer = _typed(worker, reply_subject(ticket.subject), text, attachments, out.hostname, now)
+    return _file(session, out, ticket, worker, answer, now)
 
 
 def comment_as_worker(session: Session, hostname: str, ticket: Ticket, worker: Worker, text: str,
                       now: datetime) -> Message:
     """An internal note on the ticket, sent to nobody; its text is taken as written (no `#` commands)."""
-    message = _worker_message(worker, reply_subject(ticket.subject), text, (), hostname, now)
-    stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
+    note = _typed(worker, reply_subject(ticket.subject), text, (), hostname, now)
+    stored = store_message(session, ticket, note, verified=True, now=now, kind=MessageKind.COMMENT,
                            author=worker)
     audit_filed(session, ticket, worker, stored, now)
     ticket.updated_at = now
@@ -66,21 +66,21 @@ def open_ticket_as_worker(session: Session, outbound: Outbound, worker: Worker, 
     to_addresses = _recipients(session, to, helpdesk)
     cc_addresses = _recipients(session, cc, helpdesk)
     chosen = find_group(session, group) if group else ensure_default_group(session, helpdesk)
-    message = _worker_message(worker, one_line(subject), text, attachments, outbound.hostname, now,
-                              to=to_addresses, cc=cc_addresses)
-    ticket = open_ticket(session, message, chosen, inbox_of(session, chosen), now)
+    answer = _typed(worker, one_line(subject), text, attachments, outbound.hostname, now, to=to_addresses,
+                    cc=cc_addresses)
+    ticket = open_ticket(session, answer, chosen, inbox_of(session, chosen), now)
     ticket.priority = priority
     audit(session, ticket, actor=worker.email, action="created", detail=f"opened by {worker.email} (CLI)", now=now)
     add_recipients(session, ticket, list(to_addresses + cc_addresses))
-    _file(session, outbound, ticket, worker, message, now)
+    _file(session, outbound, ticket, worker, answer, now)
     return ticket
 
 
-def _file(session: Session, out: Outbound, ticket: Ticket, worker: Worker, message: InboundMessage,
+def _file(session: Session, out: Outbound, ticket: Ticket, worker: Worker, answer: WorkerAnswer,
           now: datetime) -> Message:
-    _refuse_bad_commands(session, worker, message.text, now)
-    stored = answer_as_worker(session, out, ticket, worker, message, now)
-    record_thread_keys(session, ticket, message, opened=False, trusted=True)
+    _refuse_bad_commands(session, worker, answer.text, now)
+    stored = answer_as_worker(session, out, ticket, worker, answer, now)
+    record_thread_keys(session, ticket, answer, opened=False, trusted=True)  # its own id: replies to it prove it
     return stored
 
 
@@ -91,12 +91,10 @@ def _refuse_bad_commands(session: Session, worker: Worker, text: str, now: datet
         raise UsageError(f"nothing filed: {'; '.join(problems)}")
 
 
-def _worker_message(worker: Worker, subject: str, text: str, attachments: Sequence[InboundAttachment],
-                    hostname: str, now: datetime, *, to: tuple[Address, ...] = (),
-                    cc: tuple[Address, ...] = ()) -> InboundMessage:
-    return InboundMessage(message_id=new_message_id(hostname), sender=Address(worker.email, worker.name),
-                          subject=subject, envelope=Envelope(CLI_SOURCE), raw=text.encode("utf-8"),
-                          to=to, cc=cc, date=now, text=text, attachments=tuple(attachments))
+def _typed(worker: Worker, subject: str, text: str, attachments: Sequence[InboundAttachment], hostname: str,
+           now: datetime, *, to: tuple[Address, ...] = (), cc: tuple[Address, ...] = ()) -> WorkerAnswer:
+    return WorkerAnswer.typed(Address(worker.email, worker.name), subject, text, tuple(attachments),
+                              hostname=hostname, now=now, to=to, cc=cc)
 
 
 def _recipients(session: Session, values: Sequence[str], helpdesk: HelpdeskSettings) -> tuple[Address, ...]:
