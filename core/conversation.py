@@ -18,7 +18,7 @@ from core.models import AddressRow, Group, LastAction, Message, MessageKind, Spa
 from core.notify import Outbound, send_command_error, ticket_recipients
 from core.personal_mail import Person, customer_references, private_addresses
 from core.privacy import PrivateAddresses
-from core.reply_text import clean_worker_text
+from core.reply_text import clean_worker_text, new_text
 from core.staff import worker_emails
 from core.lifecycle import close_ticket, judge_spam, record_verdict, reopen_ticket, set_waiting
 from core.ticket_states import assign_owner, set_priority
@@ -52,7 +52,7 @@ def answer_as_worker(session: Session, out: Outbound, ticket: Ticket, worker: Wo
                              author=worker)
     if commands.comment:
         stored = store_message(session, ticket, message, verified=True, now=now, kind=MessageKind.COMMENT,
-                               text=commands.body, author=worker)
+                               text=new_text(commands.body), author=worker)  # not the notification it quotes
         audit_filed(session, ticket, worker, stored, now)
         _apply(session, out, ticket, worker, commands, now, replied=False)
         return stored

@@ -19,13 +19,18 @@ REDACTED = "[address removed]"
 
 def clean_worker_text(text: str, private_addresses: Iterable[str]) -> str:
     """The new text of a worker's reply, safe to relay."""
+    from core.privacy import PrivateAddresses  # which imports REDACTED from here
+
+    return PrivateAddresses.of(private_addresses).redact(new_text(text))
+
+
+def new_text(text: str) -> str:
+    """What the worker wrote, without what their client added below it: the quoted history (a
+    notification quoted whole, when a `#comment` answers one) and the signature."""
     kept: list[str] = []
     for line in text.replace("\r\n", "\n").split("\n"):
         stripped = line.strip()
         if _SIGNATURE.match(line) or _ATTRIBUTION.match(stripped) or stripped.startswith(">"):
             break
         kept.append(line)
-    cleaned = "\n".join(kept).strip("\n")
-    from core.privacy import PrivateAddresses  # which imports REDACTED from here
-
-    return PrivateAddresses.of(private_addresses).redact(cleaned)
+    return "\n".join(kept).strip("\n")

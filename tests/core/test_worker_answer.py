@@ -55,3 +55,18 @@ def test_the_same_answer_typed_or_mailed_changes_the_ticket_alike(database: Data
     assert set(relayed) == {typed_ticket, mailed_ticket}
     assert all(b"Unplug it" in raw and b"jane@corp.test" not in raw and b"#priority" not in raw
                for raw in relayed.values())
+
+
+def test_a_comment_keeps_what_the_worker_wrote_not_the_notification_it_quotes(database: Database,
+                                                                               settings: Settings) -> None:
+    ticket_id, _ = two_tickets(database, settings)
+    answer = ("#comment\nCalled them, the invoice comes Monday.\n\nOn Mon, 30 Nov 2026, Support wrote:\n"
+              "> New mail on XER-1: It broke.\n> Answer this mail to reply.\n")
+    with database.write() as session:
+        jane = session.scalars(select(Worker)).one()
+        typed = WorkerAnswer.typed(Address(jane.email, jane.name), "Re: Printer 0", answer, (),
+                                   hostname="postdesk.test", now=utcnow())
+        stored = answer_as_worker(session, Outbound.from_settings(settings), session.get(Ticket, ticket_id), jane,
+                                  typed, utcnow())
+        assert (stored.kind.value, stored.text) == ("comment", "Called them, the invoice comes Monday.")
+        assert stored.raw == answer.encode()  # the whole of it is still kept
