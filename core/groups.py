@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.db import Database
 from core.models import Bucket, Group
 from core.reply_tokens import without_tag
 from core.settings import HelpdeskSettings
@@ -20,6 +21,16 @@ def ensure_default_group(session: Session, helpdesk: HelpdeskSettings) -> Group:
     group = session.scalars(select(Group).where(Group.name == helpdesk.default_group)).one()
     insert_ignore(session, Bucket.__table__, {"group_id": group.id, "name": INBOX})
     return group
+
+
+def ensure_default_group_exists(db: Database, helpdesk: HelpdeskSettings) -> None:
+    """The default group exists before any command looks for it (`worker add --group Support`); a write
+    only when it is missing, so read-only commands take no write lock."""
+    with db.read() as session:
+        present = session.scalar(select(Group.id).where(Group.name == helpdesk.default_group))
+    if present is None:
+        with db.write() as session:
+            ensure_default_group(session, helpdesk)
 
 
 def inbox_of(session: Session, group: Group) -> Bucket:

@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -110,6 +110,11 @@ def learnt(session: Session, scoring: Scoring = DEFAULT_SCORING) -> Learnt:
 def totals(session: Session) -> Counts:
     """How many mails were trained as spam and as not spam."""
     return _read_totals(session)[1]
+
+
+def token_count(session: Session) -> int:
+    """How many distinct tokens the filter has counts for."""
+    return session.scalar(select(func.count()).select_from(SpamToken)) or 0
 
 
 def token_counts(session: Session, tokens: Collection[str]) -> dict[str, Counts]:

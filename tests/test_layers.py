@@ -51,3 +51,21 @@ def test_the_core_loads_without_the_cli(module: str) -> None:
     loaded = subprocess.run([sys.executable, "-c", f"import sys, {module}; print('click' in sys.modules)"],
                             capture_output=True, text=True, cwd=ROOT, check=True)
     assert loaded.stdout.strip() == "False"
+
+
+def test_the_cli_handles_no_orm_object_and_writes_no_ticket_itself() -> None:
+    """workers/ calls core's commands and readers: from core.models it takes value types (enums) only."""
+    import enum
+
+    import core.models
+
+    imported: list[str] = []
+    for path in sorted((ROOT / "workers").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "core.models":
+                imported += [f"{path.name}: {alias.name}" for alias in node.names]
+    not_values = [name for name in imported if not (
+        isinstance(found := getattr(core.models, name.split(": ")[1]), type) and issubclass(found, enum.Enum)
+        or name.endswith(": utcnow"))]
+    assert not_values == []
+    assert offenders("workers", ("core.tickets", "core.lifecycle", "core.ticket_states")) == []

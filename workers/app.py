@@ -78,17 +78,9 @@ class App:
         return self._engine
 
     def _ensure_default_group(self, db: Database) -> None:
-        """The settings' default group exists before any command looks for it (`worker add --group Support`)."""
-        from sqlalchemy import select
+        from core.groups import ensure_default_group_exists
 
-        from core.groups import ensure_default_group
-        from core.models import Group
-
-        with db.read() as session:
-            present = session.scalar(select(Group.id).where(Group.name == self.settings.helpdesk.default_group))
-        if present is None:
-            with db.write() as session:
-                ensure_default_group(session, self.settings.helpdesk)
+        ensure_default_group_exists(db, self.settings.helpdesk)
 
     def close(self) -> None:
         if self._db is not None:

@@ -12,19 +12,18 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import func, select
 
 from core.db import Database, open_configured
 from core.errors import UnparseableMessage
 from core.inbound import Envelope, InboundMessage
-from core.models import SpamToken, SpamTraining
+from core.models import SpamTraining
 from core.settings import DatabaseSettings, SpamSettings
 from core.spam_hold import held_tickets
 from core.ticket_views import MAX_PAGE_SIZE, held_count
 from spam.filter import is_spam, is_trained, score_token_sets
 from spam.scoring import SpamScore
 from spam.tokens import tokenize
-from spam.statistics import totals
+from spam.statistics import token_count, totals
 from spam.training import train_mails
 from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
@@ -272,7 +271,7 @@ def stats(app: App, as_json: bool) -> None:
     """
     with app.database().read() as session:
         trained = totals(session)
-        tokens = session.scalar(select(func.count()).select_from(SpamToken)) or 0
+        tokens = token_count(session)
         held = held_count(session.connection())
     ready = is_trained(trained, app.settings.spam)
     figures = {"spam_messages": trained.spam, "ham_messages": trained.ham, "tokens": tokens,
