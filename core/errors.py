@@ -2,12 +2,13 @@
 
     PostdeskError
     ├── ConfigError          a setting is missing, unknown or of the wrong type
-    ├── StorageError         the database failed; the caller may retry later
+    │   └── CannotListen     the address a listen setting names is taken or not ours
+    ├── StorageError         the database failed; the caller may retry later (SMTP 451)
     │   ├── SchemaOutOfDate  the database needs `postdesk db upgrade`
     │   └── ThreadRace       another gateway opened a ticket for the same thread; retry
-    ├── MessageRejected      inbound mail the gateway refuses outright
-    │   ├── RecipientRefused an address the helpdesk does not accept mail for
-    │   └── MessageTooLarge  bigger than `[smtp] max_message_size`
+    ├── MessageRejected      inbound mail the gateway refuses outright (SMTP 5xx)
+    │   ├── RecipientRefused an address the helpdesk does not accept mail for (550 5.1.1)
+    │   └── MessageTooLarge  bigger than `[smtp] max_message_size` (552 5.3.4)
     ├── UnparseableMessage   raw bytes that cannot become a message (quarantined)
     ├── MailboxUnavailable   an IMAP server could not be reached, dropped us or refused a command
     │   └── MailboxLoginRefused  it refused the user name or password
@@ -16,6 +17,9 @@
     ├── NotFound             no worker, group or other record by that name
     ├── AlreadyExists        a worker, group or address that is taken
     └── UsageError           a command was given arguments it cannot act on
+
+Each error the SMTP edge can meet carries its own `smtp_reply`: the code and text a client is
+given are written here, once, and mailgate/smtp.py only passes them on.
 """
 
 from __future__ import annotations
@@ -34,8 +38,18 @@ class ConfigError(PostdeskError):
         self.problem = problem
 
 
+class CannotListen(ConfigError):
+    """The daemon cannot listen where a setting says (port in use, address not ours): one line, not a traceback."""
+
+    def __init__(self, key: str, host: str, port: int, reason: str) -> None:
+        super().__init__(key, f"cannot listen on {host}:{port}: {reason}")
+        self.host, self.port = host, port
+
+
 class StorageError(PostdeskError):
-    """The database could not complete a write; nothing was acknowledged."""
+    """The database could not complete a write; nothing was acknowledged, so the sender tries again."""
+
+    smtp_reply = "451 4.3.0 Temporary storage failure, try again later"
 
 
 class SchemaOutOfDate(StorageError):
@@ -58,14 +72,17 @@ class RecipientRefused(MessageRejected):
     def __init__(self, address: str) -> None:
         super().__init__(f"not a helpdesk address: {address}")
         self.address = address
-        self.smtp_reply = f"550 5.1.1 <{address}>: not a helpdesk address"
+        self.smtp_reply = f"550 5.1.1 <{address}>: not a helpdesk address, relaying denied"
 
 
 class MessageTooLarge(MessageRejected):
     """The message exceeds the configured size limit."""
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"message of {size} bytes exceeds the limit of {limit}")
+    def __init__(self, size: int | None, limit: int) -> None:
+        """`size` None: over the limit by an amount nobody counted (the SMTP server stops reading at the limit)."""
+        amount = f"more than {limit}" if size is None else str(size)
+        super().__init__(f"message of {amount} bytes exceeds the limit of {limit}")
+        self.size, self.limit = size, limit
         self.smtp_reply = f"552 5.3.4 Message size exceeds fixed limit of {limit} bytes"
 
 

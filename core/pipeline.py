@@ -1,6 +1,8 @@
 """The inbound pipeline: an ordered tuple of small steps, each a function of one Delivery.
 
 The caller owns the transaction; a step that decides the mail needs no more work sets `done`.
+Every run ends with a FilingOutcome and the name of the step that decided it, for the caller to
+count and log.
 Later stages (spam scoring, notifications) are added to PIPELINE, in order, here and only here.
 """
 
@@ -11,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -49,6 +52,18 @@ if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
     from core.dkim_proof import DnsLookup
 
 
+class FilingOutcome(StrEnum):
+    """How the pipeline ended for one mail: the one vocabulary the runner counts and the log shows."""
+
+    DUPLICATE = "duplicate"  # the same mail was filed before: acknowledged, stored once
+    BOUNCE = "bounce"  # a delivery report, joined to the ticket of the mail that bounced
+    QUARANTINED = "quarantined"  # kept for a person to look at, on no ticket
+    WORKER_ANSWER = "worker_answer"  # a proven worker's answer: commands applied, text relayed
+    OPENED = "opened"  # a new ticket
+    APPENDED = "appended"  # a proven follow-up on a ticket
+    UNVERIFIED_SENDER = "unverified_sender"  # stored on a ticket, its sender not proven
+
+
 @dataclass
 class Delivery:
     """Everything the steps know about one inbound mail while it is being filed."""
@@ -66,7 +81,8 @@ class Delivery:
     opened: bool = False
     merged: tuple[str, ...] = ()  # masks of the tickets this mail showed to be its ticket's thread
     done: bool = False
-    outcome: str = ""
+    outcome: FilingOutcome | None = None  # None until a step decides
+    decided_by: str = ""  # the name of the step that set `outcome`
 
 
 Step = Callable[[Delivery], None]
@@ -88,7 +104,7 @@ def skip_duplicate(delivery: Delivery) -> None:
         digest = content_digest(message)
         if stored is None or stored == digest:
             delivery.done = True
-            delivery.outcome = "duplicate"
+            delivery.outcome = FilingOutcome.DUPLICATE
             return
         own_key = reused_id_key(message.message_id, digest)
         log.warning("Message-ID %s was already used by another mail; this one is filed as %s",
@@ -110,11 +126,11 @@ def file_bounce_report(delivery: Delivery) -> None:
     delivery.done = True
     delivery.ticket = file_bounce(delivery.session, delivery.message, report, delivery.now)
     if delivery.ticket is not None:
-        delivery.outcome = "bounce"
+        delivery.outcome = FilingOutcome.BOUNCE
         return
     quarantine_raw(delivery.session, delivery.message.raw, delivery.message.envelope, delivery.now,
                    "delivery report for mail the helpdesk did not send")
-    delivery.outcome = "quarantined"
+    delivery.outcome = FilingOutcome.QUARANTINED
 
 
 def thread(delivery: Delivery) -> None:
@@ -175,7 +191,7 @@ def answer_worker(delivery: Delivery) -> None:
                                        WorkerAnswer.by_mail(delivery.message), delivery.now)
     record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=False, trusted=True)
     delivery.done = True
-    delivery.outcome = "worker_answer"
+    delivery.outcome = FilingOutcome.WORKER_ANSWER
 
 
 def store(delivery: Delivery) -> None:
@@ -184,7 +200,8 @@ def store(delivery: Delivery) -> None:
     delivery.stored = store_message(delivery.session, delivery.ticket, delivery.message,
                                     verified=verified, now=delivery.now)
     record_thread_keys(delivery.session, delivery.ticket, delivery.message, opened=delivery.opened, trusted=verified)
-    delivery.outcome = "opened" if delivery.opened else ("appended" if verified else "unverified_sender")
+    delivery.outcome = (FilingOutcome.OPENED if delivery.opened
+                        else FilingOutcome.APPENDED if verified else FilingOutcome.UNVERIFIED_SENDER)
 
 
 def mend_thread_head(delivery: Delivery) -> None:
@@ -286,9 +303,12 @@ PIPELINE: tuple[Step, ...] = (
 
 
 def run_pipeline(delivery: Delivery, steps: tuple[Step, ...] = PIPELINE) -> Delivery:
-    """Run the steps in order until one says the mail is done."""
+    """Run the steps in order until one says the mail is done; remembers which step set the outcome."""
     for step in steps:
+        before = delivery.outcome
         step(delivery)
+        if delivery.outcome is not before:
+            delivery.decided_by = step.__name__
         if delivery.done:
             break
     return delivery

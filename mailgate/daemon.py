@@ -1,4 +1,9 @@
-"""`postdesk serve`: gateway, spool writer, outbox and scheduler here, the spool runner in a child, until SIGTERM."""
+"""`postdesk serve`: gateway, spool writer, outbox and scheduler here, the spool runner in a child, until SIGTERM.
+
+Once every part has started it prints its ready line, `postdesk: listening on <host>:<port>`, with the
+port the OS gave when `smtp.listen` says port 0: whoever started it reads the port there, with no
+free port picked, closed and handed on (which another process may take meanwhile).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,13 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
+import socket
 import threading
 
 from core.db import Database, open_configured
+from core.errors import CannotListen
 from core.groups import ensure_default_group
 from core.helpdesk_addresses import OwnAddresses
 from core.schema import ensure_schema
@@ -18,12 +26,13 @@ from mailgate.imap_poller import ImapPollers
 from mailgate.outbox_sender import OutboxSender
 from mailgate.runner import START_METHOD, RunnerProcess
 from mailgate.scheduler import Scheduler
-from mailgate.smtp import Gateway, GatewayHandler
+from mailgate.smtp import Gateway, GatewayHandler, format_addresses
 from mailgate.spool import NoTurns, SpoolWriter, WriteTurns
 
 log = logging.getLogger(__name__)
 
 RUNNER_CHECK_SECONDS = 2.0
+READY_LINE = "postdesk: listening on"  # followed by every address listened on, `host:port, [v6]:port`
 
 
 def prepare_database(settings: Settings) -> Database:
@@ -56,7 +65,11 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     gateway = Gateway(GatewayHandler(OwnAddresses.from_settings(settings.helpdesk), writer),
                       settings.smtp.host, settings.smtp.port, settings.smtp.hostname,
                       settings.smtp.max_message_size)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except OSError as exc:  # port taken, address not ours: one line naming the setting, not a traceback
+        await asyncio.to_thread(writer.close)
+        raise CannotListen("smtp.listen", settings.smtp.host, settings.smtp.port, _why_not(exc)) from None
     runner.start()  # after the port is ours: a gateway that cannot listen leaves no child behind
     imap = ImapPollers(db, settings.imap, turns, runner.wake,  # one thread per [[imap]] account
                        max_message_size=settings.smtp.max_message_size).start()
@@ -68,7 +81,7 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     # its start writes to the database, which may be locked for seconds: never on the event loop,
     # where it would hold up every SMTP session's greeting
     await asyncio.to_thread(scheduler.start)
-    print(f"postdesk: listening on {settings.smtp.host}:{gateway.port}", flush=True)
+    print(f"{READY_LINE} {format_addresses(gateway.addresses)}", flush=True)
     if ready is not None:
         ready.set()
     while not stop.is_set():
@@ -88,3 +101,10 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
         log.error("spool runner exited with %s; spooled mail waits for the next start", code)
         return
     log.info("stopped cleanly")
+
+
+def _why_not(error: OSError) -> str:
+    """The reason in the system's words (asyncio wraps it in a sentence of its own that repeats the address)."""
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the host: {error.strerror}"
+    return os.strerror(error.errno).lower() if error.errno else str(error)

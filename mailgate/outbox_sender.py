@@ -4,22 +4,25 @@ A mail's outcome is committed as soon as the smarthost has answered, before the 
 in a short transaction that also leases that next mail (one commit a mail). So a crash repeats at
 most the mail in flight, and a sender that dies holds back no mail but that one for a lease. Once
 the smarthost cannot be reached no mail can go out, and the rest of what is due is put off a batch
-at a time, with nothing sent in between.
+at a time, with nothing sent in between. Each mail the smarthost took is one INFO line, logged once
+that is committed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.errors import StorageError
-from core.models import utcnow
+from core.models import OutboxItem, Ticket, utcnow
 from core.outbox import (LEASE, ClaimedMail, claim_due, next_due_at, record_failure,
                          record_partly_sent, record_sent, release)
 from core.settings import RelaySettings
@@ -69,27 +72,37 @@ class OutboxSender:
                 if self._clock() >= start_by:  # held up since the claim: another sender may retake it soon
                     self._put_back(mail)
                     break
+                began = time.monotonic()
                 result = smarthost.send(mail.mail_from, mail.rcpt_tos, mail.raw)
+                milliseconds = round((time.monotonic() - began) * 1000)
                 handled += 1
                 if smarthost.unreachable:
-                    self._settle((mail, result), claim_next=False)
+                    self._settle((mail, result), claim_next=False, milliseconds=milliseconds)
                     handled += self._put_off_due(smarthost.unreachable)
                     break
-                claimed = self._settle((mail, result), claim_next=not stop.is_set())
+                claimed = self._settle((mail, result), claim_next=not stop.is_set(), milliseconds=milliseconds)
             return handled, bool(smarthost.unreachable)
 
     def _settle(self, done: tuple[ClaimedMail, SendResult] | None, *,
-                claim_next: bool) -> tuple[ClaimedMail, datetime] | None:
+                claim_next: bool, milliseconds: int = 0) -> tuple[ClaimedMail, datetime] | None:
         """Record what became of the last mail and lease the next, in one short transaction.
 
         Returns the next mail with the time by which it must be begun. Should the commit fail, the
         mail just sent is the one in doubt: retaken after its lease, it goes out a second time.
+        `milliseconds` is what sending the last mail took, for its log line.
         """
         now = self._clock()
+        relayed: str | None = None  # the mask line of a mail the smarthost took, logged after the commit
         with self._db.write() as session:
             if done is not None:
                 self._record(session, *done, now)
+                if done[1].outcome is Outcome.SENT:
+                    relayed = _mask_of(session, done[0].id)
             claimed = claim_due(session, now, limit=1, lease=self._lease) if claim_next else []
+        if done is not None and relayed is not None:
+            mail, result = done
+            log.info("mail %s outcome=relayed mask=%s ms=%d%s", mail.message_id, relayed, milliseconds,
+                     f" retry_rcpts={len(result.retry_rcpts)}" if result.retry_rcpts else "")
         return (claimed[0], now + self._lease / 2) if claimed else None
 
     def _put_back(self, mail: ClaimedMail) -> None:
@@ -148,3 +161,10 @@ class OutboxSender:
                 pause = IDLE_POLL_SECONDS
             if pause > 0:
                 self._wake.wait(pause)
+
+
+def _mask_of(session: Session, outbox_id: int) -> str:
+    """The mask of the ticket an outbox mail is about; "-" for mail about none (a worker's cap alarm)."""
+    mask = session.scalar(select(Ticket.mask).join(OutboxItem, OutboxItem.ticket_id == Ticket.id)
+                          .where(OutboxItem.id == outbox_id))
+    return mask or "-"

@@ -7,6 +7,7 @@ a row another runner already filed is simply gone when this one tries to delete 
 
 The daemon runs its runner in a process of its own (RunnerProcess): filing is CPU work, and in the
 SMTP process it would take the interpreter lock from the event loop that answers every session.
+The daemon's runner logs one INFO line per mail it filed or quarantined, once that is committed.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from logging.handlers import QueueHandler, QueueListener
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from core.errors import PostdeskError, StorageError, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import SpoolItem, utcnow
 from core.notify import Outbound
-from core.pipeline import Delivery, run_pipeline
+from core.pipeline import Delivery, FilingOutcome, run_pipeline
 from core.quarantine import quarantine_raw
 from core.settings import Settings
 from mailgate.parse import parse_message
@@ -50,7 +51,7 @@ RETRY_PAUSE_SECONDS = 1.0
 # The least the runner files before it lets a waiting spool writer in: each turn costs a commit,
 # and a waiting SMTP client waits at most this long (plus one message) for its 250.
 MIN_TURN_SECONDS = 0.005
-START_METHOD = "spawn"  # never fork a process that holds open database connections
+START_METHOD: Final = "spawn"  # never fork a process that holds open database connections
 _DELETE_SPOOLED = delete(SpoolItem).where(SpoolItem.id == bindparam("id"))  # built once: run per mail
 
 
@@ -70,6 +71,29 @@ class _Spooled:
     envelope: Envelope
     raw: bytes
     attempts: int
+
+
+class _Parsed(NamedTuple):
+    """A spooled mail after parsing, with what the parse cost (part of the milliseconds its log line gives)."""
+
+    item: _Spooled
+    result: InboundMessage | UnparseableMessage
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MailFiled:
+    """One mail's end in the runner, said in the log only after the transaction that filed it committed."""
+
+    message_id: str  # "-" when the mail could not be parsed
+    mask: str  # "-" when it is on no ticket
+    outcome: FilingOutcome
+    step: str  # the pipeline step that decided the outcome, or what ended the mail before the pipeline
+    milliseconds: int
+
+    def log(self) -> None:
+        log.info("mail %s outcome=%s mask=%s step=%s ms=%d", self.message_id, self.outcome.value, self.mask,
+                 self.step, self.milliseconds)
 
 
 class Flag(Protocol):
@@ -122,8 +146,9 @@ class SpoolRunner:
 
     def __init__(self, db: Database, settings: Settings, batch_size: int = BATCH_SIZE,
                  poll_seconds: float = 1.0, wake: Flag | None = None, turns: WriteTurns | NoTurns = NoTurns(),
-                 filed: Flag | None = None) -> None:
+                 filed: Flag | None = None, log_each_mail: bool = False) -> None:
         self._db = db
+        self._log_each_mail = log_each_mail  # the daemon's runner; an import of thousands stays quiet
         self._filed = filed  # set after each commit that filed mail: the outbox may have mail to send now
         self._turns = turns
         self._helpdesk = settings.helpdesk
@@ -168,27 +193,35 @@ class SpoolRunner:
         items = self._fetch()
         if not items:
             return False
-        pending = [(item, _parse(item)) for item in items]
+        pending = [_parse(item) for item in items]
         failures = 0
         while pending:
+            ended: list[MailFiled] = []
             with self._turns.runner(), self._db.write() as session:
-                done, failed = self._file_until_writer_waits(session, pending)
+                done, failed = self._file_until_writer_waits(session, pending, ended)
             if done > failed and self._filed is not None:
                 self._filed.set()
+            if self._log_each_mail:
+                for mail in ended:
+                    mail.log()
             failures += failed
             pending = pending[done:]
         return failures < len(items)
 
-    def _file_until_writer_waits(self, session: Session,
-                                 pending: list[tuple[_Spooled, InboundMessage | UnparseableMessage]]) -> tuple[int, int]:
-        """File items in order, at least one, until the writer waits; returns how many were done and failed."""
+    def _file_until_writer_waits(self, session: Session, pending: list[_Parsed],
+                                 ended: list[MailFiled]) -> tuple[int, int]:
+        """File items in order, at least one, until the writer waits; returns how many were done and failed.
+
+        What became of each mail is added to `ended`, to be logged once the caller has committed.
+        """
         failed = 0
         ends = time.monotonic() + MIN_TURN_SECONDS
-        for done, (item, result) in enumerate(pending, 1):
+        for done, parsed in enumerate(pending, 1):
+            started = time.monotonic() - parsed.seconds  # the parse is part of what the mail cost
             # A failure is recorded before the next item: spool rows are then locked in id order,
             # as every runner locks them, so two runners may wait for each other but never deadlock.
-            if (error := self._file_one(session, item, result)) is not None:
-                self._record_failure(session, item, error)
+            if (error := self._file_one(session, parsed, started, ended)) is not None:
+                self._record_failure(session, parsed, error, started, ended)
                 failed += 1
             if self._turns.writer_waiting() and time.monotonic() >= ends:
                 return done, failed
@@ -203,24 +236,21 @@ class SpoolRunner:
         return [_Spooled(r.id, r.received_at, Envelope(r.source, r.mail_from, tuple(r.rcpt_tos)), r.raw, r.attempts)
                 for r in rows]
 
-    def _file_one(self, session: Session, item: _Spooled, result: InboundMessage | UnparseableMessage) -> str | None:
+    def _file_one(self, session: Session, parsed: _Parsed, started: float, ended: list[MailFiled]) -> str | None:
         """File or quarantine one message in its own savepoint; returns an error text on failure."""
+        item, result = parsed.item, parsed.result
         try:
             with session.begin_nested():
-                if session.execute(_DELETE_SPOOLED, {"id": item.id}).rowcount == 0:
+                if _delete_spooled(session, item.id) == 0:
                     return None  # another runner filed it
                 if isinstance(result, UnparseableMessage):
                     _quarantine(session, item, f"unparseable: {result}")
                     self.stats.quarantined += 1
+                    ended.append(MailFiled("-", "-", FilingOutcome.QUARANTINED, "parse", _since(started)))
                     return None
                 delivery = run_pipeline(Delivery(session, result, self._helpdesk, utcnow(), self._outbound,
                                                      self._spam, self._dkim_dns))
-                if delivery.outcome == "duplicate":
-                    self.stats.duplicates += 1
-                elif delivery.outcome == "quarantined":
-                    self.stats.quarantined += 1
-                else:
-                    self.stats.filed += 1
+                ended.append(self._count(delivery, started))
                 return None
         except (PostdeskError, SQLAlchemyError) as exc:
             self.stats.retried += 1
@@ -230,7 +260,24 @@ class SpoolRunner:
             self.stats.retried += 1
             return f"{type(exc).__name__}: {exc}"
 
-    def _record_failure(self, session: Session, item: _Spooled, error: str) -> None:
+    def _count(self, delivery: Delivery, started: float) -> MailFiled:
+        """Add one pipeline run to the stats; returns what its log line will say."""
+        outcome = delivery.outcome
+        if outcome is None:  # every full pipeline decides; only a pipeline cut short by a bug would not
+            raise RuntimeError(f"the pipeline ended {delivery.message.message_id} without an outcome")
+        if outcome is FilingOutcome.DUPLICATE:
+            self.stats.duplicates += 1
+        elif outcome is FilingOutcome.QUARANTINED:
+            self.stats.quarantined += 1
+        else:
+            self.stats.filed += 1
+        mask = delivery.ticket.mask if delivery.ticket is not None else "-"
+        return MailFiled(delivery.message.message_id, mask, outcome, delivery.decided_by, _since(started))
+
+    def _record_failure(self, session: Session, parsed: _Parsed, error: str, started: float,
+                        ended: list[MailFiled]) -> None:
+        """Count a failed attempt on the spool row; the last one allowed quarantines the mail."""
+        item = parsed.item
         attempts = item.attempts + 1
         if attempts < MAX_ATTEMPTS:
             log.warning("spool item %d failed (attempt %d): %s", item.id, attempts, error)
@@ -238,16 +285,31 @@ class SpoolRunner:
                             .values(attempts=attempts, last_error=error[:2000]))
             return
         with session.begin_nested():
-            if session.execute(_DELETE_SPOOLED, {"id": item.id}).rowcount:
+            if _delete_spooled(session, item.id):
                 _quarantine(session, item, f"failed {attempts} times: {error}")
                 self.stats.quarantined += 1
+                message_id = parsed.result.message_id if isinstance(parsed.result, InboundMessage) else "-"
+                ended.append(MailFiled(message_id, "-", FilingOutcome.QUARANTINED, f"failed {attempts} times",
+                                       _since(started)))
 
 
-def _parse(item: _Spooled) -> InboundMessage | UnparseableMessage:
+def _parse(item: _Spooled) -> _Parsed:
+    started = time.monotonic()
     try:
-        return parse_message(item.raw, item.envelope)
+        result: InboundMessage | UnparseableMessage = parse_message(item.raw, item.envelope)
     except UnparseableMessage as exc:
-        return exc
+        result = exc
+    return _Parsed(item, result, time.monotonic() - started)
+
+
+def _since(started: float) -> int:
+    """Milliseconds from a time.monotonic() reading until now."""
+    return round((time.monotonic() - started) * 1000)
+
+
+def _delete_spooled(session: Session, spool_id: int) -> int:
+    """Delete a spool row; 0 when another runner took it first."""
+    return cast("CursorResult[Any]", session.execute(_DELETE_SPOOLED, {"id": spool_id})).rowcount
 
 
 def _quarantine(session: Session, item: _Spooled, reason: str) -> None:
@@ -272,8 +334,8 @@ class RunnerProcess:
         self._wake, self._stop = ProcessFlag(self._context), ProcessFlag(self._context)
         self.filed = ProcessFlag(self._context)
         self._logs: multiprocessing.Queue[logging.LogRecord] = self._context.Queue()
-        handlers = logging.getLogger().handlers or [logging.lastResort]
-        self._listener = QueueListener(self._logs, *[h for h in handlers if h], respect_handler_level=True)
+        handlers = logging.getLogger().handlers or [h for h in (logging.lastResort,) if h is not None]
+        self._listener = QueueListener(self._logs, *handlers, respect_handler_level=True)
         self._process: multiprocessing.process.BaseProcess | None = None
 
     def start(self) -> RunnerProcess:
@@ -320,7 +382,7 @@ def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop
         threading.Thread(target=_stop_with_parent, args=(parent.sentinel, turns, stop, wake), daemon=True).start()
     db = open_configured(settings.database)
     try:
-        SpoolRunner(db, settings, wake=wake, turns=turns, filed=filed).run(stop)
+        SpoolRunner(db, settings, wake=wake, turns=turns, filed=filed, log_each_mail=True).run(stop)
     finally:
         db.dispose()
 
