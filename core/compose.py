@@ -1,10 +1,16 @@
-"""Builds every outbound mail fresh from a template: no header of any received mail travels."""
+"""Builds every outbound mail fresh from templates: no header of any received mail travels.
+
+Every mail the helpdesk writes says the same in two parts, plain text and HTML (multipart/alternative),
+rendered from templates/NAME.txt.j2 and templates/NAME.html.j2 in one `render` call. Only the HTML
+templates autoescape: a customer's `<script>` reaches a worker's HTML reader as text, while the text
+part shows it verbatim, as it was written.
+"""
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -21,17 +27,58 @@ if TYPE_CHECKING:  # Jinja loads when the first mail is written, not in every co
     import jinja2
 
 
-@lru_cache(maxsize=1)
-def _templates() -> jinja2.Environment:
+@dataclass(frozen=True)
+class Rendered:
+    """One mail's body in its two parts, from the same template context."""
+
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Which templates write a mail: the installation's folder (`[templates] folder`) before the shipped
+    templates/, and a language's own version (`close_notice.fr.txt.j2`) before the plain one.
+
+    A group names its language (`postdesk group edit Support --language fr`), so a French customer is
+    greeted in French; a template missing in that language falls back to the plain one.
+    """
+
+    folder: str = ""
+    language: str = ""
+
+    def speaking(self, language: str) -> Templates:
+        return Templates(self.folder, language)
+
+    def render(self, template: str, **context: Any) -> Rendered:
+        """templates/<template>.txt.j2 and .html.j2 rendered with the same context (the HTML one escaped)."""
+        environment = _environment(self.folder)
+        context = {"lang": self.language, **context}  # the HTML part says its language (_layout.html.j2)
+        return Rendered(text=environment.select_template(self._names(template, "txt")).render(**context),
+                        html=environment.select_template(self._names(template, "html")).render(**context))
+
+    def line(self, template: str, **context: Any) -> str:
+        """A one-line text from templates/<template>.line.j2 (a subject), folded to one line."""
+        return one_line(_environment(self.folder).select_template(self._names(template, "line")).render(**context))
+
+    def _names(self, template: str, kind: str) -> list[str]:
+        plain = f"{template}.{kind}.j2"
+        return [f"{template}.{self.language}.{kind}.j2", plain] if self.language else [plain]
+
+
+SHIPPED = Templates()
+
+
+@lru_cache(maxsize=8)
+def _environment(folder: str) -> jinja2.Environment:
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("templates", "."), autoescape=False,
+    shipped = jinja2.PackageLoader("templates", ".")
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), shipped]) if folder else shipped
+    return jinja2.Environment(loader=loader,
+                              autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                                                  default_for_string=False),
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-
-
-def render(template: str, **context: Any) -> str:
-    """Render one of templates/*.txt.j2."""
-    return _templates().get_template(f"{template}.txt.j2").render(**context)
 
 
 def one_line(value: str) -> str:
@@ -93,7 +140,7 @@ class Outgoing:
     sender: HeaderAddress
     to: Sequence[HeaderAddress]
     subject: str
-    body: str
+    body: Rendered
     reply_to: HeaderAddress | None = None
     in_reply_to: str | None = None
     references: Sequence[str] = ()
@@ -101,6 +148,7 @@ class Outgoing:
     attachments: Sequence[InboundAttachment] = field(default=())  # received ones travel as they came
 
     def build(self, hostname: str, now: datetime) -> EmailMessage:
+        """The mail as it will be serialized: text and HTML alternatives, then the attachments."""
         mail = EmailMessage(policy=SMTP)
         mail["From"] = self.sender
         mail["To"] = list(self.to)
@@ -117,9 +165,21 @@ class Outgoing:
             mail["References"] = MessageIdField("References", references)
         if self.auto_submitted:
             mail["Auto-Submitted"] = self.auto_submitted
-        mail.set_content(self.body)
+        mail.set_content(self.body.text)
+        mail.add_alternative(self.body.html, subtype="html")
         for attachment in self.attachments:
             maintype, _, subtype = attachment.content_type.partition("/")
             mail.add_attachment(attachment.data, maintype=maintype or "application",
                                 subtype=subtype or "octet-stream", filename=one_line(attachment.filename) or None)
         return mail
+
+    def contents(self) -> Iterator[bytes]:
+        """Everything this mail will say, before any header or transfer encoding hides it: for scanning."""
+        for address in (self.sender, *self.to, *([self.reply_to] if self.reply_to else [])):
+            yield f"{address.display_name} {address.addr_spec}".encode()
+        yield self.subject.encode()
+        yield self.body.text.encode()
+        yield self.body.html.encode()
+        for attachment in self.attachments:
+            yield (attachment.filename or "").encode()
+            yield attachment.data or b""

@@ -11,8 +11,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.compose import Outgoing, mailbox, render
+from core.compose import Outgoing, mailbox
 from core.worker_answer import WorkerAnswer
+from core.mail_purpose import MailPurpose
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, Group, LastAction, Message, MessageKind, SpamTraining, Status, Ticket, Worker
 from core.notify import Outbound, send_command_error, ticket_recipients
@@ -93,7 +94,7 @@ def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text
     group = session.get(Group, ticket.group_id)
     assert group is not None
     everyone = [mailbox(r.email, r.name) for r in recipients]
-    body = render("worker_reply", text=text, worker_name=private.redact(worker.name), group=group.name)
+    body = out.templates_of(group).render("worker_reply", text=text, worker_name=private.redact(worker.name), group=group.name)
 
     def compose(person: Person) -> Outgoing:
         references = customer_references(session, ticket, person.email)
@@ -103,7 +104,8 @@ def _relay(session: Session, out: Outbound, ticket: Ticket, worker: Worker, text
                         in_reply_to=references[-1] if references else None, references=references,
                         attachments=screened.kept)
 
-    out.send_to_each(session, ticket, group, [Person(r.email, r.name) for r in recipients], compose, "reply", now)
+    out.send_to_each(session, ticket, group, [Person(r.email, r.name) for r in recipients], compose,
+                     MailPurpose.WORKER_REPLY, now)
 
 
 def _apply(session: Session, out: Outbound, ticket: Ticket, worker: Worker, commands: Commands, now: datetime,

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import dkim  # type: ignore[import-untyped]
+import dkim
 
 from core.addresses import normalize_domain
 from core.errors import UsageError

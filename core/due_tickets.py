@@ -35,7 +35,8 @@ def reopen_due_tickets(session: Session, now: datetime, limit: int = BATCH) -> i
     """Reopen up to `limit` waiting tickets whose due time has come, earliest first; returns how many."""
     due = dict(session.execute(select(Ticket.id, Ticket.waiting_until).where(_due(now))
                                .order_by(Ticket.waiting_until).limit(limit).with_for_update(skip_locked=True)).all())
-    reasons = {ticket_id: f"due time {_utc(when)} reached" for ticket_id, when in due.items()}
+    # `when is not None` only narrows the type: the query's WHERE already excludes NULL.
+    reasons = {ticket_id: f"due time {_utc(when)} reached" for ticket_id, when in due.items() if when is not None}
     return len(change_statuses(session, reasons, _due(now), Status.WAITING, Status.OPEN, actor=SCHEDULER, now=now))
 
 
@@ -51,6 +52,8 @@ def close_long_waiting(session: Session, out: Outbound, now: datetime, limit: in
     groups = session.execute(select(Group.id, Group.auto_close_days, Group.close_notice)
                              .where(Group.auto_close_days.is_not(None)).order_by(Group.id)).all()
     for group_id, days, close_notice in groups:
+        if days is None:  # excluded by the query's WHERE; this narrows the type
+            continue
         where = _auto_closable(group_id, days, now)
         ids = list(session.scalars(select(Ticket.id).where(where).order_by(Ticket.id)
                                    .limit(limit - closed_count).with_for_update(skip_locked=True)))

@@ -13,7 +13,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.models import JobLease
@@ -33,7 +33,7 @@ def schedule_job(session: Session, name: str, next_run_at: datetime) -> None:
                     .values(next_run_at=next_run_at).execution_options(synchronize_session=False))
 
 
-def _claimable(name: str, now: datetime):  # type: ignore[no-untyped-def]
+def _claimable(name: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (JobLease.name == name, JobLease.next_run_at <= now,
             or_(JobLease.lease_until.is_(None), JobLease.lease_until < now))
 
@@ -67,8 +67,8 @@ def release_job(session: Session, name: str, holder: str) -> None:
              .values(holder=None, lease_until=None))
 
 
-def _changed(session: Session, statement: object) -> bool:
+def _changed(session: Session, statement: Update) -> bool:
     # RETURNING, not rowcount: one way that reads the same on SQLite and psycopg
-    result = session.execute(statement.returning(JobLease.name)  # type: ignore[attr-defined]
+    result = session.execute(statement.returning(JobLease.name)
                              .execution_options(synchronize_session=False))
     return result.first() is not None

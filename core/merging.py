@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.models import (
     AuditEntry,
+    Base,
     MergedMask,
     Message,
     MessageKind,
@@ -28,7 +29,7 @@ from core.models import (
     TicketRecipient,
 )
 from core.tickets import audit
-from core.upsert import insert_ignore
+from core.upsert import as_table, insert_ignore
 
 _MOVED_BY_TICKET = (Message, ThreadKey, SentRecipient, OutboxItem, AuditEntry, MergedMask)
 
@@ -51,9 +52,10 @@ def merge_tickets(session: Session, survivor: Ticket, absorbed: Ticket, *, reaso
     refresh_thread_head(session, survivor)
 
 
-def _move_rows(session: Session, model: type, absorbed: Ticket, survivor: Ticket, columns: tuple[str, ...]) -> None:
+def _move_rows(session: Session, model: type[Base], absorbed: Ticket, survivor: Ticket,
+               columns: tuple[str, ...]) -> None:
     """Rows keyed by ticket: copied to the survivor where it has none alike, then removed from the absorbed."""
-    table = model.__table__  # type: ignore[attr-defined]
+    table = as_table(model.__table__)
     rows = session.execute(select(*(table.c[c] for c in columns)).where(table.c.ticket_id == absorbed.id)).all()
     for row in rows:
         insert_ignore(session, table, {"ticket_id": survivor.id, **dict(zip(columns, row))})

@@ -143,6 +143,7 @@ class Group(Base):
     auto_reply: Mapped[bool] = mapped_column(Boolean, default=True)
     close_notice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     auto_close_days: Mapped[int | None] = mapped_column(Integer)  # waiting this long untouched: closed (scheduler)
+    language: Mapped[str] = mapped_column(String(16), default="", server_default="")  # "fr": templates' NAME.fr.*
     buckets: Mapped[list[Bucket]] = relationship(back_populates="group")
 
 

@@ -12,14 +12,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.compose import Outgoing, mailbox, one_line, render
+from core.compose import SHIPPED, Outgoing, Templates, mailbox, one_line
 from core.inbound import InboundMessage
+from core.mail_purpose import MailPurpose
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, AutoReplySent, Group, Message, MessageKind, Ticket, Worker
-from core.personal_mail import Person, customer_references, private_addresses, send_to_each
-from core.reply_text import clean_worker_text
+from core.outbox import OutgoingFilter
+from core.personal_mail import Person, customer_references, send_to_each
 from core.settings import Settings
 from core.staff import group_members
+from core.transcript import read_transcript
 from core.upsert import insert_ignore
 
 MAX_REFERENCES = 20
@@ -33,16 +35,25 @@ class Outbound:
     hostname: str
     auto_reply_window: timedelta
     hourly_cap: int = 20  # mails about one ticket to one address per hour (core.personal_mail)
+    filters: tuple[OutgoingFilter, ...] = ()  # every mail passes these, in order, then the worker-address guard
+    templates: Templates = SHIPPED  # [templates] folder first; each group's language
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Outbound:
+        """The installation's outbound; the one place its outgoing filters (a footer, signing) are to be named."""
         return cls(settings.smtp.hostname, timedelta(seconds=settings.auto_reply.window_seconds),
-                   settings.helpdesk.max_mails_per_hour)
+                   settings.helpdesk.max_mails_per_hour, templates=Templates(settings.templates.folder))
+
+    def templates_of(self, group: Group) -> Templates:
+        """The templates a group's mail is written from: in its language, where there are some."""
+        return self.templates.speaking(group.language)
 
     def send_to_each(self, session: Session, ticket: Ticket, group: Group, people: Sequence[Person],
-                     compose: Callable[[Person], Outgoing], purpose: str, now: datetime) -> list[str]:
+                     compose: Callable[[Person], Outgoing], purpose: MailPurpose, now: datetime) -> list[str]:
+        """A copy per person (core.personal_mail.send_to_each) with this installation's cap and filters."""
         return send_to_each(session, ticket, group, people, compose, purpose=purpose, hostname=self.hostname,
-                            cap=self.hourly_cap, now=now)
+                            cap=self.hourly_cap, now=now, filters=self.filters,
+                            templates=self.templates_of(group))
 
 
 def thread_ids(session: Session, ticket: Ticket) -> list[str]:
@@ -65,7 +76,7 @@ def notify_workers(session: Session, out: Outbound, ticket: Ticket, message: Inb
     if not workers:
         return False
     sender_name = one_line(message.sender.name or message.sender.email)[:100]
-    body = render("worker_notification", sender=f"{sender_name} <{message.sender.email}>", mask=ticket.mask,
+    body = out.templates_of(group).render("worker_notification", sender=f"{sender_name} <{message.sender.email}>", mask=ticket.mask,
                   group=group.name, text=message.text, attachments=[a.filename for a in message.attachments],
                   unproven=unproven)
     references = thread_ids(session, ticket)
@@ -77,7 +88,7 @@ def notify_workers(session: Session, out: Outbound, ticket: Ticket, message: Inb
                         body=body, in_reply_to=message.message_id, references=references,
                         attachments=message.attachments)
 
-    return bool(out.send_to_each(session, ticket, group, [Person(w) for w in workers], compose, "notification", now))
+    return bool(out.send_to_each(session, ticket, group, [Person(w) for w in workers], compose, MailPurpose.WORKER_NOTIFICATION, now))
 
 
 def notify_merge(session: Session, out: Outbound, survivor: Ticket, merged: Sequence[str], now: datetime) -> bool:
@@ -87,14 +98,14 @@ def notify_merge(session: Session, out: Outbound, survivor: Ticket, merged: Sequ
     workers = group_members(session, group.id)
     if not workers or not merged:
         return False
-    body = render("merged", mask=survivor.mask, merged=merged, group=group.name)
+    body = out.templates_of(group).render("merged", mask=survivor.mask, merged=merged, group=group.name)
 
     def compose(person: Person) -> Outgoing:
         return Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(person.email)],
                         subject=subject_with_mask(f"Merged: {short_subject(survivor.subject)}", survivor.mask),
                         body=body, auto_submitted="auto-generated")
 
-    return bool(out.send_to_each(session, survivor, group, [Person(w) for w in workers], compose, "merged", now))
+    return bool(out.send_to_each(session, survivor, group, [Person(w) for w in workers], compose, MailPurpose.MERGED, now))
 
 
 def send_auto_reply(session: Session, out: Outbound, ticket: Ticket, message: InboundMessage, now: datetime) -> bool:
@@ -108,7 +119,7 @@ def send_auto_reply(session: Session, out: Outbound, ticket: Ticket, message: In
     to = message.return_path
     if not group.auto_reply or not to or not _claim_auto_reply(session, to, now, out.auto_reply_window):
         return False
-    body = render("auto_reply", group=group.name, mask=ticket.mask)
+    body = out.templates_of(group).render("auto_reply", group=group.name, mask=ticket.mask)
     subject = subject_with_mask(reply_subject(short_subject(ticket.subject)), ticket.mask)
 
     def compose(person: Person) -> Outgoing:
@@ -116,7 +127,7 @@ def send_auto_reply(session: Session, out: Outbound, ticket: Ticket, message: In
                         body=body, in_reply_to=message.message_id, references=[message.message_id],
                         auto_submitted="auto-replied")
 
-    return bool(out.send_to_each(session, ticket, group, [Person(to)], compose, "auto_reply", now))
+    return bool(out.send_to_each(session, ticket, group, [Person(to)], compose, MailPurpose.AUTO_REPLY, now))
 
 
 def short_subject(subject: str) -> str:
@@ -143,14 +154,14 @@ def send_command_error(session: Session, out: Outbound, ticket: Ticket, worker: 
     group = session.get(Group, ticket.group_id)
     assert group is not None
     prefix = "Relayed with changes" if relayed else "Not relayed"
-    body = render("command_error", mask=ticket.mask, problems=problems, relayed=relayed)
+    body = out.templates_of(group).render("command_error", mask=ticket.mask, problems=problems, relayed=relayed)
 
     def compose(person: Person) -> Outgoing:
         return Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(worker.email, worker.name)],
                         subject=subject_with_mask(f"{prefix}: {short_subject(ticket.subject)}", ticket.mask),
                         body=body, in_reply_to=in_reply_to, references=[in_reply_to], auto_submitted="auto-replied")
 
-    out.send_to_each(session, ticket, group, [Person(worker.email, worker.name)], compose, "command_error", now)
+    out.send_to_each(session, ticket, group, [Person(worker.email, worker.name)], compose, MailPurpose.COMMAND_ERROR, now)
 
 
 def ticket_recipients(session: Session, ticket: Ticket) -> list[AddressRow]:
@@ -166,37 +177,19 @@ def send_close_notice(session: Session, out: Outbound, ticket: Ticket, now: date
     recipients = ticket_recipients(session, ticket)
     if not group.close_notice or not recipients:
         return False
-    private = private_addresses(session)
-    body = render("close_notice", mask=ticket.mask, subject=private.redact(ticket.subject), group=group.name,
-                  transcript=customer_transcript(session, ticket, group))
+    transcript = read_transcript(session, ticket)
+    templates = out.templates_of(group)
+    body = templates.render("close_notice", transcript=transcript)
+    subject = templates.line("close_notice_subject", subject=transcript.subject)
     people = [Person(r.email, r.name) for r in recipients]
     everyone = [mailbox(p.email, p.name) for p in people]
 
     def compose(person: Person) -> Outgoing:
         references = customer_references(session, ticket, person.email)
         return Outgoing(sender=mailbox(group.address, group.name), to=everyone,
-                        subject=subject_with_mask(f"Closed: {private.redact(ticket.subject)}", ticket.mask),
+                        subject=subject_with_mask(subject, ticket.mask),
                         body=body,
                         in_reply_to=references[-1] if references else None, references=references)
 
-    return bool(out.send_to_each(session, ticket, group, people, compose, "close_notice", now))
+    return bool(out.send_to_each(session, ticket, group, people, compose, MailPurpose.CLOSE_NOTICE, now))
 
-
-def customer_transcript(session: Session, ticket: Ticket, group: Group) -> list[dict[str, str]]:
-    """The conversation as customers may read it: proven mail and replies, no worker's address or signature."""
-    private = private_addresses(session)
-    rows = session.execute(select(Message, AddressRow.name, AddressRow.email, Worker.name)
-                           .join(AddressRow, AddressRow.id == Message.sender_id)
-                           .outerjoin(Worker, Worker.id == Message.author_worker_id)
-                           .where(Message.ticket_id == ticket.id,
-                                  Message.kind.in_([MessageKind.INBOUND, MessageKind.REPLY]),
-                                  Message.unverified_sender.is_(False))
-                           .order_by(Message.id)).all()
-    transcript = []
-    for m, name, email, worker_name in rows:
-        by_worker = m.kind is MessageKind.REPLY or email in private.emails
-        text = clean_worker_text(m.text, private.emails) if by_worker else private.redact(m.text)
-        author = (worker_name or group.name) if by_worker else (name or email)
-        transcript.append({"date": (m.date or m.received_at).strftime("%Y-%m-%d %H:%M"),
-                           "author": private.redact(one_line(author)), "text": text})
-    return transcript

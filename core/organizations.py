@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from core.addresses import normalize_domain
@@ -97,8 +98,8 @@ def edit_organization(session: Session, name: str, *, new_name: str | None = Non
 def remove_organization(session: Session, name: str) -> int:
     """Remove an organization; its tickets stay, belonging to none. Returns how many tickets it had."""
     org = find_organization(session, name)
-    released = session.execute(update(Ticket).where(Ticket.organization_id == org.id)
-                               .values(organization_id=None)).rowcount
+    release = update(Ticket).where(Ticket.organization_id == org.id).values(organization_id=None)
+    released = cast("CursorResult[Any]", session.execute(release)).rowcount
     session.delete(org)
     return int(released or 0)
 

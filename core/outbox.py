@@ -1,5 +1,9 @@
 """The one outbox: every mail the helpdesk sends is queued here, inside the caller's transaction.
 
+On its way in, a mail passes a chain of outgoing filters, in order, before it is built and serialized:
+the hook for a per-group footer, signing or encryption, and the place of the last guard that holds
+customer-bound mail still showing a worker's address (core.personal_mail composes the chain).
+
 An item gets its Message-ID when it is queued, so a reply to it threads (and proves its sender)
 even before it is sent, and a resend after a crash carries the same id (the receiving side can
 tell it is the same mail). Delivery happens outside any transaction: claim, send, record, one mail
@@ -12,19 +16,21 @@ release changes nothing. Only "sent" is recorded whoever says it: the mail did g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any
+from typing import Any, TypeAlias, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from core.compose import Outgoing
+from core.mail_purpose import MailPurpose
 from core.models import OutboxItem, OutboxState, SentRecipient, Ticket
 from core.settings import RelaySettings
 from core.tickets import record_sent_message_id
+from core.upsert import as_table
 
 LEASE = timedelta(minutes=5)
 CLAIM_BYTES = 32 * 1024 * 1024  # what one claim holds in memory, however many attachments its mails carry
@@ -44,27 +50,53 @@ class ClaimedMail:
     created_at: datetime
 
 
-def queue_mail(session: Session, mail: EmailMessage, *, purpose: str, mail_from: str, rcpt_tos: list[str],
-               ticket: Ticket | None, now: datetime, counted: bool = True) -> OutboxItem:
-    """Queue one built mail (it must carry its Message-ID already).
+@dataclass(frozen=True)
+class OutgoingMail:
+    """One mail on its way into the outbox: what it says, why it is written, and its envelope."""
 
-    A counted mail's recipients are remembered with its id: an answer to it proves its sender, and
-    the hourly cap (core.personal_mail) counts it. Only the cap's own alarm is not counted.
+    content: Outgoing
+    purpose: MailPurpose
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    ticket: Ticket | None
+
+
+OutgoingFilter: TypeAlias = Callable[[Session, OutgoingMail, datetime], "OutgoingMail | None"]
+"""A step every mail passes before it is serialized, given the time it is queued at: returns the mail
+(changed or not), or None to hold it.
+
+A filter that holds a mail says why itself (log, audit): the outbox only learns that nothing is queued.
+"""
+
+
+def queue_mail(session: Session, mail: OutgoingMail, *, filters: Sequence[OutgoingFilter], hostname: str,
+               now: datetime, counted: bool = True) -> OutboxItem | None:
+    """Pass a mail through the filters in order, then build it (a fresh Message-ID) and queue it.
+
+    None when a filter held it. A counted mail's recipients are remembered with its id: an answer to
+    it proves its sender, and the hourly cap (core.personal_mail) counts it. Only the cap's own alarm
+    is not counted.
     """
-    message_id = str(mail["Message-ID"])
-    item = OutboxItem(message_id=message_id, ticket_id=ticket.id if ticket else None, purpose=purpose,
-                      mail_from=mail_from, rcpt_tos=rcpt_tos, raw=mail.as_bytes(policy=SMTP),
+    for step in filters:
+        passed = step(session, mail, now)
+        if passed is None:
+            return None
+        mail = passed
+    built = mail.content.build(hostname, now)
+    message_id = str(built["Message-ID"])
+    ticket_id = mail.ticket.id if mail.ticket else None
+    item = OutboxItem(message_id=message_id, ticket_id=ticket_id, purpose=str(mail.purpose),
+                      mail_from=mail.mail_from, rcpt_tos=list(mail.rcpt_tos), raw=built.as_bytes(policy=SMTP),
                       state=OutboxState.QUEUED, attempts=0, created_at=now, next_attempt_at=now)
     session.add(item)
-    for email in dict.fromkeys(rcpt_tos if counted else ()):  # answering this id proves each of them (core.threads)
-        session.add(SentRecipient(message_id=message_id, email=email, ticket_id=ticket.id if ticket else None,
-                                  sent_at=now))
-    if ticket is not None:
-        record_sent_message_id(session, ticket, message_id)
+    for email in dict.fromkeys(mail.rcpt_tos if counted else ()):  # answering this id proves each (core.threads)
+        session.add(SentRecipient(message_id=message_id, email=email, ticket_id=ticket_id, sent_at=now))
+    if mail.ticket is not None:
+        record_sent_message_id(session, mail.ticket, message_id)
     return item
 
 
-_OUTBOX = OutboxItem.__table__
+_OUTBOX = as_table(OutboxItem.__table__)
 _SIZE = func.length(_OUTBOX.c.raw)
 # Built once (a sender claims for every mail it sends); each walks ix_outbox_state_due and stops at the limit.
 _LAPSED = (select(_OUTBOX.c.id, _SIZE)
@@ -116,17 +148,17 @@ def _within(due: Sequence[Any], max_bytes: int) -> list[int]:
     return ids
 
 
-def _update(session: Session, *where: object, **values: object) -> bool:
-    result = session.execute(update(OutboxItem).where(*where).values(**values)  # type: ignore[arg-type]
+def _update(session: Session, *where: ColumnElement[bool], **values: object) -> bool:
+    result = session.execute(update(OutboxItem).where(*where).values(**values)
                              .execution_options(synchronize_session=False))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(cast("CursorResult[Any]", result).rowcount)
 
 
-def _still_ours(mail: ClaimedMail) -> tuple[object, ...]:
+def _still_ours(mail: ClaimedMail) -> tuple[ColumnElement[bool], ...]:
     return (OutboxItem.id == mail.id, OutboxItem.state == OutboxState.SENDING, OutboxItem.attempts == mail.attempt)
 
 
-_SENT = (update(OutboxItem.__table__)  # built once: run for every mail, and as one executemany for several
+_SENT = (update(_OUTBOX)  # built once: run for every mail, and as one executemany for several
          .where(OutboxItem.__table__.c.id == bindparam("item_id"), OutboxItem.__table__.c.state != OutboxState.SENT)
          .values(state=OutboxState.SENT, sent_at=bindparam("now"), lease_until=None, last_error=bindparam("detail")))
 

@@ -41,7 +41,7 @@ _ENTITY_NAMES = _entity_names()
 
 # Obfuscations people type by hand ("jane [at] corp dot test") and the other dots IDNA accepts; spaces
 # around "@" and "." are allowed too (see _spell_char). Each form starts with a literal (see _literal_first).
-_BRACKETS = ("[]", "()", "{}", "<>")
+_BRACKETS = (("[", "]"), ("(", ")"), ("{", "}"), ("<", ">"))
 _SPOKEN = {
     "@": ("at", "\uff20", *(rf"\{o}\s*at\s*\{c}" for o, c in _BRACKETS)),
     ".": ("dot", "\u3002", "\uff0e", "\uff61", *(rf"\{o}\s*dot\s*\{c}" for o, c in _BRACKETS)),

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Delete, and_, delete, exists, func, insert, not_, or_, select, true
+from sqlalchemy import ColumnElement, Delete, Select, and_, delete, exists, func, insert, not_, or_, select, true
 from sqlalchemy.sql.dml import ReturningDelete
 from sqlalchemy.orm import Session, aliased
 
@@ -112,8 +112,8 @@ def _kept_elsewhere(cutoffs: Cutoffs) -> ColumnElement[bool]:
                   .where(other.blob_sha256 == Attachment.blob_sha256, not_(purgeable(cutoffs, ticket))))
 
 
-def _count(session: Session, query: object) -> int:
-    return session.scalar(select(func.count()).select_from(query.subquery())) or 0  # type: ignore[attr-defined]
+def _count(session: Session, query: Select[Any]) -> int:
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def purge_ticket_batch(session: Session, cutoffs: Cutoffs, *, since: datetime | None, actor: str, now: datetime,

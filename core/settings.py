@@ -151,6 +151,13 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class TemplateSettings:
+    """Where a helpdesk's own templates are: a file there named as a shipped one (templates/) wins."""
+
+    folder: str = ""  # relative to the settings file; "" uses the shipped templates alone
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = DatabaseSettings()
     smtp: SmtpSettings = SmtpSettings()
@@ -162,6 +169,7 @@ class Settings:
     source: Path | None = None
     imap: tuple[ImapSettings, ...] = ()
     scheduler: SchedulerSettings = SchedulerSettings()
+    templates: TemplateSettings = TemplateSettings()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -207,7 +215,18 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     _check_spam(spam)
     return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source,
                     imap=_imap_accounts(data.get("imap", []), base_dir),
-                    scheduler=_scheduler(data.get("scheduler", {})))
+                    scheduler=_scheduler(data.get("scheduler", {})),
+                    templates=_templates(data.get("templates", {}), base_dir))
+
+
+def _templates(raw: Any, base_dir: Path) -> TemplateSettings:
+    templates: TemplateSettings = _section(TemplateSettings, "templates", raw)
+    if not templates.folder:
+        return templates
+    folder = (base_dir / templates.folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError("templates.folder", f"no such folder: {folder}")
+    return TemplateSettings(str(folder))
 
 
 def _section(cls: type, name: str, raw: Any) -> Any:

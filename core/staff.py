@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -31,6 +33,7 @@ class GroupView:
     close_notice: bool
     members: tuple[str, ...]
     auto_close_days: int | None = None
+    language: str = ""
 
 
 def _address(value: str) -> str:
@@ -107,7 +110,7 @@ def list_workers(session: Session) -> list[WorkerView]:
 
 
 def add_group(session: Session, name: str, address: str, auto_reply: bool, close_notice: bool,
-              own: OwnAddresses | None = None) -> GroupView:
+              own: OwnAddresses | None = None, language: str = "") -> GroupView:
     """A new group and its inbox; given `own`, an address the gateway would refuse mail for is refused."""
     address = _address(address)
     if session.scalar(select(Group.id).where((func.lower(Group.name) == name.strip().lower())
@@ -116,7 +119,8 @@ def add_group(session: Session, name: str, address: str, auto_reply: bool, close
     _refuse_worker_address(session, address)
     if own is not None:
         own.require(address)
-    group = Group(name=name.strip(), address=address, auto_reply=auto_reply, close_notice=close_notice)
+    group = Group(name=name.strip(), address=address, auto_reply=auto_reply, close_notice=close_notice,
+                  language=language_code(language))
     session.add(group)
     session.flush()
     session.add(Bucket(group_id=group.id, name=INBOX))
@@ -135,7 +139,7 @@ def remove_group(session: Session, name: str) -> None:
 
 def group_view(session: Session, group: Group) -> GroupView:
     return GroupView(group.name, group.address, group.auto_reply, group.close_notice,
-                     tuple(group_members(session, group.id)), group.auto_close_days)
+                     tuple(group_members(session, group.id)), group.auto_close_days, group.language)
 
 
 def set_auto_close_days(session: Session, name: str, days: int | None) -> GroupView:
@@ -148,7 +152,8 @@ def set_auto_close_days(session: Session, name: str, days: int | None) -> GroupV
 
 
 def edit_group(session: Session, name: str, *, address: str | None = None, auto_reply: bool | None = None,
-               close_notice: bool | None = None, own: OwnAddresses | None = None) -> GroupView:
+               close_notice: bool | None = None, own: OwnAddresses | None = None,
+               language: str | None = None) -> GroupView:
     """Change a group's address, acknowledgements or close notices; what is not given stays.
 
     Given `own`, a new address the gateway would refuse mail for is refused.
@@ -162,7 +167,22 @@ def edit_group(session: Session, name: str, *, address: str | None = None, auto_
         group.auto_reply = auto_reply
     if close_notice is not None:
         group.close_notice = close_notice
+    if language is not None:
+        group.language = language_code(language)
     return group_view(session, group)
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})?")  # a BCP 47 language, e.g. fr, de, pt-br
+
+
+def language_code(given: str) -> str:
+    """A group's language as its templates are named (`close_notice.fr.txt.j2`); "" or `en`: the shipped English."""
+    code = given.strip().lower().replace("_", "-")
+    if code in ("", "en"):
+        return ""
+    if not _LANGUAGE.fullmatch(code):
+        raise UsageError(f"not a language code: {given!r} (e.g. fr, de, pt-br)")
+    return code
 
 
 def _free_group_address(session: Session, address: str, group: Group) -> str:

@@ -245,7 +245,7 @@ def _made_for_someone_on(session: Session, tag: ReplyTag, ticket: Ticket) -> boo
     """A tag made for one of the ticket's recipients or a worker: ours, though perhaps not the sender's."""
     people = session.scalars(select(AddressRow.email).join(TicketRecipient, TicketRecipient.address_id == AddressRow.id)
                              .where(TicketRecipient.ticket_id == ticket.id)).all()
-    people += session.scalars(select(Worker.email)).all()
+    people = [*people, *session.scalars(select(Worker.email))]
     return any(tag_is_for(session, tag, email) for email in people)
 
 

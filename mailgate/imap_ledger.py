@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.db import Database
@@ -87,4 +88,4 @@ class ImportLedger:
             if session.scalar(select(ImapImport.uid).where(stale).limit(1)) is None:
                 return 0
         with self._turns.writer(), self._db.write() as session:
-            return session.execute(delete(ImapImport).where(stale)).rowcount or 0
+            return cast("CursorResult[Any]", session.execute(delete(ImapImport).where(stale))).rowcount or 0

@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from sqlalchemy import event, func, select
+from sqlalchemy import FromClause, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -127,7 +127,7 @@ def token_counts(session: Session, tokens: Collection[str]) -> dict[str, Counts]
 
 def _read_totals(session: Session) -> tuple[int, Counts]:
     """The generation and the totals, in one driver-level query (this runs once per mail scored)."""
-    rows: dict[str, int] = dict(session.connection().exec_driver_sql(_TOTALS_SQL).all())  # type: ignore[arg-type]
+    rows: dict[str, int] = dict(session.connection().exec_driver_sql(_TOTALS_SQL).all())
     return rows.get(CHANGES, 0), Counts(spam=max(rows.get(SPAM, 0), 0), ham=max(rows.get(HAM, 0), 0))
 
 
@@ -184,12 +184,12 @@ def _add_token_rows(session: Session, rows: Sequence[tuple[str, int, int]]) -> N
         connection.exec_driver_sql(_ADD_TOKENS_SQLITE, list(rows))
 
 
-def _add_rows(session: Session, table: object, key: str, counters: tuple[str, ...],
+def _add_rows(session: Session, table: FromClause, key: str, counters: tuple[str, ...],
               rows: Sequence[Mapping[str, object]]) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE SET n = n + excluded.n: atomic on SQLite and PostgreSQL."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(table).values(rows)  # type: ignore[arg-type]
-    columns = insert.table.c  # type: ignore[attr-defined]
+    insert = dialect.insert(table).values(rows)
+    columns = insert.table.c
     session.execute(insert.on_conflict_do_update(
         index_elements=[key], set_={name: columns[name] + insert.excluded[name] for name in counters}))
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Message, MessageKind, SpamTraining, Ticket
@@ -42,7 +43,7 @@ def train_ticket(session: Session, ticket: Ticket, verdict: SpamTraining) -> Les
                               .values(spam_training=verdict).execution_options(synchronize_session=False))
     session.refresh(ticket, ["spam_training"])
     # another process changed the verdict first: start from its verdict
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if cast("CursorResult[Any]", changed).rowcount != 1:
         return train_ticket(session, ticket, verdict)
     apply_changes(session, verdict_changes(tokenize(mail), previous, verdict))
     return Lesson.LEARNT

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import json
+import re
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -117,8 +118,10 @@ def write_config(folder: Path, db_url: str, port: int | None = None, *, relay_po
                  domains: tuple[str, ...] = ("example.com",), default_address: str = "support@example.com",
                  max_message_size: int = 1048576, auto_reply_window: int = 3600,
                  imap: tuple[dict[str, Any], ...] = (), helpdesk: dict[str, Any] | None = None) -> Path:
-    """A throwaway settings file: the shipped defaults but this database, free ports, fast relay retries."""
-    port = port or free_port()
+    """A throwaway settings file: the shipped defaults but this database, fast relay retries, and port 0 for
+    SMTP unless one is given: the daemon binds a free port itself and names it in its ready line (no race
+    for a port picked here, closed, and handed on)."""
+    port = port or 0
     relay_port = relay_port or free_port()  # nothing listens there unless a test starts a sink
     path = folder / "settings.toml"
     path.write_text(
@@ -271,6 +274,7 @@ def database(settings: Settings, sqlite_schema: Path) -> Iterator[Database]:
 
 
 READY_LINE = b"postdesk: listening on"
+_READY = re.compile(re.escape(READY_LINE) + rb" \[?[^\s\]]*\]?:(?P<port>\d+)")
 
 
 @dataclass
@@ -285,9 +289,12 @@ class Daemon:
     def settings(self) -> Settings:
         return load_settings(self.config)
 
+    bound: int | None = None  # the port the daemon named in its ready line
+
     @property
     def port(self) -> int:
-        return self.settings.smtp.port
+        assert self.bound is not None, "the daemon is not running"
+        return self.bound
 
     def start(self) -> Daemon:
         handle = self.log.open("ab")
@@ -299,7 +306,9 @@ class Daemon:
             if self.process.poll() is not None:
                 raise RuntimeError(f"postdesk serve exited with {self.process.returncode}:\n{self.log.read_text()}")
             # printed once every part has started; the port opens earlier, before the scheduler starts
-            if READY_LINE in self.log.read_bytes()[earlier:]:
+            ready = _READY.search(self.log.read_bytes()[earlier:])
+            if ready:
+                self.bound = int(ready["port"])
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"postdesk serve did not listen:\n{self.log.read_text()}")
@@ -394,6 +403,13 @@ def _logging_as_in_a_new_process() -> Iterator[None]:
         root.handlers[:] = handlers
         for logger, level in levels:
             logger.setLevel(level)
+
+
+def text_of(mail: EmailMessage) -> str:
+    """The plain-text part of a mail the helpdesk wrote (each is text and HTML alternatives), as a text reader sees it."""
+    part = mail.get_body(("plain",))
+    assert part is not None, "every mail the helpdesk writes has a text part"
+    return str(part.get_content())
 
 
 def make_mail(subject: str = "Printer on fire", body: str = "Help, please.", sender: str = "Alice <alice@customer.test>",

@@ -52,9 +52,11 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def _owners(given: tuple[str, ...], worker: str | None) -> tuple[str, ...]:
-    if "me" in given and not worker:
+    if "me" not in given:
+        return given
+    if not worker:
         raise UsageError("--owner me needs to know who you are: give --as WORKER or set POSTDESK_WORKER")
-    return tuple(worker if owner == "me" else owner for owner in given)  # type: ignore[misc]
+    return tuple(worker if owner == "me" else owner for owner in given)
 
 
 @click.command()

@@ -118,9 +118,11 @@ def group() -> None:
 @click.option("--close-notice/--no-close-notice", default=False, show_default=True,
               help="Mail recipients a transcript when a ticket closes.")
 @click.option("--auto-close-days", type=int, metavar="N", help="Close tickets waiting untouched longer than N days.")
+@click.option("--language", default="", metavar="CODE",
+              help="Write the group's mails in this language (fr, de…) where templates exist; default English.")
 @click.pass_obj
 def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice: bool,
-              auto_close_days: int | None) -> None:
+              auto_close_days: int | None, language: str) -> None:
     """Add a group.
 
     \b
@@ -128,7 +130,8 @@ def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice:
       postdesk group add Billing --address billing@example.com --no-auto-reply --auto-close-days 14
     """
     with app.database().write() as session:
-        added = add_group(session, name, address, auto_reply, close_notice, own_addresses(app.settings.helpdesk))
+        added = add_group(session, name, address, auto_reply, close_notice, own_addresses(app.settings.helpdesk),
+                          language)
         if auto_close_days is not None:
             set_auto_close_days(session, added.name, auto_close_days)
     click.echo(f"added group {added.name} <{added.address}>")
@@ -150,9 +153,10 @@ def group_list(app: App, as_json: bool) -> None:
     if as_json:
         print_json([asdict(r) for r in rows])
         return
-    print_table(["name", "address", "auto_reply", "close_notice", "auto_close", "members"],
+    print_table(["name", "address", "auto_reply", "close_notice", "auto_close", "language", "members"],
                 [[r.name, r.address, "yes" if r.auto_reply else "no", "yes" if r.close_notice else "no",
-                  f"{r.auto_close_days}d" if r.auto_close_days else "never", ", ".join(r.members)] for r in rows])
+                  f"{r.auto_close_days}d" if r.auto_close_days else "never", r.language or "en",
+                  ", ".join(r.members)] for r in rows])
 
 
 @group.command("edit")
@@ -163,9 +167,10 @@ def group_list(app: App, as_json: bool) -> None:
               help="Mail recipients a transcript when a ticket closes, or not.")
 @click.option("--auto-close-days", type=int, metavar="N", help="Close tickets waiting untouched longer than N days.")
 @click.option("--no-auto-close", is_flag=True, help="Never close the group's waiting tickets by time.")
+@click.option("--language", metavar="CODE", help="Write the group's mails in this language (fr, de…; en: English).")
 @click.pass_obj
 def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None, close_notice: bool | None,
-               auto_close_days: int | None, no_auto_close: bool) -> None:
+               auto_close_days: int | None, no_auto_close: bool, language: str | None) -> None:
     """Change a group's address, acknowledgements, close notices or auto-close; what is not given stays.
 
     A waiting ticket with a due time is reopened then, never auto-closed.
@@ -175,17 +180,19 @@ def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None
       postdesk group edit Support --auto-close-days 14
       postdesk group edit Support --no-auto-close
       postdesk group edit Billing --address invoices@example.com --no-auto-reply --close-notice
+      postdesk group edit Support --language fr
     """
     if auto_close_days is not None and no_auto_close:
         raise UsageError("give either --auto-close-days N or --no-auto-close")
     given = {key for key, value in (("address", address), ("auto_reply", auto_reply), ("close_notice", close_notice),
-                                    ("auto_close", True if no_auto_close else auto_close_days)) if value is not None}
+                                    ("auto_close", True if no_auto_close else auto_close_days),
+                                    ("language", language)) if value is not None}
     if not given:
         raise UsageError("nothing to change: give --address, --[no-]auto-reply, --[no-]close-notice, "
-                         "--auto-close-days N or --no-auto-close")
+                         "--auto-close-days N, --no-auto-close or --language CODE")
     with app.database().write() as session:
         changed = edit_group(session, name, address=address, auto_reply=auto_reply, close_notice=close_notice,
-                             own=own_addresses(app.settings.helpdesk))
+                             own=own_addresses(app.settings.helpdesk), language=language)
         if "auto_close" in given:
             changed = set_auto_close_days(session, changed.name, auto_close_days)
     click.echo(_group_line(changed, given))
@@ -197,7 +204,8 @@ def _group_line(group: GroupView, given: set[str]) -> str:
              "auto_reply": f"auto-reply {'on' if group.auto_reply else 'off'}",
              "close_notice": f"close notice {'on' if group.close_notice else 'off'}",
              "auto_close": f"auto-close after {group.auto_close_days} days" if group.auto_close_days
-             else "no auto-close"}
+             else "no auto-close",
+             "language": f"language {group.language or 'en'}"}
     return f"group {group.name}: " + ", ".join(text for key, text in parts.items() if key in given)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from email import message_from_bytes
 from email.policy import SMTP, default
 
-from core.compose import Outgoing, mailbox
+from core.compose import Outgoing, Rendered, mailbox
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 OUTLOOK_ID = "<DM6PR12MB45143E2F1A0B9C8D7E6F5A4B3C2D1E0F9A8B7C6D5E4F@DM6PR12MB4514.namprd12.prod.outlook.com>"
@@ -17,7 +17,7 @@ OUR_OWN_ID = f"<{hashlib.sha256(b'a mail without an id').hexdigest()}@no-message
 
 def build(in_reply_to: str | None, references: list[str]) -> bytes:
     mail = Outgoing(sender=mailbox("support@example.com", "Support"), to=[mailbox("alice@customer.test")],
-                    subject="Re: Printer on fire", body="We are on it.\n", in_reply_to=in_reply_to,
+                    subject="Re: Printer on fire", body=Rendered("We are on it.\n", "<p>We are on it.</p>\n"), in_reply_to=in_reply_to,
                     references=references).build("postdesk.test", NOW)
     return mail.as_bytes(policy=SMTP)
 

@@ -12,7 +12,8 @@ from core.groups import ensure_default_group
 from core.inbound import Envelope
 from core.models import AuditEntry, OutboxItem, SentRecipient, Ticket, utcnow
 from core.personal_mail import Person, send_to_each
-from core.compose import Outgoing, mailbox
+from core.compose import Outgoing, Rendered, mailbox
+from core.mail_purpose import MailPurpose
 from core.reply_tokens import read_tag, reply_address, tag_is_for, without_tag
 from core.settings import Settings
 from core.staff import add_worker
@@ -73,11 +74,12 @@ def test_the_hourly_cap_holds_mail_and_tells_the_workers_once(database: Database
         group = ensure_default_group(session, settings.helpdesk)
 
         def compose(person: Person) -> Outgoing:
-            return Outgoing(sender=mailbox(group.address), to=[mailbox(person.email)], subject="s", body="b")
+            return Outgoing(sender=mailbox(group.address), to=[mailbox(person.email)], subject="s",
+                            body=Rendered("b", "<p>b</p>"))
 
-        sent = [send_to_each(session, ticket, group, [Person(ALICE)], compose, purpose="reply",
+        sent = [send_to_each(session, ticket, group, [Person(ALICE)], compose, purpose=MailPurpose.WORKER_REPLY,
                              hostname="postdesk.test", cap=3, now=now + timedelta(minutes=n)) for n in range(6)]
-        later = send_to_each(session, ticket, group, [Person(ALICE)], compose, purpose="reply",
+        later = send_to_each(session, ticket, group, [Person(ALICE)], compose, purpose=MailPurpose.WORKER_REPLY,
                              hostname="postdesk.test", cap=3, now=now + timedelta(minutes=70))
     assert sent.count([ALICE]) == 2 and later == [ALICE], "the acknowledgement counted; an hour later mail flows"
     with database.read() as session:
@@ -108,7 +110,7 @@ def test_the_close_transcript_shows_no_workers_signature_or_address(database: Da
     """A ticket a worker opened by mail (proven by DKIM, say) quotes her mail to the customer when it closes."""
     from core.addresses import Address
     from core.inbound import InboundMessage
-    from core.notify import customer_transcript
+    from core.transcript import read_transcript
     from core.tickets import store_message
 
     signed = InboundMessage(message_id="<w1@corp.test>", sender=Address("jane@corp.test", "Jane"), subject="s",
@@ -117,7 +119,7 @@ def test_the_close_transcript_shows_no_workers_signature_or_address(database: Da
     with database.write() as session:
         ticket = session.scalars(select(Ticket).where(Ticket.mask == ticket_mask)).one()
         store_message(session, ticket, signed, verified=True, now=utcnow())
-        transcript = customer_transcript(session, ticket, ensure_default_group(session, settings.helpdesk))
-    text = "\n".join(f"{e['author']}: {e['text']}" for e in transcript)
+        transcript = read_transcript(session, ticket)
+    text = "\n".join(f"{e.author}: {e.text}" for e in transcript.entries)
     assert "Refund sent" in text and "Help, please." in text
     assert "555 0100" not in text and "corp.test" not in text and "jane%40" not in text

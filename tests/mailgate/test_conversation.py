@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from core.db import open_database
 from core.models import AddressRow, Message, MessageKind
-from testkit import Daemon, Sink, json_in_process, make_mail, run_in_process, wait_for
+from testkit import Daemon, Sink, json_in_process, make_mail, run_in_process, text_of, wait_for
 
 WORKER = "jane@corp.test"
 CUSTOMER = "alice@customer.test"
@@ -67,7 +67,7 @@ def test_round_trip_threaded_by_headers_alone(daemon: Daemon, sink: Sink) -> Non
     assert str(relayed["From"]) == "Jane Doe <support@example.com>"
     assert relayed["In-Reply-To"] == ack["Message-ID"] and mask in relayed["Subject"]
     assert relayed["References"].split() == [first["Message-ID"], ack["Message-ID"]], "her own ids and ours only"
-    assert "Hi Alice, unplug it now." in relayed.get_content()
+    assert "Hi Alice, unplug it now." in text_of(relayed)
     shown = ticket(daemon)
     assert shown["status"] == "waiting" and shown["last_action"] == "worker_replied"
 
@@ -92,7 +92,7 @@ def test_worker_commands(daemon: Daemon, sink: Sink) -> None:
     wait_for(lambda: ticket(daemon)["message_count"] == 2)
     daemon.send(worker_answer(note, "#frobnicate\nHello").as_bytes(), sender=WORKER)
     (error,) = arrived(sink, WORKER, 2)[1:]
-    assert "unknown command: #frobnicate" in error.get_content()
+    assert "unknown command: #frobnicate" in text_of(error)
     daemon.send(worker_answer(note, "#priority high\n#owner me\n#close\nAll done, closing.").as_bytes(),
                 sender=WORKER)
     wait_for(lambda: ticket(daemon)["status"] == "closed")
@@ -100,8 +100,8 @@ def test_worker_commands(daemon: Daemon, sink: Sink) -> None:
     assert shown["priority"] == "high" and shown["owner"] == WORKER
     customer_mails = arrived(sink, CUSTOMER, 2)
     assert len(customer_mails) == 2, "only the acknowledgement and the closing answer reach the customer"
-    assert "All done, closing." in customer_mails[1].get_content()
-    assert "#close" not in customer_mails[1].get_content()
+    assert "All done, closing." in text_of(customer_mails[1])
+    assert "#close" not in text_of(customer_mails[1])
 
 
 @pytest.mark.sqlite_only

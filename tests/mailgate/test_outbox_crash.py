@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.compose import Outgoing, mailbox
+from core.compose import Outgoing, Rendered, mailbox
+from core.mail_purpose import MailPurpose
 from core.db import Database, open_database
 from core.models import OutboxItem, OutboxState, utcnow
-from core.outbox import LEASE, queue_mail
+from core.outbox import LEASE, OutgoingMail, queue_mail
 from core.schema import upgrade
 from core.settings import load_settings
 from mailgate.outbox_sender import LEASE_IN_TIMEOUTS, OutboxSender
@@ -65,10 +66,12 @@ def queue_replies(db: Database, count: int) -> list[str]:
     with db.write() as session:
         for number in range(count):
             mail = Outgoing(sender=mailbox("support@example.com", "Support"), to=[mailbox("alice@customer.test")],
-                            subject=f"case {number}", body="Hello from the helpdesk.\n").build("postdesk.test", now)
-            queue_mail(session, mail, purpose="reply", mail_from="support@example.com",
-                       rcpt_tos=["alice@customer.test"], ticket=None, now=now)
-            ids.append(str(mail["Message-ID"]))
+                            subject=f"case {number}", body=Rendered("Hello from the helpdesk.\n", "<p>Hello</p>\n"))
+            item = queue_mail(session, OutgoingMail(mail, MailPurpose.WORKER_REPLY, "support@example.com",
+                                                    ("alice@customer.test",), None),
+                              filters=(), hostname="postdesk.test", now=now)
+            assert item is not None
+            ids.append(item.message_id)
     return ids
 
 

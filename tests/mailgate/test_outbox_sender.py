@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.compose import Outgoing, mailbox
+from core.compose import Outgoing, Rendered, mailbox
+from core.mail_purpose import MailPurpose
 from core.db import Database, open_database
 from core.errors import ConfigError
 from core.models import OutboxItem, OutboxState
-from core.outbox import LEASE, claim_due, queue_mail, record_failure, record_sent
+from core.outbox import LEASE, OutgoingMail, claim_due, queue_mail, record_failure, record_sent
 from core.schema import upgrade
 from core.settings import RelaySettings, Settings, load_settings
 from mailgate.outbox_sender import OutboxSender
@@ -112,9 +113,11 @@ def queue(db: Database, clock: Clock, n: int = 1, to: tuple[str, ...] = (ALICE,)
     with db.write() as session:
         for number in range(n):
             mail = Outgoing(sender=mailbox(GROUP, "Support"), to=[mailbox(r) for r in to], subject=f"case {number}",
-                            body="Hello from the helpdesk.\n").build("postdesk.test", clock.now)
-            queue_mail(session, mail, purpose="reply", mail_from=GROUP, rcpt_tos=list(to), ticket=None, now=clock.now)
-            ids.append(str(mail["Message-ID"]))
+                            body=Rendered("Hello from the helpdesk.\n", "<p>Hello from the helpdesk.</p>\n"))
+            item = queue_mail(session, OutgoingMail(mail, MailPurpose.WORKER_REPLY, GROUP, to, None), filters=(),
+                              hostname="postdesk.test", now=clock.now)
+            assert item is not None
+            ids.append(item.message_id)
     return ids
 
 
@@ -237,11 +240,11 @@ def test_all_refused_some_for_now_retries_only_those(database: Database, setting
 @pytest.mark.sqlite_only
 def test_an_address_beyond_ascii_goes_out_with_smtputf8(database: Database, settings: Settings, sink: Sink) -> None:
     clock = Clock()
-    mail = Outgoing(sender=mailbox(GROUP), to=[mailbox(ALICE)], subject="Grüße", body="Grüße aus dem Helpdesk.\n"
-                    ).build("postdesk.test", clock.now)
+    mail = Outgoing(sender=mailbox(GROUP), to=[mailbox(ALICE)], subject="Grüße",
+                    body=Rendered("Grüße aus dem Helpdesk.\n", "<p>Grüße aus dem Helpdesk.</p>\n"))
     with database.write() as session:
-        queue_mail(session, mail, purpose="reply", mail_from=GROUP, rcpt_tos=["jürgen@customer.test"], ticket=None,
-                   now=clock.now)
+        queue_mail(session, OutgoingMail(mail, MailPurpose.WORKER_REPLY, GROUP, ("jürgen@customer.test",), None),
+                   filters=(), hostname="postdesk.test", now=clock.now)
     assert sender(database, settings.relay, clock).send_due() == 1
     assert [rcpts for _, rcpts, _ in sink.received] == [["jürgen@customer.test"]]
     assert [i.state for i in items(database)] == [OutboxState.SENT]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from testkit import Daemon, Sink, assert_no_worker_address_leaked, make_mail, wait_for, write_config
+from testkit import Daemon, Sink, assert_no_worker_address_leaked, make_mail, text_of, wait_for, write_config
 from workers.cli import main
 
 JANE, BOB = "jane@corp.test", "bob@corp.test"
@@ -128,7 +128,7 @@ def test_real_worker_answers_by_message_id_or_by_reply_address_alone(desk: Daemo
     relayed = mails_to(sink, ALICE, 3)
     ticket = shown(desk.config, mask)
     assert (ticket["priority"], ticket["owner"], ticket["status"]) == ("high", JANE, "waiting")
-    assert "Tracking number is 42." in relayed[-1].get_content()
+    assert "Tracking number is 42." in text_of(relayed[-1])
     token = relayed[-1]["Reply-To"].addresses[0].addr_spec
     assert token.startswith("support+") and token != str(note["Reply-To"].addresses[0].addr_spec)
     # Alice answers through her own reply address: proven, reopens
@@ -200,12 +200,12 @@ def test_acknowledgement_goes_to_the_return_path_short_and_alike_for_any_mask(de
     (second,) = mails_to(sink, "probe@return.test", 1)
     settle(desk)
     assert not sink.to("victim@third.test") and not sink.to("someone@third.test")
-    quoted = str(first["Subject"]) + first.get_content()
+    quoted = str(first["Subject"]) + text_of(first)
     assert quoted.count("PILLS") <= 2 and "victim" not in quoted, "a short subject, and no display name"
     opened = {t["mask"] for t in all_tickets(desk.config)} - {mask}
     assert len(opened) == 2, "a mask quoted without proof opened a ticket of its own, as an unknown one does"
     assert any(m in str(first["Subject"]) for m in opened) and any(m in str(second["Subject"]) for m in opened)
-    shape = [(str(m["From"]), m["Auto-Submitted"], m.get_content().count("\n")) for m in (first, second)]
+    shape = [(str(m["From"]), m["Auto-Submitted"], text_of(m).count("\n")) for m in (first, second)]
     assert shape[0] == shape[1]
 
 
@@ -242,7 +242,7 @@ def test_a_worker_signed_by_dkim_is_proven_without_answering_anything(tmp_path: 
         fresh = make_mail(sender=f"Jane Doe <{JANE}>", subject=f"[{mask}] your order", body="#priority urgent\nOn it.")
         desk.send(dkim.sign(fresh.as_bytes(), b"sel", b"corp.test", private) + fresh.as_bytes(), sender=JANE)
         relayed = mails_to(sink, ALICE, 2)
-        assert "On it." in relayed[-1].get_content()
+        assert "On it." in text_of(relayed[-1])
         ticket = shown(desk.config, mask)
         assert ticket["priority"] == "urgent", "the unsigned copy (#priority low) opened its own ticket instead"
         assert len(all_tickets(config)) == 2
@@ -322,10 +322,10 @@ def test_no_form_of_a_worker_address_reaches_a_customer(desk: Daemon, sink: Sink
     names = [part.get_filename() for part in relayed.iter_attachments()]
     assert names == ["notes-from-address-removed.pdf"]
     told = [m for m in mails_to(sink, JANE, 2) if "Relayed with changes" in str(m["Subject"])]
-    assert told and "jane.vcf" in told[0].get_content() and "label.txt" in told[0].get_content()
+    assert told and "jane.vcf" in text_of(told[0]) and "label.txt" in text_of(told[0])
     cli(desk.config, "close", mask)
     (notice,) = [m for m in mails_to(sink, ALICE, 3) if "Closed" in str(m["Subject"])]
-    assert "Where is my parcel?" in notice.get_content() and "Jane" in notice.get_content()
+    assert "Where is my parcel?" in text_of(notice) and "Jane" in text_of(notice)
     settle(desk)
     from core.privacy import PrivateAddresses
 

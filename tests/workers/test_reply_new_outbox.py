@@ -15,7 +15,7 @@ from core.inbound import Envelope
 from core.settings import Settings
 from mailgate.deliver import deliver
 from mailgate.outbox_sender import OutboxSender
-from testkit import Sink, json_in_process, make_mail, run_cli, run_in_process
+from testkit import Sink, json_in_process, make_mail, run_cli, run_in_process, text_of
 
 WORKER = "jane@corp.test"
 ALICE = "alice@customer.test"
@@ -80,7 +80,7 @@ def test_reply_relays_to_every_recipient_as_the_group(database: Database, settin
     assert relayed["In-Reply-To"].endswith(".pd@postdesk.test>")
     assert {a.addr_spec for a in relayed["To"].addresses} == {ALICE, BOB}
     body, attachment = relayed.iter_parts()
-    assert "Hi Alice, unplug it now." in body.get_content()
+    assert "Hi Alice, unplug it now." in text_of(body)
     assert attachment.get_filename() == "steps.txt" and attachment.get_content_type() == "text/plain"
     assert [i["id"] for i in json_in_process(config_path, "outbox", "--state", "sent")] == [
         i["id"] for i in json_in_process(config_path, "outbox", "--state", "all")]
@@ -130,7 +130,7 @@ def test_new_opens_a_ticket_and_sends_the_first_message(database: Database, sett
     send_outbox(database, settings)
     relayed, raw = relayed_by_jane(sink)
     assert str(relayed["From"]) == "Jane Doe <billing@example.com>" and WORKER.encode() not in raw.lower()
-    assert mask in relayed["Subject"] and "your refund is on its way" in relayed.get_content()
+    assert mask in relayed["Subject"] and "your refund is on its way" in text_of(relayed)
 
     answer = make_mail(sender=ALICE, subject="Re: thanks", in_reply_to=str(relayed["Message-ID"]), body="Got it.")
     deliver(database, settings, answer.as_bytes(), Envelope("deliver", "", ("billing@example.com",)))

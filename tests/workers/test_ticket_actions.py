@@ -24,7 +24,7 @@ from core.settings import Settings
 from core.staff import add_group, add_worker, edit_group
 from mailgate.deliver import deliver
 from mailgate.outbox_sender import OutboxSender
-from testkit import ROOT, Sink, make_mail, run_cli
+from testkit import ROOT, Sink, make_mail, run_cli, text_of
 from ticket_rows import add_tickets, mask_of
 from workers.cli import main
 
@@ -158,7 +158,7 @@ def test_comment_stays_inside_and_reply_reaches_the_customer(database: Database,
     OutboxSender(database, settings.relay, settings.smtp.hostname).send_due()
 
     (answer,) = [m for m in sink.to("alice@customer.test") if "Jane Doe" in str(m["From"])]
-    assert "Unplug it, then plug it in again." in answer.get_content()
+    assert "Unplug it, then plug it in again." in text_of(answer)
     assert not [raw for _, _, raw in sink.received if b"invoice comes Monday" in raw]
     shown = json_of(config_path, "show", a, "--history")
     assert [(m["kind"], m["author"], m["text"]) for m in shown["messages"]] == [
@@ -203,7 +203,7 @@ def test_reply_without_text_is_written_in_the_editor(database: Database, setting
     assert "On 2026-11-20 09:30 UTC, Alice Smith wrote:\n> Hello 0\n> It broke.\n" in template
     OutboxSender(database, settings.relay, settings.smtp.hostname).send_due()
     (answer,) = [m for m in sink.to("alice@customer.test") if "Jane Doe" in str(m["From"])]
-    assert "The new fuse is in the post." in answer.get_content() and "It broke" not in answer.get_content()
+    assert "The new fuse is in the post." in text_of(answer) and "It broke" not in text_of(answer)
     assert json_of(config_path, "show", a)["priority"] == "high"
 
     unchanged, touched = (editor_script(tmp_path, "quits", "true"), editor_script(tmp_path, "saves", "touch \"$1\""))
