@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Group, Status, Ticket
 from core.lifecycle import change_statuses
-from core.notify import Outbound, send_close_notice
+from core.notify import Outbound, notify_reopened, send_close_notice
 
 SCHEDULER = "scheduler"  # the actor of every change the clock makes
 BATCH = 2000
@@ -31,13 +31,17 @@ def _due(now: datetime) -> ColumnElement[bool]:
     return and_(Ticket.status == Status.WAITING, Ticket.waiting_until <= now)
 
 
-def reopen_due_tickets(session: Session, now: datetime, limit: int = BATCH) -> int:
-    """Reopen up to `limit` waiting tickets whose due time has come, earliest first; returns how many."""
+def reopen_due_tickets(session: Session, out: Outbound, now: datetime, limit: int = BATCH) -> int:
+    """Reopen up to `limit` waiting tickets whose due time has come, earliest first, and tell each one's owner
+    (or its group's workers); returns how many."""
     due = dict(session.execute(select(Ticket.id, Ticket.waiting_until).where(_due(now))
                                .order_by(Ticket.waiting_until).limit(limit).with_for_update(skip_locked=True)).all())
     # `when is not None` only narrows the type: the query's WHERE already excludes NULL.
     reasons = {ticket_id: f"due time {_utc(when)} reached" for ticket_id, when in due.items() if when is not None}
-    return len(change_statuses(session, reasons, _due(now), Status.WAITING, Status.OPEN, actor=SCHEDULER, now=now))
+    reopened = change_statuses(session, reasons, _due(now), Status.WAITING, Status.OPEN, actor=SCHEDULER, now=now)
+    for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(reopened)).order_by(Ticket.id)):
+        notify_reopened(session, out, ticket, reasons[ticket.id], now)
+    return len(reopened)
 
 
 def _auto_closable(group_id: int, days: int, now: datetime) -> ColumnElement[bool]:

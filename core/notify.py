@@ -108,6 +108,27 @@ def notify_merge(session: Session, out: Outbound, survivor: Ticket, merged: Sequ
     return bool(out.send_to_each(session, survivor, group, [Person(w) for w in workers], compose, MailPurpose.MERGED, now))
 
 
+def notify_reopened(session: Session, out: Outbound, ticket: Ticket, reason: str, now: datetime) -> bool:
+    """A ticket the clock opened again (its due time came) is news: one mail to its owner, else to each of
+    its group's workers, as a customer's mail would be; nobody would look at it otherwise."""
+    group = session.get(Group, ticket.group_id)
+    assert group is not None
+    owner = session.get(Worker, ticket.owner_id) if ticket.owner_id else None
+    workers = [owner.email] if owner else group_members(session, group.id)
+    if not workers:
+        return False
+    body = out.templates_of(group).render("reopened", mask=ticket.mask, subject=ticket.subject, reason=reason,
+                                          group=group.name)
+    subject = subject_with_mask(f"Open again: {short_subject(ticket.subject)}", ticket.mask)
+
+    def compose(person: Person) -> Outgoing:
+        return Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(person.email)], subject=subject,
+                        body=body, auto_submitted="auto-generated")
+
+    people = [Person(w) for w in workers]
+    return bool(out.send_to_each(session, ticket, group, people, compose, MailPurpose.REOPENED, now))
+
+
 def send_auto_reply(session: Session, out: Outbound, ticket: Ticket, message: InboundMessage, now: datetime) -> bool:
     """Acknowledge a new ticket to the mail's return path (RFC 3834), at most once per address per window.
 

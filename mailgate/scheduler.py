@@ -118,7 +118,7 @@ class Scheduler:
             total = 0
             while not self._stop.is_set():
                 with self._db.write() as session:
-                    count = reopen_due_tickets(session, self._clock())
+                    count = reopen_due_tickets(session, self._outbound, self._clock())
                 total += count
                 if count < BATCH:
                     break

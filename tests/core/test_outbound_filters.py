@@ -17,7 +17,9 @@ from core.db import Database
 from core.groups import ensure_default_group
 from core.inbound import Envelope
 from core.mail_purpose import MailPurpose
-from core.models import AuditEntry, OutboxItem, utcnow
+from core.due_tickets import reopen_due_tickets
+from core.lifecycle import wait_until
+from core.models import AuditEntry, OutboxItem, Status, Ticket, utcnow
 from core.notify import Outbound
 from core.outbox import OutgoingFilter, OutgoingMail
 from core.pipeline import Delivery, run_pipeline
@@ -73,7 +75,7 @@ def notification_id(database: Database) -> str:
 
 
 def every_kind_of_mail(database: Database, settings: Settings, filters: tuple[OutgoingFilter, ...]) -> None:
-    """A conversation that makes the helpdesk write each kind of mail once at least."""
+    """A conversation that makes the helpdesk write each kind of mail once at least, and a due time reached."""
     out = Outbound("postdesk.test", timedelta(hours=1), filters=filters)
     file(database, settings, out, make_mail(sender=f"Alice <{ALICE}>", to=DESK), ALICE)  # notification, auto_reply
     note = notification_id(database)
@@ -92,6 +94,13 @@ def every_kind_of_mail(database: Database, settings: Settings, filters: tuple[Ou
                                                    message_id=f"<loop{n}@customer.test>",
                                                    in_reply_to="<loop0@customer.test>" if n else None),
              "dan@customer.test")
+    later = utcnow() + timedelta(days=1)
+    with database.write() as session:  # a ticket waiting until a date the clock reaches: its workers are told
+        ticket = session.scalars(select(Ticket).where(Ticket.status == Status.OPEN).order_by(Ticket.id)).first()
+        assert ticket is not None
+        wait_until(session, ticket, later - timedelta(hours=1), actor=WORKER, now=utcnow())
+    with database.write() as session:
+        assert reopen_due_tickets(session, out, later) == 1
 
 
 @pytest.mark.sqlite_only

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from email import message_from_bytes
+from email.policy import default
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,8 +13,12 @@ from sqlalchemy import select, update
 from core.db import Database
 from core.due_tickets import SCHEDULER, close_long_waiting, next_due_at, reopen_due_tickets
 from core.job_lease import claim_job, finish_job, job_is_due, release_job, renew_job, schedule_job
-from core.models import AddressRow, AuditEntry, Group, OutboxItem, Status, Ticket, TicketRecipient
+from core.groups import ensure_default_group
+from core.models import AddressRow, AuditEntry, Group, OutboxItem, Status, Ticket, TicketRecipient, Worker
+from core.settings import HelpdeskSettings
+from core.staff import add_worker
 from core.notify import Outbound
+from testkit import text_of
 from ticket_rows import add_messages, add_tickets
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -40,9 +46,9 @@ def test_only_tickets_whose_due_time_came_are_reopened_each_with_one_audit_entry
                                 waiting_until=lambda i: NOW - timedelta(days=1))  # reopened by mail already
     with database.write() as session:
         assert next_due_at(session) == NOW - timedelta(minutes=2)
-        assert reopen_due_tickets(session, NOW) == 3
+        assert reopen_due_tickets(session, OUT, NOW) == 3
     with database.write() as session:
-        assert reopen_due_tickets(session, NOW) == 0, "a ticket was reopened twice"
+        assert reopen_due_tickets(session, OUT, NOW) == 0, "a ticket was reopened twice"
         assert next_due_at(session) == NOW + timedelta(hours=1)
         reopened = session.scalars(select(Ticket).where(Ticket.id.in_(due))).all()
     assert {t.status for t in reopened} == {Status.OPEN}
@@ -59,7 +65,7 @@ def test_reopening_goes_in_batches_earliest_first(database: Database) -> None:
         ids = add_tickets(session, 5, status=Status.WAITING, now=NOW,
                           waiting_until=lambda i: NOW - timedelta(seconds=i))
     with database.write() as session:
-        assert reopen_due_tickets(session, NOW, limit=2) == 2
+        assert reopen_due_tickets(session, OUT, NOW, limit=2) == 2
     assert [s for i, s in sorted(statuses(database).items())] == [Status.WAITING] * 3 + [Status.OPEN] * 2
     assert ids == sorted(ids)
 
@@ -75,7 +81,7 @@ def test_concurrent_reopeners_reopen_each_ticket_once(database: Database) -> Non
         start.wait()
         while True:
             with database.write() as session:
-                count = reopen_due_tickets(session, NOW, limit=25)
+                count = reopen_due_tickets(session, OUT, NOW, limit=25)
             counts.append(count)
             if count == 0:
                 return
@@ -124,6 +130,27 @@ def test_auto_close_sends_the_close_notice_the_group_asks_for(database: Database
     with database.read() as session:
         notices = session.execute(select(OutboxItem.purpose, OutboxItem.rcpt_tos, OutboxItem.ticket_id)).all()
     assert notices == [("close_notice", ["customer@outside.test"], ids[0])]
+
+
+def test_a_reopened_ticket_tells_its_owner_or_else_its_groups_workers_once(database: Database) -> None:
+    with database.write() as session:
+        group = session.scalars(select(Group)).first() or ensure_default_group(session, HelpdeskSettings())
+        add_worker(session, "jane@corp.test", "Jane", [group.name])
+        add_worker(session, "bob@corp.test", "Bob", [group.name])
+        owned, unowned = add_tickets(session, 2, status=Status.WAITING, now=NOW,
+                                     waiting_until=lambda i: NOW - timedelta(minutes=1))
+        session.get(Ticket, owned).owner_id = session.scalar(select(Worker.id).where(Worker.email == "bob@corp.test"))
+    with database.write() as session:
+        assert reopen_due_tickets(session, OUT, NOW) == 2
+    with database.write() as session:
+        assert reopen_due_tickets(session, OUT, NOW) == 0
+    with database.read() as session:
+        told = session.execute(select(OutboxItem.ticket_id, OutboxItem.rcpt_tos, OutboxItem.raw)
+                               .where(OutboxItem.purpose == "reopened").order_by(OutboxItem.id)).all()
+    assert [(ticket, rcpt) for ticket, rcpt, _ in told] == [
+        (owned, ["bob@corp.test"]), (unowned, ["bob@corp.test"]), (unowned, ["jane@corp.test"])]
+    texts = [text_of(message_from_bytes(raw, policy=default)) for _, _, raw in told]
+    assert all("is open again: due time 2026-12-01 08:59:00 UTC reached." in text for text in texts), texts
 
 
 def test_the_job_lease_lets_one_daemon_run_each_due_run_and_survives_a_dead_holder(database: Database) -> None:
