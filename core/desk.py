@@ -1,5 +1,7 @@
 """The helpdesk's commands on tickets, behind every door: the CLI today, the web desk next.
 
+The admin commands (workers, groups, buckets, organizations) are its base class's, in core.desk_admin.
+
 A `Helpdesk` is built from the settings (the database, the clock, how mail goes out). Each command
 resolves the masks it is given (whole, or their unambiguous first characters), checks who acts,
 changes every ticket in one transaction (all or nothing: one unknown mask or one refused ticket
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from core.buckets import destination, move_ticket, place
 from core.db import Database, open_configured
+from core.desk_admin import AdminCommands
 from core.errors import UsageError
 from core.inbound import InboundAttachment
 from core.lifecycle import (close_ticket, delete_ticket, judge_spam, refuse_deleted, reopen_ticket,
@@ -28,6 +31,7 @@ from core.lifecycle import (close_ticket, delete_ticket, judge_spam, refuse_dele
 from core.models import Priority, SpamTraining, Ticket, Worker, utcnow
 from core.notify import Outbound
 from core.organizations import NO_ORGANIZATION, find_organization, set_organization
+from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
 from core.settings import Settings
 from core.staff import find_worker
 from core.ticket_states import NOBODY, assign_owner, locked_tickets, set_priority
@@ -96,8 +100,9 @@ class NewTicket:
 Change = Callable[[Acting, Ticket], tuple[bool, str]]  # changes one ticket: whether it changed, and what to say
 
 
-class Helpdesk:
-    """One helpdesk: its settings, its database, its clock; a method per use case on tickets."""
+class Helpdesk(AdminCommands):
+    """One helpdesk: its settings, its database, its clock; a method per use case on tickets (and, from
+    AdminCommands, on workers, groups, buckets and organizations)."""
 
     def __init__(self, settings: Settings, database: Database | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
@@ -218,6 +223,18 @@ class Helpdesk:
                                            request.text, tuple(request.attachments), self.clock(),
                                            helpdesk=self.settings.helpdesk)
             return ticket.mask
+
+    def purge(self, actor: Actor, *, older_than: timedelta | None = None, dry_run: bool = False) -> PurgeReport:
+        """Remove for good what is past the retention settings (or `older_than`), in batches each committed,
+        so a crash loses one batch at most; a dry run only counts (and names no one, so checks no one)."""
+        now = self.clock()
+        cutoffs = Cutoffs.older_than(older_than, now) if older_than else Cutoffs.from_settings(self.settings, now)
+        if dry_run:
+            with self.database.read() as session:
+                return count_purgeable(session, cutoffs)
+        with self.database.read() as session:  # closed before purging: no transaction spans the batches
+            named = find_worker(session, actor.worker_email).email if actor.worker_email else actor.system
+        return run_purge(self.database, cutoffs, actor=named, clock=self.clock)
 
     def _on_tickets(self, masks: Sequence[str], actor: Actor, change: Change, *,
                     deleted_ok: bool = False) -> list[TicketChanged]:
