@@ -69,3 +69,17 @@ def test_the_cli_handles_no_orm_object_and_writes_no_ticket_itself() -> None:
         or name.endswith(": utcnow"))]
     assert not_values == []
     assert offenders("workers", ("core.tickets", "core.lifecycle", "core.ticket_states")) == []
+
+
+THIN = ("staff_commands.py", "bucket_commands.py", "org_commands.py", "ticket_commands.py", "routing_commands.py")
+
+
+@pytest.mark.parametrize("name", THIN)
+def test_the_ticket_and_admin_commands_leave_the_transaction_to_the_helpdesk(name: str) -> None:
+    """These adapters parse, call one Helpdesk command and print: they open no database or session themselves."""
+    path = ROOT / "workers" / name
+    opened = [f"line {node.lineno}: .{node.func.attr}(" for node in ast.walk(ast.parse(path.read_text(), str(path)))
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("database", "reader")]
+    assert opened == []
+    assert "sqlalchemy" not in imported_modules("workers")[f"workers/{name}"]

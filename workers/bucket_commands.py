@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from core.buckets import add_bucket, list_buckets, remove_bucket, rename_bucket
 from workers.app import App
 from workers.output import print_json, print_table
 
@@ -16,10 +15,6 @@ from workers.output import print_json, print_table
 def _group_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--group", "group_name", metavar="G",
                         help="The group the bucket belongs to (default: the settings' default group).")(command)
-
-
-def _group(app: App, given: str | None) -> str:
-    return given or app.settings.helpdesk.default_group
 
 
 @click.group()
@@ -47,8 +42,7 @@ def bucket_add(app: App, name: str, group_name: str | None) -> None:
       postdesk bucket add Later
       postdesk bucket add Refunds --group Billing
     """
-    with app.database().write() as session:
-        added = add_bucket(session, _group(app, group_name), name)
+    added = app.desk().add_bucket(name, group_name)
     click.echo(f"added bucket {added.group}/{added.name}")
 
 
@@ -64,8 +58,7 @@ def bucket_list(app: App, group_name: str | None, as_json: bool) -> None:
       postdesk bucket list
       postdesk bucket list --group Billing --json
     """
-    with app.database().read() as session:
-        rows = list_buckets(session, group_name)
+    rows = app.desk().buckets(group_name)
     if as_json:
         print_json([asdict(r) for r in rows])
         return
@@ -84,8 +77,7 @@ def bucket_edit(app: App, name: str, group_name: str | None, new_name: str) -> N
     Example:
       postdesk bucket edit Later --name "Next week"
     """
-    with app.database().write() as session:
-        renamed = rename_bucket(session, _group(app, group_name), name, new_name)
+    renamed = app.desk().rename_bucket(name, new_name, group_name)
     click.echo(f"bucket {name} is now {renamed.group}/{renamed.name}")
 
 
@@ -100,7 +92,7 @@ def bucket_remove(app: App, name: str, group_name: str | None) -> None:
     Example:
       postdesk bucket remove Refunds --group Billing
     """
-    group = _group(app, group_name)
-    with app.database().write() as session:
-        remove_bucket(session, group, name)
+    desk = app.desk()
+    group = desk.group_or_default(group_name)
+    desk.remove_bucket(name, group)
     click.echo(f"removed bucket {group}/{name}")

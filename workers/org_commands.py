@@ -7,14 +7,7 @@ from dataclasses import asdict
 import click
 
 from core.errors import UsageError
-from core.organizations import (
-    NO_ORGANIZATION,
-    add_organization,
-    edit_organization,
-    list_organizations,
-    remove_organization,
-    set_organization,
-)
+from core.organizations import NO_ORGANIZATION
 from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
 from workers.options import as_worker_option
@@ -63,8 +56,7 @@ def org_add(app: App, name: str, domain: str | None) -> None:
       postdesk org add "Acme Corp" --domain acme.test
       postdesk org add "Private customers"
     """
-    with app.database().write() as session:
-        added = add_organization(session, name, domain)
+    added = app.desk().add_organization(name, domain)
     click.echo(f"added organization {added.name}" + (f" ({added.domain})" if added.domain else ""))
 
 
@@ -79,8 +71,7 @@ def org_list(app: App, as_json: bool) -> None:
       postdesk org list
       postdesk org list --json
     """
-    with app.database().read() as session:
-        rows = list_organizations(session)
+    rows = app.desk().organizations()
     if as_json:
         print_json([asdict(r) for r in rows])
         return
@@ -106,8 +97,7 @@ def org_edit(app: App, name: str, new_name: str | None, domain: str | None, no_d
         raise UsageError("give either --domain D or --no-domain")
     if new_name is None and domain is None and not no_domain:
         raise UsageError("nothing to change: give --name, --domain D or --no-domain")
-    with app.database().write() as session:
-        changed = edit_organization(session, name, new_name=new_name, domain=domain, no_domain=no_domain)
+    changed = app.desk().edit_organization(name, new_name=new_name, domain=domain, no_domain=no_domain)
     click.echo(f"organization {changed.name}: " + (f"domain {changed.domain}" if changed.domain else "no domain"))
 
 
@@ -121,6 +111,5 @@ def org_remove(app: App, name: str) -> None:
     Example:
       postdesk org remove "Acme Corp"
     """
-    with app.database().write() as session:
-        released = remove_organization(session, name)
+    released = app.desk().remove_organization(name)
     click.echo(f"removed organization {name}" + (f"; {released} tickets now belong to none" if released else ""))

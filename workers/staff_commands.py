@@ -6,10 +6,8 @@ from dataclasses import asdict
 
 import click
 
-from core.helpdesk_addresses import own_addresses
-from core.staff import (GroupView, add_group, add_worker, edit_group, edit_worker, list_groups, list_workers,
-                        remove_group, remove_worker, set_auto_close_days)
 from core.errors import UsageError
+from core.staff import GroupView
 from workers.app import App
 from workers.output import print_json, print_table
 
@@ -38,8 +36,7 @@ def worker_add(app: App, email: str, name: str, groups: tuple[str, ...]) -> None
     Example:
       postdesk worker add jane@corp.example --name "Jane Doe" --group Support
     """
-    with app.database().write() as session:
-        added = add_worker(session, email, name, list(groups))
+    added = app.desk().add_worker(email, name, groups)
     click.echo(f"added worker {added.email} ({', '.join(added.groups) or 'no group'})")
 
 
@@ -54,8 +51,7 @@ def worker_list(app: App, as_json: bool) -> None:
       postdesk worker list
       postdesk worker list --json
     """
-    with app.database().read() as session:
-        rows = list_workers(session)
+    rows = app.desk().workers()
     if as_json:
         print_json([asdict(r) for r in rows])
         return
@@ -78,8 +74,7 @@ def worker_edit(app: App, email: str, name: str | None, join: tuple[str, ...], l
     """
     if name is None and not join and not leave:
         raise UsageError("nothing to change: give --name, --join GROUP or --leave GROUP")
-    with app.database().write() as session:
-        changed = edit_worker(session, email, name=name, join=join, leave=leave)
+    changed = app.desk().edit_worker(email, name=name, join=join, leave=leave)
     click.echo(f"worker {changed.email}: {changed.name} ({', '.join(changed.groups) or 'no group'})")
 
 
@@ -93,8 +88,7 @@ def worker_remove(app: App, email: str) -> None:
     Example:
       postdesk worker remove jane@corp.example
     """
-    with app.database().write() as session:
-        remove_worker(session, email)
+    app.desk().remove_worker(email)
     click.echo(f"removed worker {email}")
 
 
@@ -129,11 +123,8 @@ def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice:
     Example:
       postdesk group add Billing --address billing@example.com --no-auto-reply --auto-close-days 14
     """
-    with app.database().write() as session:
-        added = add_group(session, name, address, auto_reply, close_notice, own_addresses(app.settings.helpdesk),
-                          language)
-        if auto_close_days is not None:
-            set_auto_close_days(session, added.name, auto_close_days)
+    added = app.desk().add_group(name, address, auto_reply=auto_reply, close_notice=close_notice,
+                                 auto_close_days=auto_close_days, language=language)
     click.echo(f"added group {added.name} <{added.address}>")
 
 
@@ -148,8 +139,7 @@ def group_list(app: App, as_json: bool) -> None:
       postdesk group list
       postdesk group list --json
     """
-    with app.database().read() as session:
-        rows = list_groups(session)
+    rows = app.desk().groups()
     if as_json:
         print_json([asdict(r) for r in rows])
         return
@@ -190,11 +180,8 @@ def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None
     if not given:
         raise UsageError("nothing to change: give --address, --[no-]auto-reply, --[no-]close-notice, "
                          "--auto-close-days N, --no-auto-close or --language CODE")
-    with app.database().write() as session:
-        changed = edit_group(session, name, address=address, auto_reply=auto_reply, close_notice=close_notice,
-                             own=own_addresses(app.settings.helpdesk), language=language)
-        if "auto_close" in given:
-            changed = set_auto_close_days(session, changed.name, auto_close_days)
+    changed = app.desk().edit_group(name, address=address, auto_reply=auto_reply, close_notice=close_notice,
+                                    language=language, auto_close_days=auto_close_days, no_auto_close=no_auto_close)
     click.echo(_group_line(changed, given))
 
 
@@ -219,6 +206,5 @@ def group_remove(app: App, name: str) -> None:
     Example:
       postdesk group remove Billing
     """
-    with app.database().write() as session:
-        remove_group(session, name)
+    app.desk().remove_group(name)
     click.echo(f"removed group {name}")

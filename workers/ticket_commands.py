@@ -10,10 +10,8 @@ import click
 
 from core.errors import UsageError
 from core.models import utcnow
-from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
-from core.staff import find_worker
+from core.purge import PurgeReport
 from core.worker_commands import parse_due, parse_duration
-from core.desk import CLI_ACTOR
 from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
 from workers.options import as_worker_option
@@ -135,17 +133,8 @@ def purge(app: App, older_than: str | None, dry_run: bool, as_json: bool, worker
       postdesk purge --dry-run
       postdesk purge --older-than 7d
     """
-    now = utcnow()
-    cutoffs = (Cutoffs.older_than(_value(parse_duration, older_than), now) if older_than
-               else Cutoffs.from_settings(app.settings, now))
-    db = app.database()
-    if dry_run:
-        with db.read() as session:
-            report = count_purgeable(session, cutoffs)
-    else:
-        with db.read() as session:
-            actor = find_worker(session, worker_email).email if worker_email else CLI_ACTOR
-        report = run_purge(db, cutoffs, actor=actor, clock=utcnow)
+    age = _value(parse_duration, older_than) if older_than else None
+    report = app.desk().purge(cli_actor(worker_email), older_than=age, dry_run=dry_run)
     _print_report(report, dry_run, as_json)
 
 

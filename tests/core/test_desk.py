@@ -12,7 +12,9 @@ from core.desk import Actor, Helpdesk, TicketChanged
 from core.errors import NotFound, TicketNotFound, UsageError
 from core.models import AuditEntry, Priority, Status, Ticket
 from core.settings import Settings
-from core.staff import add_worker
+from core.buckets import BucketView
+from core.organizations import OrganizationView
+from core.staff import WorkerView, add_worker
 from ticket_rows import add_tickets, mask_of
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -55,3 +57,33 @@ def test_only_a_named_worker_can_take_a_ticket_for_themselves(desk: Helpdesk) ->
     with pytest.raises(UsageError, match="give --as WORKER"):
         desk.assign([mask_of(0)], "me", Actor(named_by="--as WORKER"))
     assert desk.assign([mask_of(0)], "me", Actor("jane@corp.test"))[0].said == "owner jane@corp.test"
+
+
+def test_a_group_outside_the_helpdesks_domains_is_refused_and_nothing_changes(desk: Helpdesk) -> None:
+    before = desk.groups()
+    with pytest.raises(UsageError, match="not a helpdesk address"):
+        desk.add_group("Billing", "billing@elsewhere.test", auto_close_days=14)
+    with pytest.raises(UsageError, match="auto-close days must be at least 1"):
+        desk.add_group("Billing", "billing@example.com", auto_close_days=0)  # refused after the insert: rolled back
+    assert desk.groups() == before
+    added = desk.add_group("Billing", "billing@example.com", close_notice=True, auto_close_days=14, language="FR")
+    assert (added.address, added.close_notice, added.auto_close_days, added.language) == (
+        "billing@example.com", True, 14, "fr")
+    with pytest.raises(UsageError, match="not a helpdesk address"):
+        desk.edit_group("Billing", address="billing@elsewhere.test", no_auto_close=True)
+    assert desk.edit_group("billing", no_auto_close=True).auto_close_days is None
+    assert [g.name for g in desk.groups()] == ["Billing", "Support"]
+
+
+def test_admin_commands_answer_with_views_and_default_to_the_default_group(desk: Helpdesk) -> None:
+    added = desk.add_worker("Bob@Corp.Test", "Bob", ["support"])
+    assert added == WorkerView("bob@corp.test", "Bob", ("Support",))
+    assert desk.workers() == [added, WorkerView("jane@corp.test", "Jane", ())]
+    assert desk.edit_worker("bob@corp.test", leave=["Support"]).groups == ()
+    assert desk.add_bucket("Later") == BucketView("Support", "Later", 0)  # no group named: the settings' default
+    desk.remove_bucket("later")
+    assert desk.buckets() == [BucketView("Support", "Inbox", 3)]
+    assert desk.add_organization("Acme", "@ACME.test") == OrganizationView("Acme", "acme.test", 0)
+    assert desk.remove_organization("acme") == 0
+    desk.remove_worker("bob@corp.test")
+    assert desk.organizations() == [] and [w.email for w in desk.workers()] == ["jane@corp.test"]
