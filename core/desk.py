@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from core.buckets import destination, move_ticket, place
 from core.db import Database, open_configured
+from core.desk_accounts import AccountCommands
 from core.desk_admin import AdminCommands
 from core.errors import UsageError
 from core.inbound import InboundAttachment
@@ -35,6 +37,7 @@ from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
 from core.settings import Settings
 from core.staff import find_worker
 from core.ticket_states import NOBODY, assign_owner, locked_tickets, set_priority
+from core.ticket_views import SEARCH_LIMIT, TicketFilter, list_tickets, search_tickets, show_ticket
 from core.worker_tickets import comment_as_worker, open_ticket_as_worker, reply_as_worker
 from spam.training import Lesson
 
@@ -95,14 +98,16 @@ class NewTicket:
     priority: Priority = Priority.NORMAL
     group: str | None = None
     attachments: Sequence[InboundAttachment] = ()
+    notify: bool = True  # False: opened without mailing anyone; the text is kept as an internal note
 
 
 Change = Callable[[Acting, Ticket], tuple[bool, str]]  # changes one ticket: whether it changed, and what to say
 
 
-class Helpdesk(AdminCommands):
+class Helpdesk(AdminCommands, AccountCommands):
     """One helpdesk: its settings, its database, its clock; a method per use case on tickets (and, from
-    AdminCommands, on workers, groups, buckets and organizations)."""
+    AdminCommands, on workers, groups, buckets and organizations; from AccountCommands, on passwords,
+    sessions and API tokens)."""
 
     def __init__(self, settings: Settings, database: Database | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
@@ -221,7 +226,7 @@ class Helpdesk(AdminCommands):
             ticket = open_ticket_as_worker(session, Outbound.from_settings(self.settings), worker, request.to,
                                            request.cc, request.subject, request.priority, request.group,
                                            request.text, tuple(request.attachments), self.clock(),
-                                           helpdesk=self.settings.helpdesk)
+                                           helpdesk=self.settings.helpdesk, notify=request.notify)
             return ticket.mask
 
     def purge(self, actor: Actor, *, older_than: timedelta | None = None, dry_run: bool = False) -> PurgeReport:
@@ -235,6 +240,23 @@ class Helpdesk(AdminCommands):
         with self.database.read() as session:  # closed before purging: no transaction spans the batches
             named = find_worker(session, actor.worker_email).email if actor.worker_email else actor.system
         return run_purge(self.database, cutoffs, actor=named, clock=self.clock)
+
+    # reading: plain dictionaries with the field names of the CLI's --json
+
+    def tickets(self, wanted: TicketFilter = TicketFilter()) -> list[dict[str, Any]]:
+        """One page of tickets matching the filter (as `postdesk tickets`)."""
+        with self.database.read() as session:
+            return list_tickets(session.connection(), wanted)
+
+    def ticket(self, mask: str) -> dict[str, Any]:
+        """One ticket's fields, recipients and conversation (as `postdesk show --json`)."""
+        with self.database.read() as session:
+            return show_ticket(session.connection(), mask)
+
+    def search(self, query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
+        """Tickets holding every word, best first (as `postdesk search`)."""
+        with self.database.read() as session:
+            return search_tickets(session.connection(), query, limit)
 
     def _on_tickets(self, masks: Sequence[str], actor: Actor, change: Change, *,
                     deleted_ok: bool = False) -> list[TicketChanged]:

@@ -26,11 +26,10 @@ class DatabaseSettings:
     busy_timeout_seconds: float = 30.0
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    listen: str = "127.0.0.1:2525"
-    hostname: str = "postdesk.example.com"
-    max_message_size: int = 26214400
+class _Listening:
+    """A `listen = "HOST:PORT"` setting read as its parts (`[::1]:25` too)."""
+
+    listen: str
 
     @property
     def host(self) -> str:
@@ -39,6 +38,13 @@ class SmtpSettings:
     @property
     def port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class SmtpSettings(_Listening):
+    listen: str = "127.0.0.1:2525"
+    hostname: str = "postdesk.example.com"
+    max_message_size: int = 26214400
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,22 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings(_Listening):
+    """The web desk (web/): where it listens, the address its links use, who may say who the client is."""
+
+    listen: str = "127.0.0.1:8025"  # "" : no web desk in `postdesk serve` (`postdesk web` still needs one)
+    base_url: str = "http://127.0.0.1:8025"  # every link in mail; https makes cookies Secure
+    trusted_proxies: tuple[str, ...] = ()  # X-Forwarded-For/-Proto honoured only from these addresses
+    max_upload_bytes: int = 26_214_400  # a larger request gets 413
+    session_idle_minutes: float = 480.0  # a session unused this long has ended
+    session_hours: float = 72.0  # and every session ends this long after sign-in
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.lower().startswith("https://")
+
+
+@dataclass(frozen=True)
 class TemplateSettings:
     """Where a helpdesk's own templates are: a file there named as a shipped one (templates/) wins."""
 
@@ -170,6 +192,7 @@ class Settings:
     imap: tuple[ImapSettings, ...] = ()
     scheduler: SchedulerSettings = SchedulerSettings()
     templates: TemplateSettings = TemplateSettings()
+    web: WebSettings = WebSettings()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -216,7 +239,27 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
     return Settings(database, smtp, helpdesk, relay, auto_reply, logging_, spam, source,
                     imap=_imap_accounts(data.get("imap", []), base_dir),
                     scheduler=_scheduler(data.get("scheduler", {})),
-                    templates=_templates(data.get("templates", {}), base_dir))
+                    templates=_templates(data.get("templates", {}), base_dir),
+                    web=_web(data.get("web", {})))
+
+
+def _web(raw: Any) -> WebSettings:
+    web: WebSettings = _section(WebSettings, "web", raw)
+    web = replace(web, trusted_proxies=tuple(web.trusted_proxies), base_url=web.base_url.rstrip("/"))
+    if web.listen:
+        try:
+            port = web.port
+        except (ValueError, IndexError):
+            raise ConfigError("web.listen", f"expected HOST:PORT, got {web.listen!r}") from None
+        if ":" not in web.listen or not 0 <= port <= 65535:
+            raise ConfigError("web.listen", f"expected HOST:PORT, got {web.listen!r}")
+    if not web.base_url.lower().startswith(("http://", "https://")):
+        raise ConfigError("web.base_url", f"expected http://… or https://…, got {web.base_url!r}")
+    if web.max_upload_bytes <= 0:
+        raise ConfigError("web.max_upload_bytes", "must be positive")
+    if web.session_idle_minutes <= 0 or web.session_hours <= 0:
+        raise ConfigError("web.session_hours", "session lifetimes must be positive")
+    return web
 
 
 def _templates(raw: Any, base_dir: Path) -> TemplateSettings:

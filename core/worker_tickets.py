@@ -61,8 +61,9 @@ def comment_as_worker(session: Session, hostname: str, ticket: Ticket, worker: W
 def open_ticket_as_worker(session: Session, outbound: Outbound, worker: Worker, to: Sequence[str],
                           cc: Sequence[str], subject: str, priority: Priority, group: str | None, text: str,
                           attachments: Sequence[InboundAttachment], now: datetime, *,
-                          helpdesk: HelpdeskSettings) -> Ticket:
-    """Open a ticket in the group's inbox (the default group's without one) and send the recipients the text."""
+                          helpdesk: HelpdeskSettings, notify: bool = True) -> Ticket:
+    """Open a ticket in the group's inbox (the default group's without one) and send the recipients the text;
+    without `notify`, mail nobody: the text is kept as an internal note (a ticket opened for the record)."""
     to_addresses = _recipients(session, to, helpdesk)
     cc_addresses = _recipients(session, cc, helpdesk)
     chosen = find_group(session, group) if group else ensure_default_group(session, helpdesk)
@@ -72,7 +73,11 @@ def open_ticket_as_worker(session: Session, outbound: Outbound, worker: Worker, 
     ticket.priority = priority
     audit(session, ticket, actor=worker.email, action="created", detail=f"opened by {worker.email} (CLI)", now=now)
     add_recipients(session, ticket, list(to_addresses + cc_addresses))
-    _file(session, outbound, ticket, worker, answer, now)
+    if notify:
+        _file(session, outbound, ticket, worker, answer, now)
+    else:
+        audit_filed(session, ticket, worker, store_message(session, ticket, answer, verified=True, now=now,
+                                                           kind=MessageKind.COMMENT, author=worker), now)
     return ticket
 
 

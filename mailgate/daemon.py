@@ -77,6 +77,21 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     outbox_stop = threading.Event()
     outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
     outbox_thread.start()
+    web = None
+    if settings.web.listen:  # the web desk, on this event loop
+        from web.serve import READY_LINE as WEB_READY, WebServer
+
+        web = WebServer(settings, db)
+        try:
+            print(f"{WEB_READY} http://{await web.start()}", flush=True)
+        except CannotListen:
+            await gateway.stop()
+            await asyncio.to_thread(imap.stop)
+            await asyncio.to_thread(writer.close)
+            await asyncio.to_thread(runner.stop)
+            outbox_stop.set()
+            outbox.wake()
+            raise
     scheduler = Scheduler(db, settings)  # due tickets, auto-close, purge
     # its start writes to the database, which may be locked for seconds: never on the event loop,
     # where it would hold up every SMTP session's greeting
@@ -90,6 +105,8 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
             await asyncio.wait_for(stop.wait(), RUNNER_CHECK_SECONDS)
     log.info("shutting down: finishing sessions in flight")
     await gateway.stop()
+    if web is not None:
+        await web.stop()
     await asyncio.to_thread(scheduler.stop)
     await asyncio.to_thread(imap.stop)  # before the runner's last drain: what they spooled gets filed
     await asyncio.to_thread(writer.close)

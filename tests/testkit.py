@@ -133,7 +133,8 @@ def write_config(folder: Path, db_url: str, port: int | None = None, *, relay_po
         f'[relay]\nhost = "127.0.0.1"\nport = {relay_port}\ntimeout_seconds = 5\n'
         'retry_initial_seconds = 0.2\nretry_max_seconds = 1\n\n'
         f'[auto_reply]\nwindow_seconds = {auto_reply_window}\n\n'
-        '[logging]\nlevel = "INFO"\n'
+        '[logging]\nlevel = "INFO"\n\n'
+        '[web]\nlisten = ""\n'  # a test that wants the desk serves it on a port of its own
         + "".join("\n[[imap]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in entry.items()) for entry in imap))
     return path
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.errors import MessageRejected, PostdeskError
+from core.errors import MessageRejected, PostdeskError, UsageError
 from workers.app import App
 
 # Each command's module is imported only when that command runs: `postdesk tickets` must not pay
@@ -101,6 +101,24 @@ def serve(app: App) -> None:
     from mailgate.daemon import serve as run_daemon
 
     run_daemon(app.settings)
+
+
+@main.command()
+@click.pass_obj
+def web(app: App) -> None:
+    """Serve the web desk alone on [web] listen, for another process or host on the same database.
+
+    `postdesk serve` serves it too when [web] listen is set.
+
+    \b
+    Example:
+      postdesk --config /etc/postdesk/settings.toml web
+    """
+    from web.serve import serve_alone
+
+    if not app.settings.web.listen:
+        raise UsageError("[web] listen is empty: set it to HOST:PORT to serve the desk")
+    serve_alone(app.settings, app.database())
 
 
 @main.command("deliver")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 
 import click
@@ -21,6 +22,7 @@ def worker() -> None:
       postdesk worker add jane@corp.example --name "Jane Doe" --group Support
       postdesk worker edit jane@corp.example --join Billing
       postdesk worker list --json
+      postdesk worker passwd jane@corp.example
     """
 
 
@@ -90,6 +92,70 @@ def worker_remove(app: App, email: str) -> None:
     """
     app.desk().remove_worker(email)
     click.echo(f"removed worker {email}")
+
+
+@worker.command("passwd")
+@click.argument("email")
+@click.pass_obj
+def worker_passwd(app: App, email: str) -> None:
+    """Set a worker's password for the web desk, from a prompt (asked twice) or from stdin; their sessions end.
+
+    \b
+    Examples:
+      postdesk worker passwd jane@corp.example
+      printf '%s\\n' "$PASSWORD" | postdesk worker passwd jane@corp.example
+    """
+    if sys.stdin.isatty():
+        password = str(click.prompt("New password", hide_input=True, confirmation_prompt=True))
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    ended = app.desk().set_password(email, password)
+    click.echo(f"password set for {email}" + (f"; {ended} session{'s' if ended != 1 else ''} ended" if ended else ""))
+
+
+@worker.command("sessions")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="End every session of the worker now.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def worker_sessions(app: App, email: str, revoke: bool, as_json: bool) -> None:
+    """List a worker's web desk sessions, or end them all (a lost laptop).
+
+    \b
+    Examples:
+      postdesk worker sessions jane@corp.example
+      postdesk worker sessions jane@corp.example --revoke
+    """
+    if revoke:
+        ended = app.desk().revoke_sessions(email)
+        click.echo(f"{email}: {ended} session{'s' if ended != 1 else ''} ended")
+        return
+    rows = [{"signed_in": s.created_at.isoformat(), "last_seen": s.last_seen_at.isoformat()}
+            for s in app.desk().sessions(email)]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["signed in", "last seen"], [[r["signed_in"][:19], r["last_seen"][:19]] for r in rows])
+
+
+@worker.command("token")
+@click.argument("email")
+@click.option("--name", default="", help="What the token is for (a script's name).")
+@click.option("--revoke", is_flag=True, help="Revoke every API token of the worker instead.")
+@click.pass_obj
+def worker_token(app: App, email: str, name: str, revoke: bool) -> None:
+    """Make an API token for scripts (/api/v1), shown this once; or revoke the worker's tokens.
+
+    \b
+    Examples:
+      postdesk worker token jane@corp.example --name nightly-report
+      postdesk worker token jane@corp.example --revoke
+    """
+    if revoke:
+        revoked = app.desk().revoke_api_tokens(email)
+        click.echo(f"{email}: {revoked} token{'s' if revoked != 1 else ''} revoked")
+        return
+    click.echo(app.desk().new_api_token(email, name))
 
 
 @click.group()

@@ -47,6 +47,9 @@ def test_environment_variable_points_at_the_file(tmp_path: Path, monkeypatch: py
     ('[spam]\nyoung_threshold = 1.5\n', "spam.young_threshold"),
     ('[spam]\nsure_after = -1\n', "spam.sure_after"),
     ('[spam]\nretention_days = 0\n', "spam.retention_days"),
+    ('[web]\nlisten = "nowhere"\n', "web.listen"),
+    ('[web]\nbase_url = "desk.example.com"\n', "web.base_url"),
+    ('[web]\nmax_upload_bytes = 0\n', "web.max_upload_bytes"),
 ])
 def test_wrong_setting_is_named(tmp_path: Path, text: str, key: str) -> None:
     path = tmp_path / "p.toml"
