@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,15 +40,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped under CI, where it must run: {reason}"
 
 
+LEAKS_DIR = "POSTDESK_TEST_LEAKS_DIR"  # where each pytest-xdist worker leaves what its smarthosts received
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controlling process, before any worker starts
+        os.environ[LEAKS_DIR] = tempfile.mkdtemp(prefix="postdesk-leaks-")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Every byte the test smarthosts received in the whole run, grepped for every worker's address in all its forms."""
-    leaks = smarthost_leaks()
+    """Every byte the test smarthosts received in the whole run, grepped for every worker's address in all its forms.
+
+    Under pytest-xdist each worker writes its findings to a file; the controller adds them up and fails the run.
+    """
+    found = {"received": len(SMARTHOST_RECEIVED), "workers": sorted(KNOWN_WORKERS), "leaks": smarthost_leaks()}
+    folder = Path(os.environ.get(LEAKS_DIR) or tempfile.mkdtemp())
+    if hasattr(session.config, "workerinput"):
+        (folder / f"{session.config.workerinput['workerid']}.json").write_text(json.dumps(found))
+        return
+    for worker in folder.glob("*.json"):
+        theirs = json.loads(worker.read_text())
+        found = {"received": found["received"] + theirs["received"],
+                 "workers": sorted({*found["workers"], *theirs["workers"]}), "leaks": found["leaks"] + theirs["leaks"]}
+    shutil.rmtree(folder, ignore_errors=True)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"worker address check: {len(SMARTHOST_RECEIVED)} mails the test smarthosts received, "
-                            f"{len(KNOWN_WORKERS)} worker addresses, {len(leaks)} leaks")
-    if leaks:
+        reporter.write_line(f"worker address check: {found['received']} mails the test smarthosts received, "
+                            f"{len(found['workers'])} worker addresses, {len(found['leaks'])} leaks")
+    if found["leaks"]:
         if reporter is not None:
-            for leak in leaks:
+            for leak in found["leaks"]:
                 reporter.write_line(f"LEAK {leak}", red=True)
         session.exitstatus = 1
