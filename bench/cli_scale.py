@@ -189,20 +189,26 @@ def pick_cases(db_path: Path) -> tuple[str, list[str]]:
     return mask, pair
 
 
+def ensure_database(tickets: int, per_ticket: float = 5.0, path: Path | None = None) -> Path:
+    """The database of that size, built once and reused while its size and schema stay the same (bench/web.py too)."""
+    path = path or Path(tempfile.gettempdir()) / f"postdesk_cli_scale_{tickets}.db"
+    marker = path.with_suffix(".built")
+    wanted = json.dumps({"tickets": tickets, "per_ticket": per_ticket, "schema": _schema_head()})
+    if not marker.exists() or marker.read_text() != wanted:
+        for stale in (path, marker, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+        build(path, tickets, per_ticket)
+        marker.write_text(wanted)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--messages-per-ticket", type=float, default=5.0)
     parser.add_argument("--db", type=Path, default=None, help="database file (default: in the temp folder)")
     args = parser.parse_args(argv)
-    path = args.db or Path(tempfile.gettempdir()) / f"postdesk_cli_scale_{args.tickets}.db"
-    marker = path.with_suffix(".built")
-    wanted = json.dumps({"tickets": args.tickets, "per_ticket": args.messages_per_ticket, "schema": _schema_head()})
-    if not marker.exists() or marker.read_text() != wanted:
-        for stale in (path, marker, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            stale.unlink(missing_ok=True)
-        build(path, args.tickets, args.messages_per_ticket)
-        marker.write_text(wanted)
+    path = ensure_database(args.tickets, args.messages_per_ticket, args.db)
     config = write_config(path)
     db = sqlite3.connect(path)
     tickets, messages = (db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("tickets", "messages"))

@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, PostdeskError, UsageError
-from core.models import ApiToken, AuditEntry, SignInFailure, WebSession, Worker
+from core.models import ApiToken, AuditEntry, SignInFailure, SignInLink, WebSession, Worker
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -36,13 +36,16 @@ THROTTLE_WINDOW = timedelta(minutes=15)
 FAILURES_PER_ADDRESS = 5  # within the window; then that address waits, whoever tries
 FAILURES_PER_CLIENT = 20  # within the window; then that client waits, whatever address it tries
 SIGN_IN_ACTOR = "web sign-in"
+LINK_LIFETIME = timedelta(minutes=15)
+TOUCH_EVERY = timedelta(minutes=1)  # a session's last use is written at most this often (idle expiry is in hours)
+LINKS_PER_ADDRESS = 3  # within the throttle window: more requests are answered alike and mail nothing
 
 
 class SignInRefused(PostdeskError):
     """Wrong address or password: one answer for both, so the form tells no one which addresses exist."""
 
-    def __init__(self) -> None:
-        super().__init__("wrong address or password")
+    def __init__(self, reason: str = "wrong address or password") -> None:
+        super().__init__(reason)
 
 
 class SignInThrottled(PostdeskError):
@@ -107,11 +110,49 @@ def sign_in(session: Session, email: str, password: str, client: str, now: datet
         raise SignInRefused()
     if _hasher().check_needs_rehash(worker.password_hash or ""):
         worker.password_hash = _hasher().hash(password)
+    return _open_session(session, worker, client, now, "with a password")
+
+
+def _open_session(session: Session, worker: Worker, client: str, now: datetime, how: str) -> SignedIn:
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     session.add(WebSession(token_hash=token_hash(token), worker_id=worker.id, csrf_token=csrf, created_at=now,
                            last_seen_at=now))
-    session.add(AuditEntry(ticket_id=None, at=now, actor=worker.email, action="sign_in", detail=f"from {client[:64]}"))
+    session.add(AuditEntry(ticket_id=None, at=now, actor=worker.email, action="sign_in",
+                           detail=f"{how} from {client[:64]}"))
     return SignedIn(token, worker.email, csrf)
+
+
+def new_sign_in_link(session: Session, email: str, client: str, now: datetime) -> str | None:
+    """A one-time sign-in token for the worker at this address, or None (unknown address, or enough links
+    asked for lately). Every request counts towards the client's throttle, known address or not."""
+    address = email.strip().lower()
+    wait = _throttled_for(session, "", client, now)
+    if wait:
+        raise SignInThrottled(wait)
+    session.add(SignInFailure(email="", client=client[:64], at=now))  # a request: the client's throttle counts it
+    worker = session.scalars(select(Worker).where(Worker.email == address)).first()
+    if worker is None:
+        return None
+    recent = session.scalar(select(func.count()).select_from(SignInLink).where(
+        SignInLink.worker_id == worker.id, SignInLink.created_at > now - THROTTLE_WINDOW)) or 0
+    if recent >= LINKS_PER_ADDRESS:
+        return None
+    token = secrets.token_urlsafe(32)
+    session.add(SignInLink(token_hash=token_hash(token), worker_id=worker.id, created_at=now))
+    session.add(AuditEntry(ticket_id=None, at=now, actor=SIGN_IN_ACTOR, action="sign_in_link",
+                           detail=f"{worker.email} from {client[:64]}"))
+    return token
+
+
+def sign_in_with_link(session: Session, token: str, client: str, now: datetime) -> SignedIn:
+    """A session for a link used once, within LINK_LIFETIME; SignInRefused otherwise."""
+    row = session.execute(select(SignInLink, Worker).join(Worker, Worker.id == SignInLink.worker_id)
+                          .where(SignInLink.token_hash == token_hash(token))).first()
+    if row is None or row[0].used_at is not None or now - row[0].created_at > LINK_LIFETIME:
+        raise SignInRefused("this sign-in link is unknown, used already or expired: ask for a new one")
+    link, worker = row
+    link.used_at = now
+    return _open_session(session, worker, client, now, "by a mailed link")
 
 
 def _password_matches(worker: Worker, password: str) -> bool:
@@ -132,6 +173,8 @@ def _throttled_for(session: Session, email: str, client: str, now: datetime) -> 
     waits = []
     for column, value, limit in ((SignInFailure.email, email, FAILURES_PER_ADDRESS),
                                  (SignInFailure.client, client, FAILURES_PER_CLIENT)):
+        if not value:
+            continue
         recent = list(session.scalars(select(SignInFailure.at).where(column == value, SignInFailure.at > since)
                                       .order_by(SignInFailure.at.desc()).limit(limit)))
         if len(recent) >= limit:
@@ -139,19 +182,27 @@ def _throttled_for(session: Session, email: str, client: str, now: datetime) -> 
     return max(waits, default=0)
 
 
-def live_session(session: Session, token: str, now: datetime, *, idle: timedelta,
-                 absolute: timedelta) -> SessionView | None:
-    """The session a cookie names, if it is still live; its last use is now. None for anything else."""
+def live_session(session: Session, token: str, now: datetime, *, idle: timedelta, absolute: timedelta,
+                 write: bool = True) -> tuple[SessionView | None, bool]:
+    """The session a cookie names if it is still live, and whether a write is due.
+
+    With `write`, an expired session is ended and the last use recorded. Without, nothing is
+    changed, and the flag says whether a writing call should follow: the session expired, or its
+    last use is older than TOUCH_EVERY. Most requests so read only: a page costs no write lock.
+    """
     row = session.execute(select(WebSession, Worker).join(Worker, Worker.id == WebSession.worker_id)
                           .where(WebSession.token_hash == token_hash(token), WebSession.ended_at.is_(None))).first()
     if row is None:
-        return None
+        return None, False
     web, worker = row
     if now - web.last_seen_at > idle or now - web.created_at > absolute:
-        web.ended_at = now
-        return None
-    web.last_seen_at = now
-    return SessionView(worker.email, worker.name, web.csrf_token, web.created_at, now)
+        if write:
+            web.ended_at = now
+        return None, not write
+    if write:
+        web.last_seen_at = now
+    view = SessionView(worker.email, worker.name, web.csrf_token, web.created_at, web.last_seen_at)
+    return view, not write and now - web.last_seen_at > TOUCH_EVERY
 
 
 def sign_out(session: Session, token: str, now: datetime) -> None:

@@ -37,7 +37,8 @@ from core.purge import Cutoffs, PurgeReport, count_purgeable, run_purge
 from core.settings import Settings
 from core.staff import find_worker
 from core.ticket_states import NOBODY, assign_owner, locked_tickets, set_priority
-from core.ticket_views import SEARCH_LIMIT, TicketFilter, list_tickets, search_tickets, show_ticket
+from core.ticket_views import (SEARCH_LIMIT, SEARCHED, TicketFilter, awaiting_answer_count, html_message_numbers,
+                               list_tickets, message_html, search_tickets, show_ticket)
 from core.worker_tickets import comment_as_worker, open_ticket_as_worker, reply_as_worker
 from spam.training import Lesson
 
@@ -253,10 +254,26 @@ class Helpdesk(AdminCommands, AccountCommands):
         with self.database.read() as session:
             return show_ticket(session.connection(), mask)
 
-    def search(self, query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
-        """Tickets holding every word, best first (as `postdesk search`)."""
+    def message_html(self, mask: str, number: int) -> str:
+        """The stored HTML of the ticket's Nth message, "" when it has none (for the desk's sanitised view)."""
         with self.database.read() as session:
-            return search_tickets(session.connection(), query, limit)
+            return message_html(session.connection(), mask, number)
+
+    def html_message_numbers(self, mask: str) -> set[int]:
+        """Which of the ticket's messages carry HTML, numbered as `show` lists them."""
+        with self.database.read() as session:
+            return html_message_numbers(session.connection(), mask)
+
+    def awaiting_answer(self) -> int:
+        """How many open tickets wait for a worker's answer (their last word is a customer's)."""
+        with self.database.read() as session:
+            return awaiting_answer_count(session.connection())
+
+    def search(self, query: str, limit: int = SEARCH_LIMIT,
+               statuses: tuple[str, ...] = SEARCHED) -> list[dict[str, Any]]:
+        """Tickets holding every word, best first (as `postdesk search`: deleted and held ones only when asked)."""
+        with self.database.read() as session:
+            return search_tickets(session.connection(), query, limit, statuses)
 
     def _on_tickets(self, masks: Sequence[str], actor: Actor, change: Change, *,
                     deleted_ok: bool = False) -> list[TicketChanged]:

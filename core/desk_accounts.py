@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from core.accounts import (SessionView, SignedIn, SignInRefused, api_token_worker, end_sessions, live_session,
-                           new_api_token, revoke_api_tokens, sessions_of, set_password, sign_in, sign_out)
+from core.accounts import (LINK_LIFETIME, SessionView, SignedIn, SignInRefused, api_token_worker, end_sessions,
+                           live_session, new_api_token, new_sign_in_link, revoke_api_tokens, sessions_of,
+                           set_password, sign_in, sign_in_with_link, sign_out)
+from core.groups import ensure_default_group
+from core.notify import Outbound, send_sign_in_link
 from core.db import Database
 from core.settings import Settings
 
@@ -37,12 +40,33 @@ class AccountCommands:
                 refused = exc  # committed below, with the failure that the throttle counts
         raise refused
 
+    def mail_sign_in_link(self, email: str, client: str) -> None:
+        """Mail a one-time sign-in link to the worker at this address, if there is one. Answers the same
+        either way, so the form tells no one which addresses are workers'; throttled per client."""
+        with self.database.write() as session:
+            token = new_sign_in_link(session, email, client, self.clock())
+            if token is None:
+                return
+            group = ensure_default_group(session, self.settings.helpdesk)
+            url = f"{self.settings.web.base_url}/sign-in/link/{token}"
+            send_sign_in_link(session, Outbound.from_settings(self.settings), group, email.strip().lower(), url,
+                              int(LINK_LIFETIME.total_seconds() // 60), self.clock())
+
+    def sign_in_with_link(self, token: str, client: str) -> SignedIn:
+        """A session for a mailed link, once and within its minutes; SignInRefused otherwise."""
+        with self.database.write() as session:
+            return sign_in_with_link(session, token, client, self.clock())
+
     def session(self, token: str) -> SessionView | None:
         """The live session a cookie names (its last use now), or None."""
-        web = self.settings.web
+        web, now = self.settings.web, self.clock()
+        idle, absolute = timedelta(minutes=web.session_idle_minutes), timedelta(hours=web.session_hours)
+        with self.database.read() as session:
+            found, write_due = live_session(session, token, now, idle=idle, absolute=absolute, write=False)
+        if not write_due:
+            return found
         with self.database.write() as session:
-            return live_session(session, token, self.clock(), idle=timedelta(minutes=web.session_idle_minutes),
-                                absolute=timedelta(hours=web.session_hours))
+            return live_session(session, token, now, idle=idle, absolute=absolute)[0]
 
     def sign_out(self, token: str) -> None:
         with self.database.write() as session:

@@ -19,5 +19,6 @@ class MailPurpose(StrEnum):
     COMMAND_ERROR = "command_error"  # a worker's mail was not relayed (or relayed with changes), and why
     MERGED = "merged"  # tickets turned out to be one conversation, to the workers
     MAIL_CAP = "mail_cap"  # the hourly cap holds mail to an address (a loop?), to the workers
+    SIGN_IN_LINK = "sign_in_link"  # a one-time link to the web desk, to the worker who asked for it
     REOPENED = "reopened"  # a waiting ticket's due time came: open again, to the owner or the group's workers
 

@@ -17,8 +17,8 @@ from core.inbound import InboundMessage
 from core.mail_purpose import MailPurpose
 from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, AutoReplySent, Group, Message, MessageKind, Ticket, Worker
-from core.outbox import OutgoingFilter
-from core.personal_mail import Person, customer_references, send_to_each
+from core.outbox import OutgoingFilter, OutgoingMail
+from core.personal_mail import Person, customer_references, queue_guarded, send_to_each
 from core.settings import Settings
 from core.staff import group_members
 from core.transcript import read_transcript
@@ -127,6 +127,16 @@ def notify_reopened(session: Session, out: Outbound, ticket: Ticket, reason: str
 
     people = [Person(w) for w in workers]
     return bool(out.send_to_each(session, ticket, group, people, compose, MailPurpose.REOPENED, now))
+
+
+def send_sign_in_link(session: Session, out: Outbound, group: Group, email: str, url: str, minutes: int,
+                      now: datetime) -> None:
+    """The one-time link a worker asked for, from the group's address; not counted as proof of anyone."""
+    body = out.templates_of(group).render("sign_in_link", url=url, minutes=minutes, group=group.name)
+    content = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(email)],
+                       subject=f"Your sign-in link for {group.name}", body=body, auto_submitted="auto-generated")
+    queue_guarded(session, OutgoingMail(content, MailPurpose.SIGN_IN_LINK, group.address, (email,), None),
+                  out.filters, out.hostname, now, counted=False)
 
 
 def send_auto_reply(session: Session, out: Outbound, ticket: Ticket, message: InboundMessage, now: datetime) -> bool:

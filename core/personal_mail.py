@@ -59,12 +59,12 @@ def send_to_each(session: Session, ticket: Ticket, group: Group, people: Sequenc
         token = reply_address(session, group.address, ticket.mask, person.email)
         content = replace(compose(person), reply_to=mailbox(token, group.name))
         mail = OutgoingMail(content, purpose, group.address, (person.email,), ticket)
-        if _queue(session, mail, filters, hostname, now) is not None:
+        if queue_guarded(session, mail, filters, hostname, now) is not None:
             sent.append(person.email)
     return sent
 
 
-def _queue(session: Session, mail: OutgoingMail, filters: Sequence[OutgoingFilter], hostname: str, now: datetime,
+def queue_guarded(session: Session, mail: OutgoingMail, filters: Sequence[OutgoingFilter], hostname: str, now: datetime,
            counted: bool = True) -> OutboxItem | None:
     """The one chain every mail the helpdesk writes passes: the given filters, then the worker-address guard."""
     return queue_mail(session, mail, filters=(*filters, hold_private_addresses), hostname=hostname, now=now,
@@ -119,7 +119,7 @@ def _tell_workers(session: Session, ticket: Ticket, group: Group, email: str, co
     mail = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(w) for w in workers],
                     subject=subject_with_mask(f"Mail held: {ticket.subject[:60]}", ticket.mask), body=body,
                     auto_submitted="auto-generated")
-    _queue(session, OutgoingMail(mail, MailPurpose.MAIL_CAP, group.address, tuple(workers), ticket), filters,
+    queue_guarded(session, OutgoingMail(mail, MailPurpose.MAIL_CAP, group.address, tuple(workers), ticket), filters,
            hostname, now, counted=False)
 
 

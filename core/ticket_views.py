@@ -24,6 +24,7 @@ DEFAULT_STATUSES = ("open", "waiting")
 STATUSES = ("open", "waiting", "closed", "deleted", "spam")  # spam: held by the filter (core/spam_hold.py)
 HELD = "spam"  # Status.SPAM, spelled here because read commands do not load the ORM
 SET_ASIDE = ("deleted", HELD)  # left out of search and every list unless asked for
+SEARCHED = tuple(s for s in STATUSES if s not in SET_ASIDE)  # what a search looks in by default
 PRIORITIES = ("low", "normal", "high", "urgent")
 SORTS = {  # name -> ORDER BY, ties broken by id so paging is stable
     "updated": "t.updated_at {dir}, t.id {dir}",
@@ -198,6 +199,12 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def awaiting_answer_count(conn: Connection) -> int:
+    """Open tickets whose last word is a customer's (new, or answered by a recipient): the desk's badge."""
+    return int(conn.execute(text("SELECT count(*) FROM tickets WHERE status = 'open'"
+                                 " AND last_action IN ('new', 'recipient_replied')")).scalar() or 0)
+
+
 def resolve_mask(conn: Connection, given: str) -> str:
     """The one mask the user meant: given whole, or by its first characters when only one ticket fits."""
     wanted = normalize_mask(given)
@@ -282,6 +289,28 @@ def attachment_data(conn: Connection, given: str, number: int) -> tuple[dict[str
         raise UsageError(f"{mask} has no attachment {number}")
     return ({"filename": row["filename"], "content_type": row["content_type"], "size": row["size"]},
             bytes(row["data"]))
+
+
+def message_html(conn: Connection, given: str, number: int) -> str:
+    """The stored HTML of the ticket's Nth message (counted as `show` lists them), "" when it has none."""
+    mask = resolve_mask(conn, given)
+    if number < 1:
+        raise UsageError("messages are numbered from 1, as `postdesk show` lists them")
+    found = conn.execute(text(
+        "SELECT m.html FROM messages m JOIN tickets t ON t.id = m.ticket_id"
+        " WHERE t.mask = :mask ORDER BY m.id LIMIT 1 OFFSET :skip"), {"mask": mask, "skip": number - 1}).first()
+    if found is None:
+        raise UsageError(f"{mask} has no message {number}")
+    return str(found[0] or "")
+
+
+def html_message_numbers(conn: Connection, given: str) -> set[int]:
+    """Which of the ticket's messages (numbered as `show` lists them) carry HTML, in one query."""
+    mask = resolve_mask(conn, given)
+    rows = conn.execute(text(
+        "SELECT m.html <> '' FROM messages m JOIN tickets t ON t.id = m.ticket_id"
+        " WHERE t.mask = :mask ORDER BY m.id"), {"mask": mask}).scalars()
+    return {number for number, has_html in enumerate(rows, 1) if has_html}
 
 
 SEARCH_LIMIT = 20

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from core.addresses import try_normalize
+from core.errors import UsageError
 from core.models import Priority
 
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$", re.IGNORECASE)
@@ -44,6 +45,22 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 4h, 3d, 2w)")
     return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+
+
+def due_time(for_: str | None, until: str | None, now: datetime) -> datetime | None:
+    """When a ticket should wait until, from a duration (`3d`) or a time; None when neither is given.
+
+    Every door (the CLI's --for/--until, the desk's form, the API's JSON) reads it here and says in
+    its own words that one is missing; a wrong one is a UsageError naming it.
+    """
+    try:
+        if for_ and for_.strip():
+            return now + parse_duration(for_)
+        if until and until.strip():
+            return parse_due(until, now)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return None
 
 
 def parse_due(text: str, now: datetime) -> datetime:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testkit import config_path, daemon, database, db_url, postgres_url, settings, sink  # noqa: F401
+from testkit import clock, config_path, daemon, database, db_url, postgres_url, settings, sink  # noqa: F401
 from testkit import postgres_schema, sqlite_schema  # noqa: F401  (the migrated schemas `database` starts from)
 from testkit import SMARTHOST_RECEIVED, KNOWN_WORKERS, smarthost_leaks
 

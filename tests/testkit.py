@@ -448,3 +448,18 @@ def json_in_process(config: Path, *args: str) -> Any:
     result = run_in_process(config, *args, "--json")
     assert result.returncode == 0, result.stderr.decode()
     return json.loads(result.stdout)
+
+
+class Clock:
+    """A clock a test moves by hand (`clock.now += timedelta(...)`), for a Helpdesk's `clock`."""
+
+    def __init__(self, start: datetime = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

@@ -11,8 +11,8 @@ the page shows the ticket as it is now and asks again.
 from __future__ import annotations
 
 import secrets
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,9 +31,12 @@ from core.accounts import SessionView, SignInRefused, SignInThrottled
 from core.desk import Actor, Helpdesk, NewTicket, TicketChanged
 from core.errors import PostdeskError, TicketNotFound, UsageError
 from core.inbound import InboundAttachment
-from core.models import Priority, SpamTraining
+from core.models import Priority
 from core.ticket_views import DEFAULT_STATUSES, STATUSES, TicketFilter, attachment_data
-from core.worker_commands import parse_due, parse_duration
+from core.worker_tickets import parse_priority
+from web.mail_html import mail_view
+from web.api import api_routes
+from web.actions import ACTIONS, BULK_ACTIONS, run_action
 from web.security import Guard
 
 SESSION_COOKIE = "postdesk_session"
@@ -42,11 +45,9 @@ WEB_ACTOR = "web desk"
 PAGE_SIZE = 50
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
 STATIC = Path(__file__).resolve().parent / "static"
-ACTIONS = ("close", "reopen", "delete", "restore", "spam", "notspam", "assign", "priority", "move", "wait",
-           "comment", "reply")
-BULK_ACTIONS = ("close", "assign", "move", "priority", "spam", "delete")
 
 Handler = Callable[[Request, SessionView], Awaitable[Response]]
+_BADGE: ContextVar[int | None] = ContextVar("badge", default=None)  # open tickets awaiting an answer, per request
 
 
 def create_app(desk: Helpdesk) -> Starlette:
@@ -55,6 +56,9 @@ def create_app(desk: Helpdesk) -> Starlette:
     routes = [
         Route("/sign-in", pages.sign_in_form, methods=["GET"]),
         Route("/sign-in", pages.sign_in, methods=["POST"]),
+        Route("/sign-in/link", pages.ask_for_link, methods=["POST"]),
+        Route("/sign-in/link/{token}", pages.link_form, methods=["GET"]),
+        Route("/sign-in/link/{token}", pages.sign_in_by_link, methods=["POST"]),
         Route("/sign-out", pages.signed(pages.sign_out), methods=["POST"]),
         Route("/", pages.signed(pages.ticket_list), methods=["GET"]),
         Route("/bulk", pages.signed(pages.bulk), methods=["POST"]),
@@ -62,9 +66,11 @@ def create_app(desk: Helpdesk) -> Starlette:
         Route("/new", pages.signed(pages.new_ticket), methods=["POST"]),
         Route("/tickets/{mask}", pages.signed(pages.ticket_page), methods=["GET"]),
         Route("/tickets/{mask}/attachments/{number:int}", pages.signed(pages.attachment), methods=["GET"]),
+        Route("/tickets/{mask}/messages/{number:int}/html", pages.signed(mail_view(desk)), methods=["GET"]),
         Route("/tickets/{mask}/{action}", pages.signed(pages.act), methods=["POST"]),
         Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", status_code=301)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *api_routes(desk),
     ]
     web = desk.settings.web
     return Starlette(routes=routes, middleware=[Middleware(Guard, max_body=web.max_upload_bytes,
@@ -83,6 +89,7 @@ class _Pages:
     # --- plumbing -----------------------------------------------------------------------------------
 
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("badge", _BADGE.get())
         return HTMLResponse(self.templates.get_template(name).render(**context), status_code=status)
 
     def signed(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -93,6 +100,8 @@ class _Pages:
             if live is None:
                 wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/sign-in?{urlencode({'next': wanted})}", status_code=303)
+            if request.method == "GET":
+                _BADGE.set(await run_in_threadpool(self.desk.awaiting_answer))
             if request.method == "POST":
                 form = await request.form(max_fields=1000, max_files=50)
                 request.state.form = form
@@ -120,8 +129,7 @@ class _Pages:
 
     async def sign_in(self, request: Request) -> Response:
         form = await request.form(max_fields=10, max_files=0)
-        expected = request.cookies.get(SIGN_IN_COOKIE, "")
-        if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
+        if not _signing_in(request, form):
             return await self.sign_in_form(request, "The sign-in form was out of date; try again.", 403)
         client = request.client.host if request.client else "unknown"
         try:
@@ -134,6 +142,42 @@ class _Pages:
         except SignInRefused as exc:
             return await self.sign_in_form(request, str(exc), 401)
         response = RedirectResponse(_local(str(form.get("next", "/"))), status_code=303)
+        response.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="lax", secure=self.secure, path="/")
+        response.delete_cookie(SIGN_IN_COOKIE, path="/")
+        return response
+
+    async def ask_for_link(self, request: Request) -> Response:
+        """Mail a one-time link; the answer is the same for any address, known or not."""
+        form = await request.form(max_fields=10, max_files=0)
+        if not _signing_in(request, form):
+            return await self.sign_in_form(request, "The sign-in form was out of date; try again.", 403)
+        client = request.client.host if request.client else "unknown"
+        try:
+            await run_in_threadpool(self.desk.mail_sign_in_link, str(form.get("email", "")), client)
+        except SignInThrottled as exc:
+            response = await self.sign_in_form(request, str(exc), 429)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        return self.render("link_sent.html.j2", session=None)
+
+    async def link_form(self, request: Request) -> Response:
+        """The link's page asks for one click: a mail scanner that fetches links must not use it up."""
+        token = secrets.token_urlsafe(24)
+        response = self.render("link_sign_in.html.j2", session=None, csrf=token,
+                               action=f"/sign-in/link/{quote(request.path_params['token'])}")
+        response.set_cookie(SIGN_IN_COOKIE, token, httponly=True, samesite="strict", secure=self.secure, path="/")
+        return response
+
+    async def sign_in_by_link(self, request: Request) -> Response:
+        form = await request.form(max_fields=10, max_files=0)
+        if not _signing_in(request, form):
+            return await self.link_form(request)
+        client = request.client.host if request.client else "unknown"
+        try:
+            signed = await run_in_threadpool(self.desk.sign_in_with_link, request.path_params["token"], client)
+        except SignInRefused as exc:
+            return await self.sign_in_form(request, str(exc), 401)
+        response = RedirectResponse("/", status_code=303)
         response.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="lax", secure=self.secure, path="/")
         response.delete_cookie(SIGN_IN_COOKIE, path="/")
         return response
@@ -162,6 +206,10 @@ class _Pages:
                 rows = await run_in_threadpool(self.desk.tickets, wanted)
         except UsageError as exc:
             rows, error = [], str(exc)
+        if query.get("fragment") == "rows":  # desk.js asks every little while: the rows alone, and the badge
+            rows_only = self.render("ticket_rows.html.j2", session=live, rows=rows)
+            rows_only.headers["x-badge"] = str(_BADGE.get() or 0)
+            return rows_only
         return self.render("tickets.html.j2", session=live, rows=rows, statuses=STATUSES, chosen=statuses,
                            q=words, group=query.get("group", ""), owner=query.get("owner", ""),
                            sort=query.get("sort", "updated"), page=page, page_size=PAGE_SIZE, error=error,
@@ -187,8 +235,10 @@ class _Pages:
         ticket = await run_in_threadpool(self.desk.ticket, request.path_params["mask"])
         if ticket["mask"] != request.path_params["mask"]:  # a prefix: the page of the whole mask
             return RedirectResponse(f"/tickets/{quote(ticket['mask'])}", status_code=303)
+        with_html = await run_in_threadpool(self.desk.html_message_numbers, ticket["mask"])
         return self.render("ticket.html.j2", status, session=live, t=ticket, notice=notice, draft=draft,
-                           said=request.query_params.getlist("said"), priorities=[p.value for p in Priority])
+                           said=request.query_params.getlist("said"), priorities=[p.value for p in Priority],
+                           with_html=with_html)
 
     async def attachment(self, request: Request, live: SessionView) -> Response:
         def read() -> tuple[dict[str, Any], bytes]:
@@ -222,29 +272,7 @@ class _Pages:
 
     def _apply(self, action: str, masks: list[str], form: FormData, live: SessionView) -> list[TicketChanged]:
         """One Helpdesk command for the form; runs in a worker thread."""
-        desk, actor = self.desk, self.actor(live)
-        if action == "close":
-            return desk.close(masks, actor)
-        if action == "reopen":
-            return desk.reopen(masks, actor)
-        if action == "delete":
-            return desk.delete(masks, actor)
-        if action == "restore":
-            return desk.restore(masks, actor)
-        if action in ("spam", "notspam"):
-            verdict = SpamTraining.SPAM if action == "spam" else SpamTraining.NOT_SPAM
-            return desk.judge_spam(masks, verdict, actor)
-        if action == "assign":
-            return desk.assign(masks, _required(form, "owner"), actor)
-        if action == "priority":
-            return desk.set_priority(masks, _priority(_required(form, "priority")), actor)
-        if action == "move":
-            return desk.move(masks, _optional(form, "group"), _optional(form, "bucket"), actor)
-        if action == "wait":
-            return desk.wait(masks, _due(form, desk.clock()), actor)
-        if action == "comment":
-            return desk.comment(masks, _required(form, "text"), actor)
-        return [desk.reply(masks[0], _required(form, "text"), _attachments(form), actor)]
+        return run_action(self.desk, action, masks, _FormFields(form), self.actor(live), _attachments(form))
 
     # --- a new ticket -------------------------------------------------------------------------------
 
@@ -260,7 +288,7 @@ class _Pages:
         try:
             request_ = NewTicket(to=_addresses(values["to"]), cc=_addresses(values["cc"]),
                                  subject=_required(form, "subject"), text=_required(form, "text"),
-                                 priority=_priority(values["priority"] or "normal"), group=values["group"] or None,
+                                 priority=parse_priority(values["priority"] or "normal"), group=values["group"] or None,
                                  attachments=_attachments(form), notify=form.get("notify") == "on")
             mask = await run_in_threadpool(self.desk.open_ticket, request_, self.actor(live))
             if values["owner"]:
@@ -268,6 +296,12 @@ class _Pages:
         except (UsageError, PostdeskError) as exc:
             return await self.new_form(request, live, error=str(exc), status=400, values=values)
         return RedirectResponse(f"/tickets/{quote(mask)}?" + urlencode({"said": "opened"}), status_code=303)
+
+
+def _signing_in(request: Request, form: FormData) -> bool:
+    """The sign-in forms' token (no session yet): the cookie set with the form must come back in it."""
+    expected = request.cookies.get(SIGN_IN_COOKIE, "")
+    return bool(expected) and secrets.compare_digest(str(form.get("csrf", "")), expected)
 
 
 def _local(target: str) -> str:
@@ -286,6 +320,21 @@ def _some(value: str | None) -> tuple[str, ...]:
     return (value.strip(),) if value and value.strip() else ()
 
 
+class _FormFields:
+    """A form's values as web.actions reads them."""
+
+    missing_due = "give a time to wait until, or how long to wait"
+
+    def __init__(self, form: FormData) -> None:
+        self.form = form
+
+    def required(self, name: str) -> str:
+        return _required(self.form, name)
+
+    def optional(self, name: str) -> str | None:
+        return _optional(self.form, name)
+
+
 def _required(form: FormData, name: str) -> str:
     value = str(form.get(name, "")).strip()
     if not value:
@@ -296,25 +345,6 @@ def _required(form: FormData, name: str) -> str:
 def _optional(form: FormData, name: str) -> str | None:
     value = str(form.get(name, "")).strip()
     return value or None
-
-
-def _priority(value: str) -> Priority:
-    try:
-        return Priority(value.strip().lower())
-    except ValueError:
-        raise UsageError(f"no priority {value!r}: low, normal, high or urgent") from None
-
-
-def _due(form: FormData, now: datetime) -> datetime:
-    until, for_ = _optional(form, "until"), _optional(form, "for")
-    try:
-        if for_:
-            return now + parse_duration(for_)
-        if until:
-            return parse_due(until, now)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    raise UsageError("give a time to wait until, or how long to wait")
 
 
 def _addresses(value: str) -> tuple[str, ...]:

@@ -1,19 +1,22 @@
 """What every response carries and every request is held to, before any page runs.
 
-- Headers: a Content-Security-Policy with no inline script and no framing, nosniff, no referrer.
+- Headers: a Content-Security-Policy with no inline script and no framing (a response that sets its own,
+  as web.mail_html's sandboxed view does, keeps it), nosniff, no referrer.
 - Size: a request body over `[web] max_upload_bytes` is refused with 413 before it is read whole,
   whether it says its length or streams it.
 - The client's address: the peer's, or what X-Forwarded-For says when the peer is a trusted proxy.
+- Server-Timing: how long the desk took to start its answer (bench/web.py reads it).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-src 'self'; frame-ancestors 'none'")
 HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
            (b"cross-origin-opener-policy", b"same-origin")]
@@ -35,13 +38,15 @@ class Guard:
             return
         scope["client"] = (client_address(scope, self.trusted), (scope.get("client") or ("", 0))[1])
         started = False
+        began = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 names = {name for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in HEADERS if h[0] not in names)]
+                timing = (b"server-timing", f"app;dur={(time.perf_counter() - began) * 1000:.1f}".encode())
+                message["headers"] = [*message.get("headers", []), *(h for h in HEADERS if h[0] not in names), timing]
             await send(message)
 
         declared = dict(scope.get("headers", [])).get(b"content-length")

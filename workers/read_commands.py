@@ -21,7 +21,7 @@ from core.ticket_views import (
     PRIORITIES,
     SEARCH_LIMIT,
     SORTS,
-    SET_ASIDE,
+    SEARCHED,
     STATUSES,
     TicketFilter,
     attachment_data,
@@ -124,9 +124,8 @@ def search(app: App, words: tuple[str, ...], statuses: tuple[str, ...], limit: i
       postdesk search printer fire
       postdesk search invoice refund --status closed --json
     """
-    default = tuple(s for s in STATUSES if s not in SET_ASIDE)
     with app.reader() as conn:
-        rows = search_tickets(conn, " ".join(words), limit, _statuses(statuses, default))
+        rows = search_tickets(conn, " ".join(words), limit, _statuses(statuses, SEARCHED))
     _print_list(rows, as_json)
 
 

@@ -11,7 +11,7 @@ import click
 from core.errors import UsageError
 from core.models import utcnow
 from core.purge import PurgeReport
-from core.worker_commands import parse_due, parse_duration
+from core.worker_commands import due_time, parse_duration
 from workers.acting import MASKS, cli_actor, print_changes
 from workers.app import App
 from workers.options import as_worker_option
@@ -26,11 +26,10 @@ def _value(parse: Callable[[str], Any], text: str) -> Any:
 
 
 def _due(until: str | None, for_: str | None, now: datetime) -> datetime:
-    if (until is None) == (for_ is None):
+    due = due_time(for_, until, now) if (until is None) != (for_ is None) else None
+    if due is None:
         raise UsageError("give either --until TIME or --for DURATION")
-    if for_ is not None:
-        return now + _value(parse_duration, for_)
-    return _value(lambda text: parse_due(text, now), until or "")
+    return due
 
 
 @click.command()

@@ -13,22 +13,10 @@ from core.desk import Helpdesk
 from core.errors import UsageError
 from core.models import ApiToken, AuditEntry, WebSession, Worker
 from core.settings import Settings
+from testkit import Clock
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 PASSWORD = "correct horse battery"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

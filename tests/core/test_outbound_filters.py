@@ -19,8 +19,8 @@ from core.inbound import Envelope
 from core.mail_purpose import MailPurpose
 from core.due_tickets import reopen_due_tickets
 from core.lifecycle import wait_until
-from core.models import AuditEntry, OutboxItem, Status, Ticket, utcnow
-from core.notify import Outbound
+from core.models import AuditEntry, Group, OutboxItem, Status, Ticket, utcnow
+from core.notify import Outbound, send_sign_in_link
 from core.outbox import OutgoingFilter, OutgoingMail
 from core.pipeline import Delivery, run_pipeline
 from core.settings import Settings
@@ -101,6 +101,8 @@ def every_kind_of_mail(database: Database, settings: Settings, filters: tuple[Ou
         wait_until(session, ticket, later - timedelta(hours=1), actor=WORKER, now=utcnow())
     with database.write() as session:
         assert reopen_due_tickets(session, out, later) == 1
+        group = session.scalars(select(Group).where(Group.address == DESK)).one()
+        send_sign_in_link(session, out, group, WORKER, "http://127.0.0.1:8025/sign-in/link/x", 15, utcnow())
 
 
 @pytest.mark.sqlite_only

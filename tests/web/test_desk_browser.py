@@ -134,3 +134,27 @@ def test_bulk_close_and_the_collision_prompt(served: tuple[ServedDesk, Helpdesk]
     browser.find_element(By.ID, "close").click()  # the page is current now: it applies
     assert "closed" in browser.find_element(By.CSS_SELECTOR, ".said").text
     no_alert_and_no_script_error(browser)
+
+
+def test_a_hostile_html_mail_is_framed_sanitised_in_a_sandbox_and_runs_nothing(
+        served: tuple[ServedDesk, Helpdesk], browser: Any, database: Database, settings: Settings) -> None:
+    from selenium.webdriver.common.by import By
+
+    running, _ = served
+    mail = make_mail(sender="Mallory <mallory@customer.test>", subject="Formatted", body="plain part")
+    mail.add_alternative(f'<p>Hello <b>team</b></p>{HOSTILE}<img src="https://tracker.example/p.gif">',
+                         subtype="html")
+    deliver(database, settings, mail.as_bytes(), Envelope("deliver", "", ("support@example.com",)))
+    sign_in(browser, running.url)
+    browser.get(f"{running.url}/tickets/{masks(database)[-1]}")
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe.mail-html"))
+    assert browser.find_element(By.CSS_SELECTOR, "p b").text == "team"  # the mail, as formatted
+    assert "1 remote image blocked" in browser.find_element(By.TAG_NAME, "body").text
+    assert [img.get_attribute("src") or "" for img in browser.find_elements(By.TAG_NAME, "img")] == ["", ""]
+    assert browser.find_elements(By.CSS_SELECTOR, "script, [onerror], a[href^='javascript']") == []
+    browser.switch_to.default_content()
+    browser.find_element(By.LINK_TEXT, "Show remote images").click()  # the worker asks: loaded in the frame
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe.mail-html"))
+    assert browser.find_element(By.CSS_SELECTOR, "img[src^='https://tracker.example/']")
+    browser.switch_to.default_content()
+    no_alert_and_no_script_error(browser)

@@ -3,6 +3,7 @@ throttling, what a stranger learns, the list, a ticket, its actions, collisions,
 
 from __future__ import annotations
 
+
 import re
 from collections.abc import Iterator
 
@@ -13,30 +14,17 @@ from starlette.testclient import TestClient
 from core.accounts import FAILURES_PER_ADDRESS
 from core.db import Database
 from core.desk import Helpdesk
-from core.groups import ensure_default_group
-from core.inbound import Envelope
 from core.models import AuditEntry, OutboxItem, Status, Ticket
 from core.settings import Settings
-from mailgate.deliver import deliver
-from testkit import make_mail
+from web_kit import JANE, PASSWORD, desk_with_jane, printer_mails
 from web.app import SESSION_COOKIE, create_app
 
-JANE = "jane@corp.test"
-PASSWORD = "correct horse battery"
 pytestmark = pytest.mark.sqlite_only  # the desk adds no SQL of its own: core's tests cover both databases
 
 
 @pytest.fixture
 def desk(settings: Settings, database: Database) -> Helpdesk:
-    with database.write() as session:
-        ensure_default_group(session, settings.helpdesk)
-    desk = Helpdesk(settings, database)
-    desk.add_worker(JANE, "Jane Doe", ["Support"])
-    desk.set_password(JANE, PASSWORD)
-    for number in range(2):
-        mail = make_mail(sender=f"Alice <alice{number}@customer.test>", subject=f"Printer {number}", body="It broke.")
-        deliver(database, settings, mail.as_bytes(), Envelope("deliver", "", ("support@example.com",)))
-    return desk
+    return desk_with_jane(settings, database, printer_mails())
 
 
 @pytest.fixture
@@ -182,3 +170,16 @@ def test_a_revoked_session_is_signed_out_and_a_new_ticket_form_keeps_what_was_ty
         assert [r for r in session.scalars(select(OutboxItem.rcpt_tos)) if "bob@customer.test" in r] == []
     desk.revoke_sessions(JANE)
     assert client.get("/").status_code == 303
+
+
+def test_the_badge_counts_tickets_awaiting_an_answer_and_the_list_refreshes_by_its_rows(
+        client: TestClient, database: Database) -> None:
+    csrf = sign_in(client)
+    first, second = masks(database)
+    assert re.search(r'id="badge"[^>]*>2<', client.get("/").text)
+    rows = client.get("/?fragment=rows")
+    assert rows.headers["x-badge"] == "2" and "<html" not in rows.text and rows.text.count('class="ticket"') == 2
+    page = client.get(f"/tickets/{first}").text
+    client.post(f"/tickets/{first}/reply", data={"csrf": csrf, "seen": seen_of(page), "text": "On it."})
+    assert client.get("/?fragment=rows").headers["x-badge"] == "1"
+    assert second in client.get("/?fragment=rows").text

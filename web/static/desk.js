@@ -35,4 +35,32 @@
     }
     if (handled) event.preventDefault();
   });
+  // The list refreshes itself every 20 s: new mail shows up; the boxes ticked and the current row stay.
+  var table = document.getElementById("tickets");
+  if (table && window.fetch) {
+    setInterval(function () {
+      var ticked = {}, current = null;
+      rows().forEach(function (row) {
+        var box = row.querySelector("input[name=mask]");
+        if (box && box.checked) ticked[row.dataset.mask] = true;
+        if (row.classList.contains("current")) current = row.dataset.mask;
+      });
+      var url = window.location.pathname + window.location.search + (window.location.search ? "&" : "?") + "fragment=rows";
+      fetch(url, {credentials: "same-origin"}).then(function (answer) {
+        if (!answer.ok) return null;
+        var badge = answer.headers.get("x-badge");
+        var shown = document.getElementById("badge");
+        if (shown && badge !== null) shown.textContent = badge;
+        return answer.text();
+      }).then(function (html) {
+        if (html === null || html === undefined) return;
+        table.tBodies[0].innerHTML = html;
+        rows().forEach(function (row) {
+          var box = row.querySelector("input[name=mask]");
+          if (box && ticked[row.dataset.mask]) box.checked = true;
+          if (row.dataset.mask === current) row.classList.add("current");
+        });
+      }).catch(function () { /* offline for a moment: the next round tries again */ });
+    }, 20000);
+  }
 })();
