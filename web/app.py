@@ -279,7 +279,8 @@ class _Pages:
     async def new_form(self, request: Request, live: SessionView, *, error: str = "", status: int = 200,
                        values: dict[str, str] | None = None) -> Response:
         groups = await run_in_threadpool(self.desk.groups)
-        return self.render("new_ticket.html.j2", status, session=live, error=error, values=values or {},
+        blank = dict.fromkeys(("to", "cc", "subject", "group", "priority", "text", "owner"), "")
+        return self.render("new_ticket.html.j2", status, session=live, error=error, values={**blank, **(values or {})},
                            groups=[g.name for g in groups], priorities=[p.value for p in Priority])
 
     async def new_ticket(self, request: Request, live: SessionView) -> Response:

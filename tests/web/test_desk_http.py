@@ -161,6 +161,8 @@ def test_an_upload_over_the_limit_gets_413_and_changes_nothing(client: TestClien
 def test_a_revoked_session_is_signed_out_and_a_new_ticket_form_keeps_what_was_typed(
         client: TestClient, database: Database, desk: Helpdesk) -> None:
     csrf = sign_in(client)
+    form = client.get("/new")
+    assert form.status_code == 200 and 'name="subject"' in form.text and 'name="notify" checked' in form.text
     refused = client.post("/new", data={"csrf": csrf, "to": "bob@customer.test", "subject": "", "text": "Hello"})
     assert refused.status_code == 400 and "subject is missing" in refused.text and "bob@customer.test" in refused.text
     opened = client.post("/new", data={"csrf": csrf, "to": "bob@customer.test", "subject": "Your order",
