@@ -158,3 +158,15 @@ def test_a_hostile_html_mail_is_framed_sanitised_in_a_sandbox_and_runs_nothing(
     assert browser.find_element(By.CSS_SELECTOR, "img[src^='https://tracker.example/']")
     browser.switch_to.default_content()
     no_alert_and_no_script_error(browser)
+
+
+def test_the_desk_fits_a_phone_360_px_wide(served: tuple[ServedDesk, Helpdesk], browser: Any,
+                                           database: Database) -> None:
+    running, _ = served
+    browser.set_window_size(360, 800)
+    sign_in(browser, running.url)
+    for path in ("/", f"/tickets/{masks(database)[0]}", "/new"):
+        browser.get(f"{running.url}{path}")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 1, f"{path} is {overflow} px wider than the screen"

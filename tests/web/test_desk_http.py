@@ -185,3 +185,26 @@ def test_the_badge_counts_tickets_awaiting_an_answer_and_the_list_refreshes_by_i
     client.post(f"/tickets/{first}/reply", data={"csrf": csrf, "seen": seen_of(page), "text": "On it."})
     assert client.get("/?fragment=rows").headers["x-badge"] == "1"
     assert second in client.get("/?fragment=rows").text
+
+
+def test_forwarded_addresses_are_believed_only_from_a_trusted_proxy(settings: Settings, desk: Helpdesk,
+                                                                    database: Database) -> None:
+    from dataclasses import replace
+
+    for trusted, seen in (((), "testclient"), (("testclient",), "203.0.113.9")):
+        behind_proxy = Helpdesk(replace(settings, web=replace(settings.web, trusted_proxies=trusted)), database)
+        with TestClient(create_app(behind_proxy), follow_redirects=False) as client:
+            form = client.get("/sign-in")
+            client.post("/sign-in", data={"email": JANE, "password": "not her password", "csrf": csrf_of(form.text)},
+                        headers={"x-forwarded-for": "198.51.100.7, 203.0.113.9"})
+        with database.read() as session:
+            latest = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "sign_in_failed")
+                                     .order_by(AuditEntry.id.desc())).first()
+        assert latest == f"{JANE} from {seen}"
+
+
+def test_a_page_weighs_under_150_kb_with_its_css_and_script(client: TestClient) -> None:
+    sign_in(client)
+    weight = sum(len(client.get(path).content) for path in ("/", "/static/desk.css", "/static/desk.js",
+                                                            "/static/favicon.svg"))
+    assert weight < 150 * 1024
