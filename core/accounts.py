@@ -248,11 +248,6 @@ def revoke_api_tokens(session: Session, email: str, now: datetime) -> int:
     return len(list(revoked))
 
 
-def failures_since(session: Session, email: str, since: datetime) -> int:
-    return session.scalar(select(func.count()).select_from(SignInFailure)
-                          .where(SignInFailure.email == email, SignInFailure.at > since)) or 0
-
-
 def _worker(session: Session, email: str) -> Worker:
     worker = session.scalars(select(Worker).where(Worker.email == email.strip().lower())).first()
     if worker is None:

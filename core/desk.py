@@ -222,9 +222,8 @@ class Helpdesk(AdminCommands, AccountCommands):
     def open_ticket(self, request: NewTicket, actor: Actor) -> str:
         """A ticket a worker opens, its first message sent to its recipients; returns the new mask."""
         with self.database.write() as session:
-            worker = Acting(session, find_worker(session, actor.worker_email) if actor.worker_email else None,
-                            self.clock(), Outbound.from_settings(self.settings), actor).required_worker("new")
-            ticket = open_ticket_as_worker(session, Outbound.from_settings(self.settings), worker, request.to,
+            acting = self._acting(session, actor)
+            ticket = open_ticket_as_worker(session, acting.outbound, acting.required_worker("new"), request.to,
                                            request.cc, request.subject, request.priority, request.group,
                                            request.text, tuple(request.attachments), self.clock(),
                                            helpdesk=self.settings.helpdesk, notify=request.notify)
@@ -275,6 +274,11 @@ class Helpdesk(AdminCommands, AccountCommands):
         with self.database.read() as session:
             return search_tickets(session.connection(), query, limit, statuses)
 
+    def _acting(self, session: Session, actor: Actor) -> Acting:
+        """Who acts (their worker row, checked now), the time and the outbound, for one transaction."""
+        worker = find_worker(session, actor.worker_email) if actor.worker_email else None
+        return Acting(session, worker, self.clock(), Outbound.from_settings(self.settings), actor)
+
     def _on_tickets(self, masks: Sequence[str], actor: Actor, change: Change, *,
                     deleted_ok: bool = False) -> list[TicketChanged]:
         """Resolve every mask, then change every ticket, all in one transaction.
@@ -282,8 +286,7 @@ class Helpdesk(AdminCommands, AccountCommands):
         A deleted or held ticket is refused unless the command is about deletion or a verdict (`deleted_ok`).
         """
         with self.database.write() as session:
-            acting = Acting(session, find_worker(session, actor.worker_email) if actor.worker_email else None,
-                            self.clock(), Outbound.from_settings(self.settings), actor)
+            acting = self._acting(session, actor)
             done = []
             for ticket in locked_tickets(session, masks):
                 if not deleted_ok:

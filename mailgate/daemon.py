@@ -70,15 +70,8 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     except OSError as exc:  # port taken, address not ours: one line naming the setting, not a traceback
         await asyncio.to_thread(writer.close)
         raise CannotListen("smtp.listen", settings.smtp.host, settings.smtp.port, _why_not(exc)) from None
-    runner.start()  # after the port is ours: a gateway that cannot listen leaves no child behind
-    imap = ImapPollers(db, settings.imap, turns, runner.wake,  # one thread per [[imap]] account
-                       max_message_size=settings.smtp.max_message_size).start()
-    outbox = OutboxSender(db, settings.relay, settings.smtp.hostname, wake=runner.filed)  # sends what filing queued
-    outbox_stop = threading.Event()
-    outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
-    outbox_thread.start()
     web = None
-    if settings.web.listen:  # the web desk, on this event loop
+    if settings.web.listen:  # the web desk, on this event loop; before any child or thread starts
         from web.serve import READY_LINE as WEB_READY, WebServer
 
         web = WebServer(settings, db)
@@ -86,12 +79,15 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
             print(f"{WEB_READY} http://{await web.start()}", flush=True)
         except CannotListen:
             await gateway.stop()
-            await asyncio.to_thread(imap.stop)
             await asyncio.to_thread(writer.close)
-            await asyncio.to_thread(runner.stop)
-            outbox_stop.set()
-            outbox.wake()
             raise
+    runner.start()  # after the ports are ours: a door that cannot listen leaves no child behind
+    imap = ImapPollers(db, settings.imap, turns, runner.wake,  # one thread per [[imap]] account
+                       max_message_size=settings.smtp.max_message_size).start()
+    outbox = OutboxSender(db, settings.relay, settings.smtp.hostname, wake=runner.filed)  # sends what filing queued
+    outbox_stop = threading.Event()
+    outbox_thread = threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
+    outbox_thread.start()
     scheduler = Scheduler(db, settings)  # due tickets, auto-close, purge
     # its start writes to the database, which may be locked for seconds: never on the event loop,
     # where it would hold up every SMTP session's greeting

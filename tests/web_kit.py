@@ -13,6 +13,7 @@ from mailgate.deliver import deliver
 
 JANE = "jane@corp.test"
 PASSWORD = "correct horse battery"
+UNKNOWN_MASK = "QQQ-00000-000"  # shaped like a mask, and no ticket has it
 
 
 def desk_with_jane(settings: Settings, database: Database, mails: Sequence[bytes] = ()) -> Helpdesk:

@@ -65,8 +65,10 @@ def create_app(desk: Helpdesk) -> Starlette:
         Route("/new", pages.signed(pages.new_form), methods=["GET"]),
         Route("/new", pages.signed(pages.new_ticket), methods=["POST"]),
         Route("/tickets/{mask}", pages.signed(pages.ticket_page), methods=["GET"]),
-        Route("/tickets/{mask}/attachments/{number:int}", pages.signed(pages.attachment), methods=["GET"]),
-        Route("/tickets/{mask}/messages/{number:int}/html", pages.signed(mail_view(desk)), methods=["GET"]),
+        Route("/tickets/{mask}/attachments/{number:int}", pages.signed(pages.attachment, page=False),
+              methods=["GET"]),
+        Route("/tickets/{mask}/messages/{number:int}/html", pages.signed(mail_view(desk), page=False),
+              methods=["GET"]),
         Route("/tickets/{mask}/{action}", pages.signed(pages.act), methods=["POST"]),
         Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", status_code=301)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -92,15 +94,18 @@ class _Pages:
         context.setdefault("badge", _BADGE.get())
         return HTMLResponse(self.templates.get_template(name).render(**context), status_code=status)
 
-    def signed(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Only with a live session; POSTs only with its CSRF token. A stranger learns nothing of the path."""
+    def signed(self, handler: Handler, *, page: bool = True) -> Callable[[Request], Awaitable[Response]]:
+        """Only with a live session; POSTs only with its CSRF token. A stranger learns nothing of the path.
+
+        A `page` is drawn in the layout, whose menu shows the badge: only then is it counted.
+        """
         async def endpoint(request: Request) -> Response:
             token = request.cookies.get(SESSION_COOKIE, "")
             live = await run_in_threadpool(self.desk.session, token) if token else None
             if live is None:
                 wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/sign-in?{urlencode({'next': wanted})}", status_code=303)
-            if request.method == "GET":
+            if page and request.method == "GET":
                 _BADGE.set(await run_in_threadpool(self.desk.awaiting_answer))
             if request.method == "POST":
                 form = await request.form(max_fields=1000, max_files=50)
@@ -136,14 +141,18 @@ class _Pages:
             signed = await run_in_threadpool(self.desk.sign_in, str(form.get("email", "")),
                                               str(form.get("password", "")), client)
         except SignInThrottled as exc:
-            response = await self.sign_in_form(request, str(exc), 429)
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            return await self.throttled(request, exc)
         except SignInRefused as exc:
             return await self.sign_in_form(request, str(exc), 401)
         response = RedirectResponse(_local(str(form.get("next", "/"))), status_code=303)
         response.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="lax", secure=self.secure, path="/")
         response.delete_cookie(SIGN_IN_COOKIE, path="/")
+        return response
+
+    async def throttled(self, request: Request, exc: SignInThrottled) -> Response:
+        """The sign-in form again, 429, with when to try next."""
+        response = await self.sign_in_form(request, str(exc), 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     async def ask_for_link(self, request: Request) -> Response:
@@ -155,9 +164,7 @@ class _Pages:
         try:
             await run_in_threadpool(self.desk.mail_sign_in_link, str(form.get("email", "")), client)
         except SignInThrottled as exc:
-            response = await self.sign_in_form(request, str(exc), 429)
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            return await self.throttled(request, exc)
         return self.render("link_sent.html.j2", session=None)
 
     async def link_form(self, request: Request) -> Response:

@@ -15,7 +15,7 @@ from core.desk import Helpdesk
 from core.models import AuditEntry, OutboxItem, Priority, Status, Ticket
 from core.settings import Settings
 from core.ticket_views import TicketFilter
-from web_kit import JANE, desk_with_jane, printer_mails
+from web_kit import UNKNOWN_MASK, JANE, desk_with_jane, printer_mails
 from web.app import create_app
 
 pytestmark = pytest.mark.sqlite_only  # the API adds no SQL of its own: core's tests cover both databases
@@ -53,7 +53,7 @@ def test_without_a_live_token_every_path_is_refused_alike_and_nothing_changes(
     mask = masks(database)[0]
     for headers in ({"authorization": ""}, {"authorization": "Bearer pd_not-a-token"},
                     {"authorization": "Basic amFuZTpwdw=="}):
-        for path in (f"/api/v1/tickets/{mask}/close", "/api/v1/tickets/XXX-00000-000/close"):
+        for path in (f"/api/v1/tickets/{mask}/close", f"/api/v1/tickets/{UNKNOWN_MASK}/close"):
             refused = client.post(path, headers=headers)
             assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
             assert set(refused.json()) == {"error"} and "set-cookie" not in refused.headers
@@ -102,8 +102,8 @@ def test_actions_change_the_ticket_as_the_tokens_worker_and_a_reply_never_carrie
 
 def test_bulk_is_all_or_nothing(client: TestClient, database: Database) -> None:
     first, second = masks(database)
-    refused = client.post("/api/v1/bulk/close", json={"masks": [first, "XXX-00000-000"]})
-    assert refused.status_code == 404 and "XXX-00000-000" in refused.json()["error"]
+    refused = client.post("/api/v1/bulk/close", json={"masks": [first, UNKNOWN_MASK]})
+    assert refused.status_code == 404 and UNKNOWN_MASK in refused.json()["error"]
     assert statuses(database) == [Status.OPEN, Status.OPEN]
     done = client.post("/api/v1/bulk/close", json={"masks": [first, second]})
     assert [c["said"] for c in done.json()["changed"]] == ["closed", "closed"]
@@ -125,8 +125,8 @@ def test_bad_requests_get_json_errors_with_their_status_and_change_nothing(clien
         (client.get("/api/v1/tickets", params={"status": "lost"}), 400, "no status"),
         (client.get("/api/v1/tickets", params={"page": "two"}), 400, "whole number"),
         (client.get("/api/v1/search"), 400, "q is missing"),
-        (client.get("/api/v1/tickets/XXX-00000-000"), 404, "no ticket with mask XXX-00000-000"),
-        (client.post("/api/v1/tickets/XXX-00000-000/close"), 404, "no ticket"),
+        (client.get(f"/api/v1/tickets/{UNKNOWN_MASK}"), 404, f"no ticket with mask {UNKNOWN_MASK}"),
+        (client.post(f"/api/v1/tickets/{UNKNOWN_MASK}/close"), 404, "no ticket"),
         (client.post(f"/api/v1/tickets/{mask}/explode"), 404, "no action"),
         (client.post("/api/v1/bulk/reply", json={"masks": [mask]}), 404, "no bulk action"),
         (client.post(f"/api/v1/tickets/{mask}/assign", json={"owner": "bob@corp.test"}), 404, "no worker"),

@@ -16,7 +16,7 @@ from core.db import Database
 from core.desk import Helpdesk
 from core.models import AuditEntry, OutboxItem, Status, Ticket
 from core.settings import Settings
-from web_kit import JANE, PASSWORD, desk_with_jane, printer_mails
+from web_kit import UNKNOWN_MASK, JANE, PASSWORD, desk_with_jane, printer_mails
 from web.app import SESSION_COOKIE, create_app
 
 pytestmark = pytest.mark.sqlite_only  # the desk adds no SQL of its own: core's tests cover both databases
@@ -62,7 +62,7 @@ def sign_in(client: TestClient, email: str = JANE, password: str = PASSWORD) -> 
 def test_a_stranger_learns_nothing_of_a_mask_and_every_answer_carries_the_safety_headers(
         client: TestClient, database: Database) -> None:
     real, = masks(database)[:1]
-    answers = [client.get(f"/tickets/{mask}") for mask in (real, "XXX-00000-000")]
+    answers = [client.get(f"/tickets/{mask}") for mask in (real, UNKNOWN_MASK)]
     assert [a.status_code for a in answers] == [303, 303]
     assert all(a.headers["location"].startswith("/sign-in?next=") for a in answers)
     page = client.get("/sign-in")
@@ -96,7 +96,7 @@ def test_the_list_shows_the_open_tickets_and_a_ticket_its_conversation(client: T
     assert listing.status_code == 200 and all(mask in listing.text for mask in masks(database))
     page = client.get(f"/tickets/{masks(database)[0]}")
     assert page.status_code == 200 and "It broke." in page.text and "alice0@customer.test" in page.text
-    assert client.get("/tickets/XXX-00000-000").status_code == 404
+    assert client.get(f"/tickets/{UNKNOWN_MASK}").status_code == 404
     assert client.get("/?status=closed").text.count('class="ticket"') == 0
 
 

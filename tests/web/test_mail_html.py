@@ -16,7 +16,7 @@ from core.desk import Helpdesk
 from core.models import Ticket
 from core.settings import Settings
 from testkit import make_mail
-from web_kit import JANE, PASSWORD, desk_with_jane
+from web_kit import UNKNOWN_MASK, JANE, PASSWORD, desk_with_jane
 from web.app import create_app
 from web.mail_html import sanitise, sanitised
 
@@ -101,7 +101,7 @@ def test_a_stranger_gets_the_sign_in_and_a_message_without_html_or_out_of_range_
     sign_in(client)
     assert client.get(f"/tickets/{mask}/messages/2/html").status_code == 404
     assert client.get(f"/tickets/{mask}/messages/0/html").status_code == 404
-    assert client.get("/tickets/XXX-00000-000/messages/1/html").status_code == 404
+    assert client.get(f"/tickets/{UNKNOWN_MASK}/messages/1/html").status_code == 404
     assert desk.message_html(mask, 1).startswith("<") and desk.html_message_numbers(mask) == {1}
 
 
