@@ -170,3 +170,51 @@ def test_the_desk_fits_a_phone_360_px_wide(served: tuple[ServedDesk, Helpdesk], 
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 1, f"{path} is {overflow} px wider than the screen"
+
+
+FOCUSABLE_ROLES = {"button", "link", "textbox", "searchbox", "combobox", "checkbox", "radio", "menuitem",
+                   "ListBox", "listbox", "spinbutton", "switch", "tab"}
+
+
+def accessibility_tree(driver: Any) -> list[dict[str, Any]]:
+    """Chromium's own accessibility tree of the page: what a screen reader is given to announce."""
+    nodes = driver.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"]
+    return [node for node in nodes if not node.get("ignored")]
+
+
+def test_a_screen_reader_gets_names_landmarks_headings_and_a_sane_focus_order(
+        served: tuple[ServedDesk, Helpdesk], browser: Any, database: Database) -> None:
+    """Read from chromium's accessibility tree, as a screen reader does, not from the HTML source."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    running, _ = served
+    sign_in(browser, running.url)
+    for path in ("/", f"/tickets/{masks(database)[0]}", "/new"):
+        browser.get(f"{running.url}{path}")
+        nodes = accessibility_tree(browser)
+        roles = [node["role"]["value"] for node in nodes]
+        assert {"main", "navigation", "banner", "search"} <= set(roles), f"{path}: landmarks {set(roles)}"
+        unnamed = [(node["role"]["value"], node.get("backendDOMNodeId")) for node in nodes
+                   if node["role"]["value"] in FOCUSABLE_ROLES and not node.get("name", {}).get("value", "").strip()]
+        assert unnamed == [], f"{path}: controls a screen reader announces without a name: {unnamed}"
+        levels = [next(int(p["value"]["value"]) for p in node["properties"] if p["name"] == "level")
+                  for node in nodes if node["role"]["value"] == "heading"]
+        assert levels.count(1) == 1 and levels[0] == 1, f"{path}: headings {levels}"
+        assert all(later - earlier <= 1 for earlier, later in zip(levels, levels[1:])), f"{path}: skips {levels}"
+        # Tab from the top: the skip link first, then the controls in the order they are read.
+        browser.get(f"{running.url}{path}")
+        browser.execute_script("window.reached = [];"
+                               "document.addEventListener('focusin', e => window.reached.push(e.target))")
+        ActionChains(browser).send_keys(Keys.TAB * 12).perform()
+        reached = browser.execute_script("return window.reached")
+        assert reached[0].get_attribute("class") == "skip", f"{path}: Tab reaches {reached[0].tag_name} first"
+        in_order = browser.execute_script(
+            "return Array.from(document.querySelectorAll('a[href], button, input:not([type=hidden]), select,"
+            " textarea, iframe, [tabindex]')).filter(e => e.tabIndex >= 0 && !e.disabled && e.offsetParent !== null)")
+        assert reached == in_order[:len(reached)], f"{path}: Tab does not follow the page's reading order"
+        browser.execute_script("arguments[0].focus()", reached[0])
+        ActionChains(browser).send_keys(Keys.ENTER).perform()  # the skip link lands in the page's content
+        assert browser.execute_script("return location.hash") == "#main"
+    no_alert_and_no_script_error(browser)
