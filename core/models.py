@@ -144,6 +144,9 @@ class Group(Base):
     close_notice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     auto_close_days: Mapped[int | None] = mapped_column(Integer)  # waiting this long untouched: closed (scheduler)
     language: Mapped[str] = mapped_column(String(16), default="", server_default="")  # "fr": templates' NAME.fr.*
+    # On closing, the public conversation is stored encrypted and the close notice carries its link (core.transcripts)
+    transcripts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    transcript_address: Mapped[str] = mapped_column(String(320), default="", server_default="")  # the log copy
     buckets: Mapped[list[Bucket]] = relationship(back_populates="group")
 
 
@@ -210,6 +213,45 @@ class SignInFailure(Base):
     email: Mapped[str] = mapped_column(String(320))
     client: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerSignInLink(Base):
+    """A one-time link to the customer portal, mailed to an address: only its SHA-256 kept; used once, within minutes."""
+
+    __tablename__ = "customer_sign_in_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CustomerSession(Base):
+    """A customer signed in to the portal: a row of its own, so no customer session is ever a worker's."""
+
+    __tablename__ = "customer_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EncryptedTranscript(Base):
+    """A closed ticket's public conversation, AES-256-GCM encrypted under a key that is stored nowhere.
+
+    The key lives only in the link's fragment (`/transcripts/ID#KEY`), so this row alone reads as
+    noise; it names no ticket, outlives the ticket's purge and is removed after its retention.
+    """
+
+    __tablename__ = "transcripts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(64), unique=True)  # random; the link's path
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Ticket(Base):
