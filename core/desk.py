@@ -26,6 +26,8 @@ from core.buckets import destination, move_ticket, place
 from core.db import Database, open_configured
 from core.desk_accounts import AccountCommands
 from core.desk_admin import AdminCommands
+from core.desk_portal import PortalCommands
+from core.desk_transcripts import TranscriptCommands
 from core.errors import UsageError
 from core.inbound import InboundAttachment
 from core.lifecycle import (close_ticket, delete_ticket, judge_spam, refuse_deleted, reopen_ticket,
@@ -105,10 +107,11 @@ class NewTicket:
 Change = Callable[[Acting, Ticket], tuple[bool, str]]  # changes one ticket: whether it changed, and what to say
 
 
-class Helpdesk(AdminCommands, AccountCommands):
+class Helpdesk(AdminCommands, AccountCommands, PortalCommands, TranscriptCommands):
     """One helpdesk: its settings, its database, its clock; a method per use case on tickets (and, from
     AdminCommands, on workers, groups, buckets and organizations; from AccountCommands, on passwords,
-    sessions and API tokens)."""
+    sessions and API tokens; from PortalCommands, on what customers do in the portal; from
+    TranscriptCommands, on encrypted transcripts)."""
 
     def __init__(self, settings: Settings, database: Database | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:

@@ -173,6 +173,20 @@ class WebSettings(_Listening):
 
 
 @dataclass(frozen=True)
+class PortalSettings:
+    """The customers' portal at /portal on the desk's server (web/portal.py)."""
+
+    enabled: bool = True  # served wherever the desk is
+
+
+@dataclass(frozen=True)
+class TranscriptSettings:
+    """Encrypted transcripts of closed tickets (core/transcripts.py), for groups that keep them."""
+
+    retention_days: float = 365.0  # then the purge deletes the ciphertext and its link answers 404
+
+
+@dataclass(frozen=True)
 class TemplateSettings:
     """Where a helpdesk's own templates are: a file there named as a shipped one (templates/) wins."""
 
@@ -193,6 +207,8 @@ class Settings:
     scheduler: SchedulerSettings = SchedulerSettings()
     templates: TemplateSettings = TemplateSettings()
     web: WebSettings = WebSettings()
+    portal: PortalSettings = PortalSettings()
+    transcripts: TranscriptSettings = TranscriptSettings()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -240,7 +256,15 @@ def settings_from_dict(data: dict[str, Any], base_dir: Path, source: Path | None
                     imap=_imap_accounts(data.get("imap", []), base_dir),
                     scheduler=_scheduler(data.get("scheduler", {})),
                     templates=_templates(data.get("templates", {}), base_dir),
-                    web=_web(data.get("web", {})))
+                    web=_web(data.get("web", {})), portal=_section(PortalSettings, "portal", data.get("portal", {})),
+                    transcripts=_transcripts(data.get("transcripts", {})))
+
+
+def _transcripts(raw: Any) -> TranscriptSettings:
+    transcripts: TranscriptSettings = _section(TranscriptSettings, "transcripts", raw)
+    if transcripts.retention_days <= 0:
+        raise ConfigError("transcripts.retention_days", "must be above 0")
+    return transcripts
 
 
 def _web(raw: Any) -> WebSettings:

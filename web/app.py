@@ -36,6 +36,8 @@ from core.ticket_views import DEFAULT_STATUSES, STATUSES, TicketFilter, attachme
 from core.worker_tickets import parse_priority
 from web.mail_html import mail_view
 from web.api import api_routes
+from web.portal import portal_routes
+from web.transcripts import transcript_routes
 from web.actions import ACTIONS, BULK_ACTIONS, run_action
 from web.security import Guard
 
@@ -73,6 +75,8 @@ def create_app(desk: Helpdesk) -> Starlette:
         Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", status_code=301)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         *api_routes(desk),
+        *(portal_routes(desk) if desk.settings.portal.enabled else []),
+        *transcript_routes(desk),
     ]
     web = desk.settings.web
     return Starlette(routes=routes, middleware=[Middleware(Guard, max_body=web.max_upload_bytes,
