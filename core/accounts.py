@@ -99,7 +99,7 @@ def set_password(session: Session, email: str, password: str, now: datetime) -> 
 def sign_in(session: Session, email: str, password: str, client: str, now: datetime) -> SignedIn:
     """Check the password and open a session; throttled and audited. The caller commits, refusals too."""
     address = email.strip().lower()
-    wait = _throttled_for(session, address, client, now)
+    wait = throttle_wait(session, address, client, now)
     if wait:
         raise SignInThrottled(wait)
     worker = session.scalars(select(Worker).where(Worker.email == address)).first()
@@ -126,7 +126,7 @@ def new_sign_in_link(session: Session, email: str, client: str, now: datetime) -
     """A one-time sign-in token for the worker at this address, or None (unknown address, or enough links
     asked for lately). Every request counts towards the client's throttle, known address or not."""
     address = email.strip().lower()
-    wait = _throttled_for(session, "", client, now)
+    wait = throttle_wait(session, "", client, now)
     if wait:
         raise SignInThrottled(wait)
     session.add(SignInFailure(email="", client=client[:64], at=now))  # a request: the client's throttle counts it
@@ -167,7 +167,7 @@ def _password_matches(worker: Worker, password: str) -> bool:
         return False
 
 
-def _throttled_for(session: Session, email: str, client: str, now: datetime) -> int:
+def throttle_wait(session: Session, email: str, client: str, now: datetime) -> int:
     """Seconds until the next try is allowed for this address and client; 0 when it is now."""
     since = now - THROTTLE_WINDOW
     waits = []
