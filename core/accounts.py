@@ -126,10 +126,7 @@ def new_sign_in_link(session: Session, email: str, client: str, now: datetime) -
     """A one-time sign-in token for the worker at this address, or None (unknown address, or enough links
     asked for lately). Every request counts towards the client's throttle, known address or not."""
     address = email.strip().lower()
-    wait = throttle_wait(session, "", client, now)
-    if wait:
-        raise SignInThrottled(wait)
-    session.add(SignInFailure(email="", client=client[:64], at=now))  # a request: the client's throttle counts it
+    count_link_request(session, client, now)
     worker = session.scalars(select(Worker).where(Worker.email == address)).first()
     if worker is None:
         return None
@@ -142,6 +139,15 @@ def new_sign_in_link(session: Session, email: str, client: str, now: datetime) -
     session.add(AuditEntry(ticket_id=None, at=now, actor=SIGN_IN_ACTOR, action="sign_in_link",
                            detail=f"{worker.email} from {client[:64]}"))
     return token
+
+
+def count_link_request(session: Session, client: str, now: datetime) -> None:
+    """A request for a mailed link counts towards the client's throttle, known address or not; SignInThrottled
+    once the client has asked too often."""
+    wait = throttle_wait(session, "", client, now)
+    if wait:
+        raise SignInThrottled(wait)
+    session.add(SignInFailure(email="", client=client[:64], at=now))
 
 
 def sign_in_with_link(session: Session, token: str, client: str, now: datetime) -> SignedIn:

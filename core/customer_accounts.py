@@ -20,8 +20,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.accounts import (LINK_LIFETIME, LINKS_PER_ADDRESS, THROTTLE_WINDOW, TOUCH_EVERY, SignInRefused,
-                           SignInThrottled, throttle_wait, token_hash)
-from core.models import (AddressRow, AuditEntry, CustomerSession, CustomerSignInLink, SignInFailure, Ticket,
+                           count_link_request, token_hash)
+from core.models import (AddressRow, AuditEntry, CustomerSession, CustomerSignInLink, Ticket,
                          TicketRecipient, Worker)
 from core.portal_views import SHOWN_TO_CUSTOMERS
 
@@ -48,10 +48,7 @@ def new_portal_link(session: Session, email: str, client: str, now: datetime) ->
     Every request counts towards the client's throttle, whatever the address.
     """
     address = email.strip().lower()[:320]
-    wait = throttle_wait(session, "", client, now)
-    if wait:
-        raise SignInThrottled(wait)
-    session.add(SignInFailure(email="", client=client[:64], at=now))  # a request: the client's budget counts it
+    count_link_request(session, client, now)
     row = session.scalars(select(AddressRow).where(AddressRow.email == address)).first()
     if row is None or not _is_customer(session, row) or session.scalar(select(Worker.id).where(Worker.email == address)):
         return None

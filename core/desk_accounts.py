@@ -7,6 +7,9 @@ A refused sign-in is committed before it is reported: the throttle and the audit
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from sqlalchemy.orm import Session
 from datetime import datetime, timedelta
 
 from core.accounts import (LINK_LIFETIME, SessionView, SignedIn, SignInRefused, api_token_worker, end_sessions,
@@ -15,7 +18,26 @@ from core.accounts import (LINK_LIFETIME, SessionView, SignedIn, SignInRefused, 
 from core.groups import ensure_default_group
 from core.notify import Outbound, send_sign_in_link
 from core.db import Database
-from core.settings import Settings
+from core.settings import Settings, WebSettings
+
+
+View = TypeVar("View", covariant=True)
+
+
+class LiveSession(Protocol[View]):
+    def __call__(self, session: Session, token: str, now: datetime, *, idle: timedelta, absolute: timedelta,
+                 write: bool = True) -> tuple[View | None, bool]: ...
+
+
+def read_mostly(database: Database, web: WebSettings, now: datetime, live: LiveSession[View], token: str) -> View | None:
+    """A session looked up without a write lock; written only when it expired or its last use is stale."""
+    idle, absolute = timedelta(minutes=web.session_idle_minutes), timedelta(hours=web.session_hours)
+    with database.read() as session:
+        found, write_due = live(session, token, now, idle=idle, absolute=absolute, write=False)
+    if not write_due:
+        return found
+    with database.write() as session:
+        return live(session, token, now, idle=idle, absolute=absolute)[0]
 
 
 class AccountCommands:
@@ -59,14 +81,7 @@ class AccountCommands:
 
     def session(self, token: str) -> SessionView | None:
         """The live session a cookie names (its last use now), or None."""
-        web, now = self.settings.web, self.clock()
-        idle, absolute = timedelta(minutes=web.session_idle_minutes), timedelta(hours=web.session_hours)
-        with self.database.read() as session:
-            found, write_due = live_session(session, token, now, idle=idle, absolute=absolute, write=False)
-        if not write_due:
-            return found
-        with self.database.write() as session:
-            return live_session(session, token, now, idle=idle, absolute=absolute)[0]
+        return read_mostly(self.database, self.settings.web, self.clock(), live_session, token)
 
     def sign_out(self, token: str) -> None:
         with self.database.write() as session:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from core.accounts import LINK_LIFETIME, SignInRefused
 from core.addresses import Address
@@ -17,6 +17,7 @@ from core.compose import Outgoing, mailbox
 from core.customer_accounts import (CustomerSessionView, CustomerSignedIn, end_customer_session,
                                     live_customer_session, new_portal_link, sign_in_with_portal_link)
 from core.db import Database
+from core.desk_accounts import read_mostly
 from core.groups import ensure_default_group
 from core.inbound import InboundAttachment
 from core.lifecycle import close_ticket
@@ -81,14 +82,8 @@ class PortalCommands:
         raise refused
 
     def portal_session(self, token: str) -> CustomerSessionView | None:
-        web, now = self.settings.web, self.clock()
-        idle, absolute = timedelta(minutes=web.session_idle_minutes), timedelta(hours=web.session_hours)
-        with self.database.read() as session:
-            found, write_due = live_customer_session(session, token, now, idle=idle, absolute=absolute, write=False)
-        if not write_due:
-            return found
-        with self.database.write() as session:
-            return live_customer_session(session, token, now, idle=idle, absolute=absolute)[0]
+        """The live customer session a portal cookie names, or None; as the desk's sessions."""
+        return read_mostly(self.database, self.settings.web, self.clock(), live_customer_session, token)
 
     def portal_sign_out(self, token: str) -> None:
         with self.database.write() as session:
