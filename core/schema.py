@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from core.errors import SchemaOutOfDate
@@ -59,13 +59,38 @@ def upgrade(db: Database) -> tuple[str | None, str | None]:
 
     before = current_revision(db)
     config = _alembic_config()
-    with db.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
+    with db.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by rebuilding it (Alembic's batch mode): dropping the old copy of a
+            # table that tickets point at must not check their keys midway; they are checked once, at
+            # the end. The pragma works only outside a transaction, so it goes to the driver before the
+            # connection's first BEGIN (core.engine emits it) and after the commit.
+            _foreign_keys(connection, on=False)
+        else:
             # two daemons starting on one empty database: the second waits, then finds it current
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() if sqlite else []
+            if broken:
+                raise SchemaOutOfDate(f"the migration left rows pointing at nothing: {broken[:5]}")
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            if sqlite:
+                connection.invalidate()  # never back to the pool with its keys unchecked
+            raise
+        if sqlite:
+            _foreign_keys(connection, on=True)
     return before, current_revision(db)
+
+
+def _foreign_keys(connection: Connection, *, on: bool) -> None:
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 def is_empty(db: Database) -> bool:

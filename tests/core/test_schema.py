@@ -62,3 +62,31 @@ def test_the_cheap_schema_check_knows_the_newest_migration() -> None:
     from core.schema import SCHEMA_HEAD
 
     assert SCHEMA_HEAD == head_revision(), "set core.schema.SCHEMA_HEAD to the newest migration"
+
+
+def test_an_upgrade_keeps_the_tickets_of_a_database_in_use(db_url: str) -> None:
+    """A migration that rebuilds a table others point at (SQLite's batch mode) must not trip on their keys."""
+    from alembic import command
+
+    from core.schema import _alembic_config
+
+    db = open_database(db_url)
+    config = _alembic_config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0010")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO groups (id, name, address, auto_reply, close_notice, language)"
+                          " VALUES (1, 'Support', 'support@example.com', true, false, '')"))
+        conn.execute(text("INSERT INTO buckets (id, group_id, name) VALUES (1, 1, 'Inbox')"))
+        conn.execute(text("INSERT INTO tickets (id, mask, subject, status, priority, group_id, bucket_id, created_at,"
+                          " updated_at, last_action, spam_training) VALUES (1, 'ABC-12345-678', 'Kept', 'open',"
+                          " 'normal', 1, 1, '2026-12-01 09:00:00', '2026-12-01 09:00:00', 'new', 'none')"))
+    before, after = upgrade(db)
+    assert (before, after) == ("0010", head_revision())
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT subject, group_id FROM tickets")).all() == [("Kept", 1)]
+        assert conn.execute(text("SELECT transcripts, transcript_address FROM groups")).one() == (False, "")
+        if conn.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1  # on again for the daemon's work
+    db.dispose()
