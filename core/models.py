@@ -262,7 +262,9 @@ class Ticket(Base):
                       Index("ix_tickets_active_updated", "updated_at", "id",
                             sqlite_where=text(ACTIVE_STATUSES_SQL), postgresql_where=text(ACTIVE_STATUSES_SQL)),
                       Index("ix_tickets_created", "created_at"),
-                      Index("ix_tickets_owner", "owner_id"))
+                      Index("ix_tickets_owner", "owner_id"),
+                      # the desk's badge on every page counts open tickets by their last action, from the index alone
+                      Index("ix_tickets_status_last_action", "status", "last_action"))
     id: Mapped[int] = mapped_column(primary_key=True)
     mask: Mapped[str] = mapped_column(String(16), unique=True)
     subject: Mapped[str] = mapped_column(Text, default="")

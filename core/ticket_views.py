@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, RowMapping, bindparam, text
 
 from core.errors import AMBIGUOUS_SHOWN, AmbiguousMask, TicketNotFound, UsageError
 from core.masks import normalize_mask
@@ -314,6 +314,7 @@ def html_message_numbers(conn: Connection, given: str) -> set[int]:
 
 
 SEARCH_LIMIT = 20
+SCANNED_PER_TICKET = 20  # messages read per ticket wanted before every match is ranked (_search_sqlite)
 
 
 def search_tickets(conn: Connection, query: str, limit: int = SEARCH_LIMIT,
@@ -323,18 +324,37 @@ def search_tickets(conn: Connection, query: str, limit: int = SEARCH_LIMIT,
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise UsageError(f"a page holds 1 to {MAX_PAGE_SIZE} tickets")
     if conn.dialect.name == "sqlite":
-        # the matches are taken first, ranked, then joined: joined directly, SQLite asks FTS5 for
-        # each message's rank again and a common pair of words takes ten times as long
-        hits = ("WITH found AS MATERIALIZED (SELECT rowid AS id, rank FROM message_search"
-                " WHERE message_search MATCH :query)"
-                " SELECT m.ticket_id, min(found.rank) AS score FROM found JOIN messages m ON m.id = found.id"
-                " GROUP BY m.ticket_id")
-        query_text, better = fts5_query(terms), "ASC"  # FTS5's rank is BM25 negated: lower is better
+        rows = _search_sqlite(conn, fts5_query(terms), limit, statuses, scan=limit * SCANNED_PER_TICKET)
+        if len(rows) < limit:  # the best messages did not hold enough tickets of those statuses: all of them
+            rows = _search_sqlite(conn, fts5_query(terms), limit, statuses, scan=-1)
     else:
         hits = ("SELECT m.ticket_id, max(ts_rank(m.search_vector, plainto_tsquery('english', :query))) AS score"
                 " FROM messages m WHERE m.search_vector @@ plainto_tsquery('english', :query) GROUP BY m.ticket_id")
-        query_text, better = tsquery_text(terms), "DESC"
-    # the best tickets are chosen on the score alone; only they are then joined up for display
+        rows = _best_tickets(conn, hits, "DESC", {"query": tsquery_text(terms), "statuses": list(statuses),
+                                                  "limit": limit})
+    return _with_recipients(conn, rows)
+
+
+def _search_sqlite(conn: Connection, query: str, limit: int, statuses: tuple[str, ...],
+                   scan: int) -> Sequence[RowMapping]:
+    """The best tickets among the `scan` best messages (-1: every match), by their best message's BM25.
+
+    The matches are taken first, ranked, then joined: joined directly, SQLite asks FTS5 for each
+    message's rank again and a common pair of words takes ten times as long. A ticket's score is its
+    best message's, so the best tickets are among the best messages: only those are joined up, not
+    the thousands a common pair of words finds in a million tickets.
+    """
+    hits = ("WITH found AS MATERIALIZED (SELECT rowid AS id, rank FROM message_search"
+            " WHERE message_search MATCH :query ORDER BY rank LIMIT :scan)"
+            " SELECT m.ticket_id, min(found.rank) AS score FROM found JOIN messages m ON m.id = found.id"
+            " GROUP BY m.ticket_id")
+    # FTS5's rank is BM25 negated: lower is better
+    return _best_tickets(conn, hits, "ASC", {"query": query, "statuses": list(statuses), "limit": limit,
+                                             "scan": scan})
+
+
+def _best_tickets(conn: Connection, hits: str, better: str, params: dict[str, Any]) -> Sequence[RowMapping]:
+    """The best tickets are chosen on the score alone; only they are then joined up for display."""
     best = (f"SELECT hits.ticket_id, hits.score, st.updated_at FROM ({hits}) hits"
             f" JOIN tickets st ON st.id = hits.ticket_id WHERE st.status IN :statuses"
             f" ORDER BY hits.score {better}, st.updated_at DESC LIMIT :limit")
@@ -342,8 +362,7 @@ def search_tickets(conn: Connection, query: str, limit: int = SEARCH_LIMIT,
         f"SELECT {_TICKET_COLUMNS}, best.score FROM ({best}) best JOIN tickets t ON t.id = best.ticket_id"
         f" {_TICKET_JOINS} ORDER BY best.score {better}, t.updated_at DESC"
     ).bindparams(bindparam("statuses", expanding=True))
-    rows = conn.execute(statement, {"query": query_text, "statuses": list(statuses), "limit": limit}).mappings().all()
-    return _with_recipients(conn, rows)
+    return conn.execute(statement, params).mappings().all()
 
 
 def ticket_history(conn: Connection, given: str) -> list[dict[str, Any]]:

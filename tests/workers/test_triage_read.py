@@ -265,3 +265,20 @@ def test_a_locked_database_is_one_line_for_a_write_and_no_obstacle_to_a_read(
         holder.rollback()
         holder.close()
     assert json_in_process(config_path, "show", mask)["status"] == "open"
+
+
+def test_search_reaches_past_the_best_messages_when_their_tickets_are_left_out(database: Database,
+                                                                             settings: Settings) -> None:
+    """The best messages may all be a deleted ticket's: the search still finds the open one below them."""
+    from core.desk import Actor, Helpdesk
+    from core.ticket_views import SCANNED_PER_TICKET
+
+    desk = Helpdesk(settings, database)
+    desk.add_worker("wendy@corp.test", "Wendy")
+    deleted = file_mail(database, settings, subject="Zeppelin", body="zeppelin zeppelin zeppelin")
+    for n in range(SCANNED_PER_TICKET + 5):
+        desk.comment([deleted], f"zeppelin zeppelin zeppelin {n}", Actor("wendy@corp.test"))
+    change(database, deleted, status=Status.DELETED)
+    wanted = file_mail(database, settings, subject="Airships", body="Is a zeppelin an airship? Asking for a friend.")
+    assert [t["mask"] for t in desk.search("zeppelin", limit=1)] == [wanted]
+    assert [t["mask"] for t in desk.search("zeppelin", limit=1, statuses=("deleted",))] == [deleted]
