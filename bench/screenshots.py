@@ -35,6 +35,7 @@ from core.schema import ensure_schema  # noqa: E402
 from core.settings import settings_from_dict  # noqa: E402
 from mailgate.deliver import deliver  # noqa: E402
 from web.app import create_app  # noqa: E402
+from web.serve import listening_socket  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 WORKER, PASSWORD = "jane@corp.example", "correct horse battery"
@@ -71,7 +72,7 @@ def seeded(folder: Path) -> Helpdesk:
 def serve(desk: Helpdesk) -> str:
     config = uvicorn.Config(create_app(desk), host="127.0.0.1", port=0, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
-    sock = config.bind_socket()
+    sock = listening_socket(config)
     threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True).start()
     while not server.started:
         time.sleep(0.01)

@@ -36,6 +36,7 @@ from core.db import open_database  # noqa: E402
 from core.desk import Helpdesk  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from web.app import create_app  # noqa: E402
+from web.serve import listening_socket  # noqa: E402
 
 REQUESTS = 50
 P50_TARGET, P95_TARGET = 0.050, 0.150
@@ -46,7 +47,7 @@ def serve(desk: Helpdesk) -> tuple[str, uvicorn.Server]:
     config = uvicorn.Config(create_app(desk), host="127.0.0.1", port=0, lifespan="off", access_log=False,
                             log_level="warning")
     server = uvicorn.Server(config)
-    sock = config.bind_socket()
+    sock = listening_socket(config)
     threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True).start()
     while not server.started:
         time.sleep(0.01)

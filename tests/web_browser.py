@@ -20,6 +20,7 @@ import uvicorn
 
 from core.desk import Helpdesk
 from web.app import create_app
+from web.serve import listening_socket
 
 CHROMEDRIVER_ENV = "POSTDESK_TEST_CHROMEDRIVER"
 
@@ -43,7 +44,7 @@ def serve_in_thread(desk: Helpdesk) -> ServedDesk:
     config = uvicorn.Config(create_app(desk), host="127.0.0.1", port=0, lifespan="off", access_log=False,
                             log_level="warning")
     server = uvicorn.Server(config)
-    sock = config.bind_socket()
+    sock = listening_socket(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), name="web desk", daemon=True)
     thread.start()
     while not server.started:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -23,6 +24,14 @@ from web.app import create_app
 
 log = logging.getLogger(__name__)
 READY_LINE = "postdesk: web desk on"
+
+
+def listening_socket(config: uvicorn.Config) -> socket.socket:
+    """uvicorn's bound socket, named as TCP: asyncio turns Nagle's algorithm off only on sockets whose
+    proto says TCP, and uvicorn's says 0. With Nagle on, a response's body waits for the client's
+    delayed ACK of its headers: 40 ms added to every request on a kept-alive connection."""
+    bound = config.bind_socket()
+    return socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
 
 
 class _QuietServer(uvicorn.Server):
@@ -48,7 +57,7 @@ class WebServer:
     async def start(self) -> str:
         """Listen and serve in the background; returns `host:port` as bound."""
         try:
-            sock = self.config.bind_socket()
+            sock = listening_socket(self.config)
         except (OSError, SystemExit) as exc:  # uvicorn logs and exits when the port is taken
             raise CannotListen("web.listen", self.settings.web.host, self.settings.web.port,
                                "address already in use" if isinstance(exc, SystemExit) else str(exc)) from None

@@ -54,3 +54,34 @@ def test_postdesk_web_serves_the_desk_alone_until_sigterm(config_path: Path, tmp
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0, log.read_text()
+
+
+def test_the_desk_answers_without_nagles_delay_on_a_kept_alive_connection() -> None:
+    """asyncio turns Nagle's algorithm off only on a socket that says it is TCP; uvicorn's does not say so,
+    and every request on a kept-alive connection then waited for the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from web.serve import listening_socket
+
+    async def accept_one() -> int:
+        config = uvicorn.Config(app=None, host="127.0.0.1", port=0)  # type: ignore[arg-type]  (only bound here)
+        sock = listening_socket(config)
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                served = transport.get_extra_info("socket")
+                accepted.set_result(served.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        nodelay = await asyncio.wait_for(accepted, 10)
+        writer.close()
+        server.close()
+        return nodelay
+
+    assert asyncio.run(accept_one()) != 0
