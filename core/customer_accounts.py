@@ -109,5 +109,10 @@ def live_customer_session(session: Session, token: str, now: datetime, *, idle: 
 
 
 def end_customer_session(session: Session, token: str, now: datetime) -> None:
-    session.execute(update(CustomerSession).where(CustomerSession.token_hash == token_hash(token),
-                                                  CustomerSession.ended_at.is_(None)).values(ended_at=now))
+    """Sign out: the session ends, and the audit log says whose."""
+    ended = session.execute(update(CustomerSession).where(CustomerSession.token_hash == token_hash(token),
+                                                          CustomerSession.ended_at.is_(None))
+                            .values(ended_at=now).returning(CustomerSession.address_id)).scalars().all()
+    for address_id in ended:
+        email = session.scalar(select(AddressRow.email).where(AddressRow.id == address_id))
+        session.add(AuditEntry(ticket_id=None, at=now, actor=email or "?", action="portal_sign_out", detail=""))

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import TicketNotFound, UsageError
+from core.personal_mail import private_addresses
 from core.models import (AddressRow, Attachment, Blob, LastAction, Message, MessageKind, Priority, Status, Ticket,
                          TicketRecipient)
 from core.transcript import Transcript, read_transcript
@@ -133,10 +134,11 @@ def _rows(address_id: int) -> Select[Any]:
     return select(Ticket, count).where(_theirs(address_id))
 
 
-def _row(ticket: Ticket, messages: int) -> PortalTicketRow:
+def _row(session: Session, ticket: Ticket, messages: int) -> PortalTicketRow:
     status = customer_status(ticket.status, ticket.last_action, ticket.owner_id is not None)
     assert status is not None  # _theirs lets only shown tickets through
-    return PortalTicketRow(ticket.mask, ticket.subject, status, ticket.priority, messages, ticket.created_at,
+    subject = private_addresses(session).redact(ticket.subject)  # a worker may have typed an address in it
+    return PortalTicketRow(ticket.mask, subject, status, ticket.priority, messages, ticket.created_at,
                            ticket.updated_at)
 
 
@@ -152,14 +154,18 @@ def customer_tickets(session: Session, email: str, wanted: PortalFilter) -> list
         query = query.where(Ticket.created_at >= _day_start(wanted.created_from))
     if wanted.created_to is not None:
         query = query.where(Ticket.created_at < _day_start(wanted.created_to) + timedelta(days=1))
-    for word in _words(wanted.words):
+    words = _words(wanted.words)
+    private = private_addresses(session).emails
+    if any("@" in word and any(word in email for email in private) for word in words):
+        return []  # shown redacted, a worker's address must not be found either: no answer tells it is there
+    for word in words:
         pattern = f"%{_escape_like(word)}%"
         in_messages = exists().where(Message.ticket_id == Ticket.id, public_messages(),
                                      func.lower(Message.text).like(pattern, escape="\\"))
         query = query.where(or_(func.lower(Ticket.subject).like(pattern, escape="\\"), in_messages))
     query = query.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(PORTAL_PAGE) \
         .offset((wanted.page - 1) * PORTAL_PAGE)
-    return [_row(found[0], found[1]) for found in session.execute(query)]
+    return [_row(session, found[0], found[1]) for found in session.execute(query)]
 
 
 def waiting_for_customer(session: Session, email: str) -> int:
@@ -189,7 +195,7 @@ def customer_ticket(session: Session, email: str, mask: str) -> PortalTicket:
         select(Attachment.id, Attachment.filename, Attachment.content_type, Blob.size)
         .join(Message, Message.id == Attachment.message_id).join(Blob, Blob.sha256 == Attachment.blob_sha256)
         .where(Message.ticket_id == ticket.id, public_messages()).order_by(Message.id, Attachment.position)).all()
-    return PortalTicket(_row(ticket, messages), read_transcript(session, ticket),
+    return PortalTicket(_row(session, ticket, messages), read_transcript(session, ticket),
                         tuple(PortalAttachment(i, f or f"attachment-{i}", c, s) for i, f, c, s in attachments))
 
 

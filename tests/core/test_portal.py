@@ -91,7 +91,7 @@ def test_a_link_signs_a_customer_in_once_and_only_within_its_minutes(desk: Helpd
     with database.read() as session:  # a customer's session is no worker's: the desk's table never holds it
         assert session.scalars(select(WebSession)).all() == []
         actions = session.scalars(select(AuditEntry.action).where(AuditEntry.ticket_id.is_(None))).all()
-    assert {"portal_link", "portal_sign_in", "portal_link_refused"} <= set(actions)
+    assert {"portal_link", "portal_sign_in", "portal_link_refused", "portal_sign_out"} <= set(actions)
 
 
 def test_the_form_answers_alike_and_mails_only_customers(desk: Helpdesk, database: Database) -> None:
@@ -135,6 +135,10 @@ def test_a_customer_sees_only_their_tickets_and_nothing_internal(desk: Helpdesk,
             desk.customer_ticket(alice.email, mask)
         assert str(refused.value) == f"no ticket with mask {mask}"  # the same words for theirs and no one's
     assert desk.customer_tickets(alice.email, PortalFilter(words="cheap plan")) == []  # comments are not searched
+    desk.customer_reply(alice, printer, f"Your colleague {JANE} said so, and it burns again.")
+    for words in (JANE, "jane@corp", "again"):  # a worker's address is no search word: found or not, no answer
+        found = desk.customer_tickets(alice.email, PortalFilter(words=words))
+        assert [r.mask for r in found] == ([printer] if words == "again" else []), words
 
 
 def test_filters_search_and_the_badge(desk: Helpdesk, database: Database, clock: Clock) -> None:
