@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from core.buckets import BucketView, add_bucket, list_buckets, remove_bucket, rename_bucket
 from core.db import Database
 from core.errors import UsageError
+from core.groups import TranscriptOptions, every_transcript_options, set_transcripts
 from core.helpdesk_addresses import own_addresses
 from core.organizations import (OrganizationView, add_organization, edit_organization, list_organizations,
                                 remove_organization)
 from core.settings import Settings
-from core.staff import (GroupView, WorkerView, add_group, add_worker, edit_group, edit_worker, list_groups,
-                        list_workers, remove_group, remove_worker, set_auto_close_days)
+from core.staff import (GroupView, WorkerView, add_group, add_worker, edit_group, edit_worker, find_group,
+                        list_groups, list_workers, remove_group, remove_worker, set_auto_close_days)
 
 
 class AdminCommands:
@@ -54,30 +55,37 @@ class AdminCommands:
     # groups
 
     def add_group(self, name: str, address: str, *, auto_reply: bool = True, close_notice: bool = False,
-                  auto_close_days: int | None = None, language: str = "") -> GroupView:
+                  auto_close_days: int | None = None, language: str = "", transcripts: bool = False,
+                  transcript_address: str = "") -> GroupView:
         """A new group with its Inbox; an address the gateway would refuse mail for is refused here,
         before the first customer's bounce would tell."""
+        own = own_addresses(self.settings.helpdesk)
         with self.database.write() as session:
-            added = add_group(session, name, address, auto_reply, close_notice,
-                              own_addresses(self.settings.helpdesk), language)
+            added = add_group(session, name, address, auto_reply, close_notice, own, language)
             if auto_close_days is not None:
                 added = set_auto_close_days(session, added.name, auto_close_days)
+            set_transcripts(find_group(session, added.name), own, keep=transcripts, address=transcript_address)
             return added
 
     def edit_group(self, name: str, *, address: str | None = None, auto_reply: bool | None = None,
                    close_notice: bool | None = None, language: str | None = None,
-                   auto_close_days: int | None = None, no_auto_close: bool = False) -> GroupView:
+                   auto_close_days: int | None = None, no_auto_close: bool = False,
+                   transcripts: bool | None = None, transcript_address: str | None = None) -> GroupView:
         """Change what is given of a group (a new address checked as `add_group` does); the rest stays.
 
         `auto_close_days` closes its tickets waiting untouched that long; `no_auto_close` never does.
+        `transcripts` keeps its closed tickets' conversations encrypted, mailing their links
+        (core.transcripts), with a copy to `transcript_address` ("" drops it).
         """
         if auto_close_days is not None and no_auto_close:
             raise UsageError("give either auto-close days or no auto-close, not both")
+        own = own_addresses(self.settings.helpdesk)
         with self.database.write() as session:
             changed = edit_group(session, name, address=address, auto_reply=auto_reply, close_notice=close_notice,
-                                 own=own_addresses(self.settings.helpdesk), language=language)
+                                 own=own, language=language)
             if auto_close_days is not None or no_auto_close:
                 changed = set_auto_close_days(session, changed.name, auto_close_days)
+            set_transcripts(find_group(session, changed.name), own, keep=transcripts, address=transcript_address)
             return changed
 
     def remove_group(self, name: str) -> None:
@@ -89,6 +97,11 @@ class AdminCommands:
         """Every group with its address, options and members, by name."""
         with self.database.read() as session:
             return list_groups(session)
+
+    def group_transcripts(self) -> dict[str, TranscriptOptions]:
+        """Each group's encrypted transcript options, by group name (GroupView does not carry them)."""
+        with self.database.read() as session:
+            return {options.group: options for options in every_transcript_options(session)}
 
     # buckets: `group` None is the settings' default group, the one mail without a group's address lands in
 

@@ -53,9 +53,9 @@ def _auto_closable(group_id: int, days: int, now: datetime) -> ColumnElement[boo
 def close_long_waiting(session: Session, out: Outbound, now: datetime, limit: int = BATCH) -> int:
     """Close up to `limit` tickets that waited longer than their group's auto-close days; returns how many."""
     closed_count = 0
-    groups = session.execute(select(Group.id, Group.auto_close_days, Group.close_notice)
+    groups = session.execute(select(Group.id, Group.auto_close_days, Group.close_notice | Group.transcripts)
                              .where(Group.auto_close_days.is_not(None)).order_by(Group.id)).all()
-    for group_id, days, close_notice in groups:
+    for group_id, days, notice in groups:  # a group keeping transcripts mails their links, notice or not
         if days is None:  # excluded by the query's WHERE; this narrows the type
             continue
         where = _auto_closable(group_id, days, now)
@@ -63,7 +63,7 @@ def close_long_waiting(session: Session, out: Outbound, now: datetime, limit: in
                                    .limit(limit - closed_count).with_for_update(skip_locked=True)))
         closed = change_statuses(session, dict.fromkeys(ids, f"waiting over {days} days"), where, Status.WAITING,
                                  Status.CLOSED, actor=SCHEDULER, now=now)
-        if close_notice:
+        if notice:
             _send_close_notices(session, out, closed, now)
         closed_count += len(closed)
         if closed_count >= limit:

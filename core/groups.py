@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.addresses import normalize_address
 from core.db import Database
+from core.errors import UsageError
+from core.helpdesk_addresses import OwnAddresses
 from core.models import Bucket, Group
 from core.reply_tokens import without_tag
 from core.settings import HelpdeskSettings
@@ -49,3 +54,47 @@ def group_for_recipients(session: Session, rcpt_tos: tuple[str, ...], helpdesk: 
         if group is not None:
             return group
     return ensure_default_group(session, helpdesk)
+
+
+@dataclass(frozen=True)
+class TranscriptOptions:
+    """Whether a group keeps encrypted transcripts of its closed tickets (core.transcripts), and the address
+    their links are copied to ("" none): a log the group keeps of what it closed."""
+
+    group: str
+    transcripts: bool
+    transcript_address: str
+
+
+def set_transcripts(group: Group, own: OwnAddresses, *, keep: bool | None = None,
+                    address: str | None = None) -> TranscriptOptions:
+    """Turn a group's transcripts on or off, or set (`""`: drop) their copy's address; what is not given stays.
+
+    An address the helpdesk takes mail for is refused: each copy would come back as a new ticket.
+    """
+    if address is not None:
+        group.transcript_address = _copy_address(address, own)
+    if keep is not None:
+        group.transcripts = keep
+    return transcript_options(group)
+
+
+def transcript_options(group: Group) -> TranscriptOptions:
+    return TranscriptOptions(group.name, group.transcripts, group.transcript_address)
+
+
+def every_transcript_options(session: Session) -> list[TranscriptOptions]:
+    """Every group's transcript options, by name."""
+    return [transcript_options(g) for g in session.scalars(select(Group).order_by(Group.name))]
+
+
+def _copy_address(given: str, own: OwnAddresses) -> str:
+    if not given.strip():
+        return ""
+    try:
+        address = normalize_address(given)
+    except ValueError as exc:
+        raise UsageError(f"transcript address: {exc}") from None
+    if own.accepts(address):
+        raise UsageError(f"transcript address: {address} is the helpdesk's own: each copy would open a ticket")
+    return address

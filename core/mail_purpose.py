@@ -15,7 +15,8 @@ class MailPurpose(StrEnum):
     AUTO_REPLY = "auto_reply"  # the acknowledgement of a new ticket, to the mail's return path (RFC 3834)
     WORKER_NOTIFICATION = "notification"  # a customer's mail forwarded to the owner or the group's workers
     WORKER_REPLY = "reply"  # a worker's answer relayed to the ticket's recipients
-    CLOSE_NOTICE = "close_notice"  # the ticket closed, with its public transcript, to the recipients
+    CLOSE_NOTICE = "close_notice"  # the ticket closed, with its public transcript (or its link), to the recipients
+    TRANSCRIPT_COPY = "transcript_copy"  # the same close notice, with the transcript's link, to the group's log address
     COMMAND_ERROR = "command_error"  # a worker's mail was not relayed (or relayed with changes), and why
     MERGED = "merged"  # tickets turned out to be one conversation, to the workers
     MAIL_CAP = "mail_cap"  # the hourly cap holds mail to an address (a loop?), to the workers

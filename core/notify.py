@@ -19,9 +19,10 @@ from core.masks import reply_subject, subject_with_mask
 from core.models import AddressRow, AutoReplySent, Group, Message, MessageKind, Ticket, Worker
 from core.outbox import OutgoingFilter, OutgoingMail
 from core.personal_mail import Person, customer_references, queue_guarded, send_to_each
-from core.settings import Settings
+from core.settings import Settings, WebSettings
 from core.staff import group_members
 from core.transcript import read_transcript
+from core.transcripts import seal_transcript
 from core.upsert import insert_ignore
 
 MAX_REFERENCES = 20
@@ -37,12 +38,14 @@ class Outbound:
     hourly_cap: int = 20  # mails about one ticket to one address per hour (core.personal_mail)
     filters: tuple[OutgoingFilter, ...] = ()  # every mail passes these, in order, then the worker-address guard
     templates: Templates = SHIPPED  # [templates] folder first; each group's language
+    base_url: str = WebSettings.base_url  # `[web] base_url`: where a link in mail (a transcript's) points
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Outbound:
         """The installation's outbound; the one place its outgoing filters (a footer, signing) are to be named."""
         return cls(settings.smtp.hostname, timedelta(seconds=settings.auto_reply.window_seconds),
-                   settings.helpdesk.max_mails_per_hour, templates=Templates(settings.templates.folder))
+                   settings.helpdesk.max_mails_per_hour, templates=Templates(settings.templates.folder),
+                   base_url=settings.web.base_url)
 
     def templates_of(self, group: Group) -> Templates:
         """The templates a group's mail is written from: in its language, where there are some."""
@@ -202,25 +205,40 @@ def ticket_recipients(session: Session, ticket: Ticket) -> list[AddressRow]:
 
 
 def send_close_notice(session: Session, out: Outbound, ticket: Ticket, now: datetime) -> bool:
-    """When the group asks for it: mail the recipients that the ticket closed, with the transcript."""
+    """When the group asks for it: mail the recipients that the ticket closed, with the transcript.
+
+    A group that keeps encrypted transcripts (core.transcripts) always mails this notice, and it carries
+    the transcript's link instead of the conversation (`close_notice_link`: an installation's own
+    `close_notice` template, written to quote the conversation, is never used then), to the recipients
+    and, as a copy, to the group's transcript address. A transcript is sealed only when someone gets
+    its link: the key exists nowhere else.
+    """
     group = session.get(Group, ticket.group_id)
     assert group is not None
     recipients = ticket_recipients(session, ticket)
-    if not group.close_notice or not recipients:
+    people = [Person(r.email, r.name) for r in recipients]
+    copied = group.transcripts and group.transcript_address not in {p.email for p in people}
+    log_copy = group.transcript_address if copied else ""
+    if not (group.close_notice or group.transcripts) or not (people or log_copy):
         return False
     transcript = read_transcript(session, ticket)
     templates = out.templates_of(group)
-    body = templates.render("close_notice", transcript=transcript)
-    subject = templates.line("close_notice_subject", subject=transcript.subject)
-    people = [Person(r.email, r.name) for r in recipients]
+    link = seal_transcript(session, transcript, out.base_url, now, templates) if group.transcripts else ""
+    body = templates.render("close_notice_link" if link else "close_notice", transcript=transcript, link=link)
+    subject = subject_with_mask(templates.line("close_notice_subject", subject=transcript.subject), ticket.mask)
     everyone = [mailbox(p.email, p.name) for p in people]
 
     def compose(person: Person) -> Outgoing:
         references = customer_references(session, ticket, person.email)
-        return Outgoing(sender=mailbox(group.address, group.name), to=everyone,
-                        subject=subject_with_mask(subject, ticket.mask),
-                        body=body,
+        return Outgoing(sender=mailbox(group.address, group.name), to=everyone, subject=subject, body=body,
                         in_reply_to=references[-1] if references else None, references=references)
 
-    return bool(out.send_to_each(session, ticket, group, people, compose, MailPurpose.CLOSE_NOTICE, now))
+    sent = out.send_to_each(session, ticket, group, people, compose, MailPurpose.CLOSE_NOTICE, now)
+    if log_copy:  # a log, not a person of the ticket: no reply token, not counted as proof of anyone
+        copy = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(log_copy)], subject=subject,
+                        body=body, auto_submitted="auto-generated")
+        mail = OutgoingMail(copy, MailPurpose.TRANSCRIPT_COPY, group.address, (log_copy,), ticket)
+        if queue_guarded(session, mail, out.filters, out.hostname, now, counted=False) is not None:
+            sent.append(log_copy)
+    return bool(sent)
 

@@ -1,8 +1,10 @@
-"""Removes for good what was deleted long ago: tickets with their messages, blobs nobody else uses, old quarantine.
+"""Removes for good what was deleted long ago: tickets with their messages, blobs nobody else uses, old quarantine,
+encrypted transcripts past their retention.
 
 A ticket is purgeable when it is `deleted` and untouched since the cutoff (until then `restore` brings
 it back), or held as spam by the filter and not judged by any worker for `spam.retention_days`. Purging goes in batches, each its own transaction: the batch's tickets are claimed (FOR
-UPDATE SKIP LOCKED on PostgreSQL), their attachments, messages and the tickets themselves deleted
+UPDATE SKIP LOCKED on PostgreSQL), their attachments, messages, the mail the helpdesk wrote about them
+(a notification or a close notice quotes the conversation) and the tickets themselves deleted
 (recipients, thread keys and their audit entries go by cascade). The blobs those attachments used
 are checked every BLOB_CHECK_BATCHES batches and at the end, and deleted when no attachment uses
 them any more: checked per batch, a blob shared by thousands of mails (a logo in a signature) would
@@ -10,6 +12,13 @@ be looked up again and again past the index entries of the attachments already d
 that dies between two checks leaves those blobs unused but stored. Running it twice, or in two
 daemons at once, removes each thing once. Every purged ticket leaves one audit entry (ticket_id
 NULL) naming its mask and what went with it.
+
+Nothing else keeps a purged ticket's words: what its first mail taught the spam filter as not spam is
+taken back (a spam verdict stays taught), and on SQLite the search index is merged once a run that
+removed messages, since its segments keep a deleted message's words until then.
+
+An encrypted transcript (core.transcripts) names no ticket: it outlives the ticket's purge and goes
+when `[transcripts] retention_days` have passed since it was sealed.
 """
 
 from __future__ import annotations
@@ -19,13 +28,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Delete, Select, and_, delete, exists, func, insert, not_, or_, select, true
+from sqlalchemy import (ColumnElement, Delete, Select, and_, delete, exists, func, insert, not_, or_, select, text,
+                        true)
 from sqlalchemy.sql.dml import ReturningDelete
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from core.db import Database
-from core.models import Attachment, AuditEntry, Blob, Message, QuarantineItem, Status, Ticket
+from core.models import (Attachment, AuditEntry, Blob, EncryptedTranscript, Message, OutboxItem, QuarantineItem,
+                         SpamToken, SpamTraining, Status, Ticket)
 from core.settings import Settings
+from spam.statistics import apply_changes
+from spam.tokens import tokenize
+from spam.training import first_mail, verdict_changes
 
 BATCH = 1000  # tickets a transaction: a crash loses at most one batch's work, never half a ticket
 IN_LIST = 5000  # values bound in one IN (...): well under SQLite's limit on bound parameters
@@ -41,6 +55,7 @@ class PurgeReport:
     attachments: int = 0
     blobs: int = 0
     quarantined: int = 0
+    transcripts: int = 0
 
     def add(self, other: PurgeReport) -> None:
         for name, value in asdict(other).items():
@@ -51,7 +66,8 @@ class PurgeReport:
 
     def describe(self) -> str:
         return (f"{self.tickets} tickets, {self.messages} messages, {self.attachments} attachments, "
-                f"{self.blobs} attachment contents, {self.quarantined} quarantined mails")
+                f"{self.blobs} attachment contents, {self.quarantined} quarantined mails, "
+                f"{self.transcripts} transcripts")
 
     @property
     def removed_anything(self) -> bool:
@@ -61,23 +77,25 @@ class PurgeReport:
 @dataclass(frozen=True)
 class Cutoffs:
     """Deleted tickets untouched since `deleted`, tickets held as spam since `held`, mail quarantined before
-    `quarantined`, go."""
+    `quarantined`, transcripts sealed before `transcripts`, go."""
 
     deleted: datetime
     quarantined: datetime
     held: datetime
+    transcripts: datetime
 
     @classmethod
     def from_settings(cls, settings: Settings, now: datetime) -> Cutoffs:
         """The retention settings' cutoffs."""
         return cls(deleted=now - timedelta(days=settings.scheduler.deleted_retention_days),
                    quarantined=now - timedelta(days=settings.scheduler.quarantine_retention_days),
-                   held=now - timedelta(days=settings.spam.retention_days))
+                   held=now - timedelta(days=settings.spam.retention_days),
+                   transcripts=now - timedelta(days=settings.transcripts.retention_days))
 
     @classmethod
     def older_than(cls, age: timedelta, now: datetime) -> Cutoffs:
         """One age for all (`postdesk purge --older-than 30d`)."""
-        return cls(deleted=now - age, quarantined=now - age, held=now - age)
+        return cls(deleted=now - age, quarantined=now - age, held=now - age, transcripts=now - age)
 
 
 def purgeable(cutoffs: Cutoffs, ticket: type[Ticket] = Ticket) -> ColumnElement[bool]:
@@ -101,6 +119,8 @@ def count_purgeable(session: Session, cutoffs: Cutoffs) -> PurgeReport:
         blobs=_count(session, attachments.where(not_(_kept_elsewhere(cutoffs))).distinct()),
         quarantined=_count(session, select(QuarantineItem.id)
                            .where(QuarantineItem.quarantined_at <= cutoffs.quarantined)),
+        transcripts=_count(session, select(EncryptedTranscript.id)
+                           .where(EncryptedTranscript.created_at <= cutoffs.transcripts)),
     )
 
 
@@ -132,9 +152,11 @@ def purge_ticket_batch(session: Session, cutoffs: Cutoffs, *, since: datetime | 
         return PurgeReport(), None, []
     ids = [row.id for row in claimed]
     per_ticket, blobs = _contents(session, ids)
+    _untrain_answered(session, ids)
     _delete(session, delete(Attachment).where(Attachment.message_id.in_(select(Message.id)
                                                                         .where(Message.ticket_id.in_(ids)))))
     _delete(session, delete(Message).where(Message.ticket_id.in_(ids)))
+    _delete(session, delete(OutboxItem).where(OutboxItem.ticket_id.in_(ids)))  # else kept, the ticket SET NULL
     gone = set(_deleted(session, delete(Ticket).where(Ticket.id.in_(ids)).returning(Ticket.id)))
     report = PurgeReport(tickets=len(gone), messages=sum(per_ticket.get(i, (0, 0))[0] for i in gone),
                          attachments=sum(per_ticket.get(i, (0, 0))[1] for i in gone))
@@ -158,6 +180,24 @@ def _contents(session: Session, ids: Sequence[int]) -> tuple[dict[int, tuple[int
     return {t: (len(m), attachments.get(t, 0)) for t, m in messages.items()}, sorted(blobs)
 
 
+def _untrain_answered(session: Session, ids: Sequence[int]) -> None:
+    """What the tickets taught the filter as not spam is taken back, and the tokens no other mail carries go.
+
+    Their words would outlive them in spam_tokens otherwise (a token can be a word pair: a piece of a
+    sentence). A spam verdict stays taught: the filter needs it, and spam is nobody's conversation.
+    """
+    for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(ids),
+                                                       Ticket.spam_training == SpamTraining.NOT_SPAM)).all():
+        mail = first_mail(session, ticket)
+        if mail is None:
+            continue
+        tokens = sorted(tokenize(mail))
+        apply_changes(session, verdict_changes(frozenset(tokens), SpamTraining.NOT_SPAM, SpamTraining.NONE))
+        for start in range(0, len(tokens), IN_LIST):
+            _delete(session, delete(SpamToken).where(SpamToken.token.in_(tokens[start:start + IN_LIST]),
+                                                     SpamToken.spam <= 0, SpamToken.ham <= 0))
+
+
 def delete_unused_blobs(session: Session, candidates: Sequence[str]) -> int:
     """Delete the candidates no attachment uses any more; a blob another message carries stays."""
     removed = 0
@@ -179,13 +219,22 @@ def _audit_purged(session: Session, purged: Sequence[tuple[str, tuple[int, int]]
 
 def purge_quarantine_batch(session: Session, cutoff: datetime, limit: int = BATCH) -> int:
     """Delete up to `limit` quarantined mails older than the cutoff; returns how many."""
-    ids = list(session.scalars(select(QuarantineItem.id).where(QuarantineItem.quarantined_at <= cutoff)
-                               .order_by(QuarantineItem.quarantined_at).limit(limit)
+    return _delete_oldest(session, QuarantineItem, QuarantineItem.quarantined_at, cutoff, limit)
+
+
+def purge_transcript_batch(session: Session, cutoff: datetime, limit: int = BATCH) -> int:
+    """Delete up to `limit` encrypted transcripts sealed before the cutoff; returns how many."""
+    return _delete_oldest(session, EncryptedTranscript, EncryptedTranscript.created_at, cutoff, limit)
+
+
+def _delete_oldest(session: Session, model: type[QuarantineItem] | type[EncryptedTranscript],
+                   at: InstrumentedAttribute[datetime], cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` rows whose time `at` is at or before the cutoff, oldest first; returns how many."""
+    ids = list(session.scalars(select(model.id).where(at <= cutoff).order_by(at).limit(limit)
                                .with_for_update(skip_locked=True)))
     if not ids:
         return 0
-    return len(_deleted(session, delete(QuarantineItem).where(QuarantineItem.id.in_(ids))
-                       .returning(QuarantineItem.id)))
+    return len(_deleted(session, delete(model).where(model.id.in_(ids)).returning(model.id)))
 
 
 def _delete(session: Session, statement: Delete) -> None:
@@ -220,17 +269,32 @@ def run_purge(db: Database, cutoffs: Cutoffs, *, actor: str, clock: Callable[[],
                                                         now=now, limit=limit)
                 if batch.tickets == 0:
                     batch.quarantined = purge_quarantine_batch(session, cutoffs.quarantined, limit)
+                if batch.tickets == 0 and batch.quarantined < limit:
+                    batch.transcripts = purge_transcript_batch(session, cutoffs.transcripts, limit)
             report.add(batch)
             blobs.update(used)
             batches += 1
             if batches % check_blobs_every == 0:
                 report.blobs += _check_blobs(db, blobs)
-            if batch.tickets == 0 and batch.quarantined < limit:
+            if batch.tickets == 0 and batch.quarantined < limit and batch.transcripts < limit:
                 break
     finally:
         report.blobs += _check_blobs(db, blobs)
+    if report.messages:
+        _merge_search_index(db)
     _audit_run(db, report, actor, clock())
     return report
+
+
+def _merge_search_index(db: Database) -> None:
+    """SQLite's search index (migration 0006) keeps a deleted message's words in its segments until they are
+    merged: merged into one now, after a purge that removed messages, so its tables hold none of them.
+
+    A rewrite of the whole index, once a run. PostgreSQL's search vector is a column of the message's row.
+    """
+    with db.write() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("INSERT INTO message_search(message_search) VALUES ('optimize')"))
 
 
 def _check_blobs(db: Database, candidates: set[str]) -> int:

@@ -8,6 +8,7 @@ from dataclasses import asdict
 import click
 
 from core.errors import UsageError
+from core.groups import TranscriptOptions
 from core.staff import GroupView
 from workers.app import App
 from workers.output import print_json, print_table
@@ -158,6 +159,11 @@ def worker_token(app: App, email: str, name: str, revoke: bool) -> None:
     click.echo(app.desk().new_api_token(email, name))
 
 
+TRANSCRIPTS_HELP = ("On closing a ticket, keep its conversation encrypted and mail its link instead of the text "
+                    "(the close notice is sent then, whatever --close-notice says).")
+TRANSCRIPT_ADDRESS_HELP = "Also mail each transcript's link here (a log of what the group closed)."
+
+
 @click.group()
 def group() -> None:
     """Groups: each has an address, an inbox, and members who are notified.
@@ -166,6 +172,7 @@ def group() -> None:
     Examples:
       postdesk group add Billing --address billing@example.com
       postdesk group edit Billing --close-notice --auto-close-days 14
+      postdesk group edit Billing --transcripts --transcript-address closed-log@corp.example
       postdesk group list --json
     """
 
@@ -180,17 +187,21 @@ def group() -> None:
 @click.option("--auto-close-days", type=int, metavar="N", help="Close tickets waiting untouched longer than N days.")
 @click.option("--language", default="", metavar="CODE",
               help="Write the group's mails in this language (fr, de…) where templates exist; default English.")
+@click.option("--transcripts/--no-transcripts", default=False, show_default=True, help=TRANSCRIPTS_HELP)
+@click.option("--transcript-address", default="", metavar="ADDRESS", help=TRANSCRIPT_ADDRESS_HELP)
 @click.pass_obj
 def group_add(app: App, name: str, address: str, auto_reply: bool, close_notice: bool,
-              auto_close_days: int | None, language: str) -> None:
+              auto_close_days: int | None, language: str, transcripts: bool, transcript_address: str) -> None:
     """Add a group.
 
     \b
-    Example:
+    Examples:
       postdesk group add Billing --address billing@example.com --no-auto-reply --auto-close-days 14
+      postdesk group add Legal --address legal@example.com --transcripts --transcript-address log@corp.example
     """
     added = app.desk().add_group(name, address, auto_reply=auto_reply, close_notice=close_notice,
-                                 auto_close_days=auto_close_days, language=language)
+                                 auto_close_days=auto_close_days, language=language, transcripts=transcripts,
+                                 transcript_address=transcript_address)
     click.echo(f"added group {added.name} <{added.address}>")
 
 
@@ -205,14 +216,22 @@ def group_list(app: App, as_json: bool) -> None:
       postdesk group list
       postdesk group list --json
     """
-    rows = app.desk().groups()
+    rows, kept = app.desk().groups(), app.desk().group_transcripts()
     if as_json:
-        print_json([asdict(r) for r in rows])
+        print_json([{**asdict(r), "transcripts": kept[r.name].transcripts,
+                     "transcript_address": kept[r.name].transcript_address} for r in rows])
         return
-    print_table(["name", "address", "auto_reply", "close_notice", "auto_close", "language", "members"],
+    print_table(["name", "address", "auto_reply", "close_notice", "auto_close", "language", "transcripts", "members"],
                 [[r.name, r.address, "yes" if r.auto_reply else "no", "yes" if r.close_notice else "no",
                   f"{r.auto_close_days}d" if r.auto_close_days else "never", r.language or "en",
-                  ", ".join(r.members)] for r in rows])
+                  _transcripts_cell(kept[r.name]), ", ".join(r.members)] for r in rows])
+
+
+def _transcripts_cell(options: TranscriptOptions) -> str:
+    """`no`, `yes`, or `yes, copy to log@corp.example`."""
+    if not options.transcripts:
+        return "no"
+    return f"yes, copy to {options.transcript_address}" if options.transcript_address else "yes"
 
 
 @group.command("edit")
@@ -224,10 +243,14 @@ def group_list(app: App, as_json: bool) -> None:
 @click.option("--auto-close-days", type=int, metavar="N", help="Close tickets waiting untouched longer than N days.")
 @click.option("--no-auto-close", is_flag=True, help="Never close the group's waiting tickets by time.")
 @click.option("--language", metavar="CODE", help="Write the group's mails in this language (fr, de…; en: English).")
+@click.option("--transcripts/--no-transcripts", default=None, help=TRANSCRIPTS_HELP)
+@click.option("--transcript-address", metavar="ADDRESS", help=TRANSCRIPT_ADDRESS_HELP + " \"\" drops it.")
 @click.pass_obj
 def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None, close_notice: bool | None,
-               auto_close_days: int | None, no_auto_close: bool, language: str | None) -> None:
-    """Change a group's address, acknowledgements, close notices or auto-close; what is not given stays.
+               auto_close_days: int | None, no_auto_close: bool, language: str | None, transcripts: bool | None,
+               transcript_address: str | None) -> None:
+    """Change a group's address, acknowledgements, close notices, auto-close or transcripts; what is not given
+    stays.
 
     A waiting ticket with a due time is reopened then, never auto-closed.
 
@@ -237,28 +260,35 @@ def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None
       postdesk group edit Support --no-auto-close
       postdesk group edit Billing --address invoices@example.com --no-auto-reply --close-notice
       postdesk group edit Support --language fr
+      postdesk group edit Support --transcripts --transcript-address closed-log@corp.example
     """
     if auto_close_days is not None and no_auto_close:
         raise UsageError("give either --auto-close-days N or --no-auto-close")
     given = {key for key, value in (("address", address), ("auto_reply", auto_reply), ("close_notice", close_notice),
                                     ("auto_close", True if no_auto_close else auto_close_days),
-                                    ("language", language)) if value is not None}
+                                    ("language", language), ("transcripts", transcripts),
+                                    ("transcript_address", transcript_address)) if value is not None}
     if not given:
         raise UsageError("nothing to change: give --address, --[no-]auto-reply, --[no-]close-notice, "
-                         "--auto-close-days N, --no-auto-close or --language CODE")
-    changed = app.desk().edit_group(name, address=address, auto_reply=auto_reply, close_notice=close_notice,
-                                    language=language, auto_close_days=auto_close_days, no_auto_close=no_auto_close)
-    click.echo(_group_line(changed, given))
+                         "--auto-close-days N, --no-auto-close, --language CODE, --[no-]transcripts "
+                         "or --transcript-address ADDRESS")
+    desk = app.desk()
+    changed = desk.edit_group(name, address=address, auto_reply=auto_reply, close_notice=close_notice,
+                              language=language, auto_close_days=auto_close_days, no_auto_close=no_auto_close,
+                              transcripts=transcripts, transcript_address=transcript_address)
+    click.echo(_group_line(changed, desk.group_transcripts()[changed.name], given))
 
 
-def _group_line(group: GroupView, given: set[str]) -> str:
+def _group_line(group: GroupView, kept: TranscriptOptions, given: set[str]) -> str:
     """`group Support: close notice on, auto-close after 3 days`: what the edit set."""
     parts = {"address": f"address {group.address}",
              "auto_reply": f"auto-reply {'on' if group.auto_reply else 'off'}",
              "close_notice": f"close notice {'on' if group.close_notice else 'off'}",
              "auto_close": f"auto-close after {group.auto_close_days} days" if group.auto_close_days
              else "no auto-close",
-             "language": f"language {group.language or 'en'}"}
+             "language": f"language {group.language or 'en'}",
+             "transcripts": f"transcripts {'on' if kept.transcripts else 'off'}",
+             "transcript_address": f"transcript copies to {kept.transcript_address or 'nobody'}"}
     return f"group {group.name}: " + ", ".join(text for key, text in parts.items() if key in given)
 
 

@@ -79,6 +79,9 @@ def every_kind_of_mail(database: Database, settings: Settings, filters: tuple[Ou
     out = Outbound("postdesk.test", timedelta(hours=1), filters=filters)
     file(database, settings, out, make_mail(sender=f"Alice <{ALICE}>", to=DESK), ALICE)  # notification, auto_reply
     note = notification_id(database)
+    with database.write() as session:  # the close notice carries a transcript's link, copied to the group's log
+        desk = session.scalars(select(Group).where(Group.address == DESK)).one()
+        desk.transcripts, desk.transcript_address = True, "closed-log@archive.test"
     for body in ("#frobnicate\nHello", "On it.", "#close\nFixed, closing."):  # command_error, reply, close_notice
         file(database, settings, out, make_mail(sender=WORKER, to=DESK, in_reply_to=note, body=body), WORKER)
     original = make_mail(sender="carol@customer.test", to=DESK, cc="bob@customer.test, erin@customer.test",

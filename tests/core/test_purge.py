@@ -90,7 +90,7 @@ def test_only_what_was_deleted_or_quarantined_before_the_cutoff_goes(database: D
         (None, "tester", "purge", f"{mask_of(0)}: 0 messages, 0 attachments"),
         (None, "tester", "purge", f"{mask_of(1)}: 0 messages, 0 attachments"),
         (None, "tester", "purge", "purged 2 tickets, 0 messages, 0 attachments, 0 attachment contents, "
-                                  "1 quarantined mails")]
+                                  "1 quarantined mails, 0 transcripts")]
 
 
 def test_a_ticket_restored_before_the_purge_stays(database: Database) -> None:

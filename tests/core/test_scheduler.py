@@ -118,18 +118,23 @@ def test_auto_close_closes_only_tickets_waiting_untouched_past_the_groups_days(d
     assert scheduler_entries(database) == [(i, "waiting -> closed: waiting over 7 days") for i in old]
 
 
-def test_auto_close_sends_the_close_notice_the_group_asks_for(database: Database) -> None:
+@pytest.mark.parametrize("notice, transcripts", [(True, False), (False, True)])
+def test_auto_close_sends_the_close_notice_the_group_asks_for(database: Database, notice: bool,
+                                                              transcripts: bool) -> None:
+    """Asked for by close_notice, or by transcripts: a group keeping them mails the link whatever its notice."""
     with database.write() as session:
         ids = add_tickets(session, 1, status=Status.WAITING, now=NOW, updated_at=NOW - timedelta(days=3))
         add_messages(session, ids, NOW - timedelta(days=3))
         customer = session.scalar(select(AddressRow.id).where(AddressRow.email == "customer@outside.test"))
         session.add(TicketRecipient(ticket_id=ids[0], address_id=customer, added_at=NOW))
-        session.execute(update(Group).values(auto_close_days=2, close_notice=True))
+        session.execute(update(Group).values(auto_close_days=2, close_notice=notice, transcripts=transcripts))
     with database.write() as session:
         assert close_long_waiting(session, OUT, NOW) == 1
     with database.read() as session:
-        notices = session.execute(select(OutboxItem.purpose, OutboxItem.rcpt_tos, OutboxItem.ticket_id)).all()
-    assert notices == [("close_notice", ["customer@outside.test"], ids[0])]
+        notices = session.execute(select(OutboxItem.purpose, OutboxItem.rcpt_tos, OutboxItem.ticket_id,
+                                         OutboxItem.raw)).all()
+    assert [tuple(n[:3]) for n in notices] == [("close_notice", ["customer@outside.test"], ids[0])]
+    assert (b"/transcripts/" in notices[0].raw) is transcripts
 
 
 def test_a_reopened_ticket_tells_its_owner_or_else_its_groups_workers_once(database: Database) -> None:

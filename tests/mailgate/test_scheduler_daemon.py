@@ -110,5 +110,6 @@ def test_two_daemons_on_postgresql_reopen_each_due_ticket_once_and_purge_once(
         runs = list(session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "purge",
                                                                     AuditEntry.detail.like("purged %"))))
         deleted_left = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == Status.DELETED))
-    assert runs == ["purged 40 tickets, 0 messages, 0 attachments, 0 attachment contents, 0 quarantined mails"]
+    assert runs == ["purged 40 tickets, 0 messages, 0 attachments, 0 attachment contents, 0 quarantined mails, "
+                    "0 transcripts"]
     assert deleted_left == 0

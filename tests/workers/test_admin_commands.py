@@ -134,7 +134,8 @@ def test_worker_and_group_edit(config_path: Path) -> None:
         "group Billing: auto-reply on, close notice off"
     assert [g for g in json_of(config_path, "group", "list") if g["name"] == "Billing"] == [
         {"name": "Billing", "address": "invoices@example.com", "auto_reply": True, "close_notice": False,
-         "members": ["jane@corp.test"], "auto_close_days": 7, "language": ""}]
+         "members": ["jane@corp.test"], "auto_close_days": 7, "language": "", "transcripts": False,
+         "transcript_address": ""}]
 
 
 @pytest.mark.sqlite_only
@@ -154,7 +155,8 @@ def test_admin_errors_are_one_line_and_change_nothing(config_path: Path) -> None
         (("group", "edit", "Billing", "--address", "jane@corp.test"), "jane@corp.test is a worker's address"),
         (("group", "edit", "Billing", "--address", "nowhere"), "not a mail address: 'nowhere'"),
         (("group", "edit", "Billing"), "nothing to change: give --address, --[no-]auto-reply, --[no-]close-notice, "
-                                       "--auto-close-days N, --no-auto-close or --language CODE"),
+                                       "--auto-close-days N, --no-auto-close, --language CODE, --[no-]transcripts "
+                                       "or --transcript-address ADDRESS"),
         (("group", "edit", "Billing", "--language", "français"), "not a language code: 'français' (e.g. fr, de, pt-br)"),
         (("bucket", "add", "later"), "group Support has a bucket 'later' already"),
         (("bucket", "add", "X", "--group", "Nope"), "no group named 'Nope'"),

@@ -21,7 +21,8 @@ def test_groups_and_workers_round_trip(config_path: Path) -> None:
     groups = {g["name"]: g for g in json_in_process(config_path, "group", "list")}
     assert groups["Billing"] == {"name": "Billing", "address": "billing@example.com", "auto_reply": False,
                                  "close_notice": True, "members": ["jane@corp.test"],
-                                 "auto_close_days": None, "language": ""}
+                                 "auto_close_days": None, "language": "", "transcripts": False,
+                                 "transcript_address": ""}
     assert groups["Support"]["members"] == ["jane@corp.test"] and groups["Support"]["auto_reply"] is True
     assert json_in_process(config_path, "worker", "list") == [
         {"email": "jane@corp.test", "name": "Jane Doe", "groups": ["Billing", "Support"]}]

@@ -112,15 +112,15 @@ def test_purge_dry_run_changes_nothing_and_the_purge_reports_what_went(database:
         old = add_tickets(session, 2, status=Status.DELETED, now=now, updated_at=now - timedelta(days=10))
         add_messages(session, old, now, attachments=[b"a shared file"])
         add_tickets(session, 1, status=Status.DELETED, now=now, start=10, updated_at=now - timedelta(days=2))
-    expected = {"tickets": 2, "messages": 2, "attachments": 2, "blobs": 1, "quarantined": 0}
+    expected = {"tickets": 2, "messages": 2, "attachments": 2, "blobs": 1, "quarantined": 0, "transcripts": 0}
     assert json_in_process(config_path, "purge", "--older-than", "7d", "--dry-run") == {"dry_run": True, **expected}
     assert deleted_masks(database) == [mask_of(0), mask_of(1), mask_of(10)]
     assert ok(config_path, "purge", "--older-than", "7d") == (
-        "purged: 2 tickets, 2 messages, 2 attachments, 1 attachment contents, 0 quarantined mails")
+        "purged: 2 tickets, 2 messages, 2 attachments, 1 attachment contents, 0 quarantined mails, 0 transcripts")
     assert deleted_masks(database) == [mask_of(10)]
     # the default is the retention setting: 30 days, so the last one stays
     assert ok(config_path, "purge") == (
-        "purged: 0 tickets, 0 messages, 0 attachments, 0 attachment contents, 0 quarantined mails")
+        "purged: 0 tickets, 0 messages, 0 attachments, 0 attachment contents, 0 quarantined mails, 0 transcripts")
 
 
 def test_groups_take_auto_close_days(config_path: Path) -> None:
