@@ -420,6 +420,9 @@ class SpoolItem(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # a runner claims a row before parsing it (mailgate.spool_claims); another takes it once the lease ran out
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class QuarantineItem(Base):

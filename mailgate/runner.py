@@ -2,8 +2,8 @@
 
 Each batch is one transaction with a savepoint per message, so one bad message costs only itself.
 A spool row is deleted in the same savepoint that files its message, so a crash at any moment
-leaves the mail either filed or still spooled. Several runners (gateways) may share one database:
-a row another runner already filed is simply gone when this one tries to delete it.
+leaves the mail either filed or still spooled. Several runners (daemons) may share one database:
+each claims its batch before parsing it (mailgate.spool_claims), so none parses or files another's.
 
 The daemon runs its runner in a process of its own (RunnerProcess): filing is CPU work, and in the
 SMTP process it would take the interpreter lock from the event loop that answers every session.
@@ -23,22 +23,22 @@ from logging.handlers import QueueHandler, QueueListener
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
-from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.db import Database, open_configured
 from core.errors import PostdeskError, StorageError, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
-from core.models import SpoolItem, utcnow
+from core.models import utcnow
 from core.notify import Outbound
 from core.pipeline import Delivery, FilingOutcome, run_pipeline
 from core.quarantine import quarantine_raw
 from core.settings import Settings
 from mailgate.parse import parse_message
 from mailgate.spool import NoTurns, WriteTurns
+from mailgate.spool_claims import claim_batch, delete_claimed, release, runner_name
 
 if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
     from core.dkim_proof import DnsLookup
@@ -52,7 +52,6 @@ RETRY_PAUSE_SECONDS = 1.0
 # and a waiting SMTP client waits at most this long (plus one message) for its 250.
 MIN_TURN_SECONDS = 0.005
 START_METHOD: Final = "spawn"  # never fork a process that holds open database connections
-_DELETE_SPOOLED = delete(SpoolItem).where(SpoolItem.id == bindparam("id"))  # built once: run per mail
 
 
 def _dkim_lookup(settings: Settings) -> DnsLookup | None:
@@ -139,6 +138,7 @@ class RunStats:
     duplicates: int = 0
     quarantined: int = 0
     retried: int = 0
+    parsed: int = 0  # parses, retries included: with every runner claiming its own rows, one per mail
 
 
 class SpoolRunner:
@@ -148,6 +148,7 @@ class SpoolRunner:
                  poll_seconds: float = 1.0, wake: Flag | None = None, turns: WriteTurns | NoTurns = NoTurns(),
                  filed: Flag | None = None, log_each_mail: bool = False) -> None:
         self._db = db
+        self.name = runner_name()  # what its claims on spool rows say
         self._log_each_mail = log_each_mail  # the daemon's runner; an import of thousands stays quiet
         self._filed = filed  # set after each commit that filed mail: the outbox may have mail to send now
         self._turns = turns
@@ -190,23 +191,35 @@ class SpoolRunner:
         the spool writer asks for its turn: the runner commits after the message in hand, steps
         aside, and goes on with the rest of the batch in a new transaction.
         """
-        items = self._fetch()
+        items = self._claim()
         if not items:
             return False
+        self.stats.parsed += len(items)
         pending = [_parse(item) for item in items]
         failures = 0
-        while pending:
-            ended: list[MailFiled] = []
-            with self._turns.runner(), self._db.write() as session:
-                done, failed = self._file_until_writer_waits(session, pending, ended)
-            if done > failed and self._filed is not None:
-                self._filed.set()
-            if self._log_each_mail:
-                for mail in ended:
-                    mail.log()
-            failures += failed
-            pending = pending[done:]
+        try:
+            while pending:
+                ended: list[MailFiled] = []
+                with self._turns.runner(), self._db.write() as session:
+                    done, failed = self._file_until_writer_waits(session, pending, ended)
+                if done > failed and self._filed is not None:
+                    self._filed.set()
+                if self._log_each_mail:
+                    for mail in ended:
+                        mail.log()
+                failures += failed
+                pending = pending[done:]
+        finally:
+            if pending:  # cut short (the database went away): the rest waits for the next look, not the lease
+                self._release([p.item.id for p in pending])
         return failures < len(items)
+
+    def _release(self, spool_ids: list[int]) -> None:
+        try:
+            with self._turns.runner(), self._db.write() as session:
+                release(session, self.name, spool_ids)
+        except (StorageError, SQLAlchemyError) as exc:
+            log.warning("spool runner: claims on %d rows kept until their lease ends: %s", len(spool_ids), exc)
 
     def _file_until_writer_waits(self, session: Session, pending: list[_Parsed],
                                  ended: list[MailFiled]) -> tuple[int, int]:
@@ -227,12 +240,9 @@ class SpoolRunner:
                 return done, failed
         return len(pending), failed
 
-    def _fetch(self) -> list[_Spooled]:
-        with self._db.read() as session:
-            rows = session.execute(
-                select(SpoolItem.id, SpoolItem.received_at, SpoolItem.source, SpoolItem.mail_from,
-                       SpoolItem.rcpt_tos, SpoolItem.raw, SpoolItem.attempts)
-                .order_by(SpoolItem.id).limit(self._batch_size)).all()
+    def _claim(self) -> list[_Spooled]:
+        with self._turns.runner(), self._db.write() as session:
+            rows = claim_batch(session, self.name, self._batch_size, utcnow())
         return [_Spooled(r.id, r.received_at, Envelope(r.source, r.mail_from, tuple(r.rcpt_tos)), r.raw, r.attempts)
                 for r in rows]
 
@@ -241,8 +251,8 @@ class SpoolRunner:
         item, result = parsed.item, parsed.result
         try:
             with session.begin_nested():
-                if _delete_spooled(session, item.id) == 0:
-                    return None  # another runner filed it
+                if not delete_claimed(session, self.name, item.id):
+                    return None  # our lease ran out and another runner holds it now
                 if isinstance(result, UnparseableMessage):
                     _quarantine(session, item, f"unparseable: {result}")
                     self.stats.quarantined += 1
@@ -281,11 +291,10 @@ class SpoolRunner:
         attempts = item.attempts + 1
         if attempts < MAX_ATTEMPTS:
             log.warning("spool item %d failed (attempt %d): %s", item.id, attempts, error)
-            session.execute(update(SpoolItem).where(SpoolItem.id == item.id)
-                            .values(attempts=attempts, last_error=error[:2000]))
+            release(session, self.name, [item.id], attempts=attempts, last_error=error[:2000])
             return
         with session.begin_nested():
-            if _delete_spooled(session, item.id):
+            if delete_claimed(session, self.name, item.id):
                 _quarantine(session, item, f"failed {attempts} times: {error}")
                 self.stats.quarantined += 1
                 message_id = parsed.result.message_id if isinstance(parsed.result, InboundMessage) else "-"
@@ -305,11 +314,6 @@ def _parse(item: _Spooled) -> _Parsed:
 def _since(started: float) -> int:
     """Milliseconds from a time.monotonic() reading until now."""
     return round((time.monotonic() - started) * 1000)
-
-
-def _delete_spooled(session: Session, spool_id: int) -> int:
-    """Delete a spool row; 0 when another runner took it first."""
-    return cast("CursorResult[Any]", session.execute(_DELETE_SPOOLED, {"id": spool_id})).rowcount
 
 
 def _quarantine(session: Session, item: _Spooled, reason: str) -> None:

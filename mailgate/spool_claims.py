@@ -1,0 +1,60 @@
+"""Which runner files which spooled mail: a batch is claimed before it is parsed, under a lease.
+
+Several daemons on one PostgreSQL each claim the oldest rows nobody holds (`FOR UPDATE SKIP LOCKED`:
+a row another runner is claiming at this instant is passed over, not waited for), so no mail is
+parsed by two of them and each adds throughput. On SQLite the claim is one write transaction under
+the one write lock, which orders claims the same way. A claim is the runner's name and a lease: a
+runner that died holding rows leaves them to the first runner that looks after the lease ran out.
+
+A runner deletes a row only while its claim stands (core of "filed once"): one that outlived its
+lease finds the row claimed by another, and leaves it alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, bindparam, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.models import SpoolItem
+
+LEASE = timedelta(minutes=5)  # far beyond a batch's filing; what a dead runner's mail waits at most
+
+_MINE = and_(SpoolItem.id == bindparam("spool_id"), SpoolItem.claimed_by == bindparam("runner"))
+_DELETE_MINE = delete(SpoolItem).where(_MINE)  # built once: run per mail
+
+
+def runner_name() -> str:
+    """This runner, as its claims name it: the host and process, and a random part for runners in one process."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def claim_batch(session: Session, runner: str, limit: int, now: datetime) -> list[Any]:
+    """Claim up to `limit` of the oldest rows no live claim holds; returns them (id order), raw bytes and all."""
+    free = (select(SpoolItem.id).where(or_(SpoolItem.lease_until.is_(None), SpoolItem.lease_until < now))
+            .order_by(SpoolItem.id).limit(limit).with_for_update(skip_locked=True))  # SQLite: its one write lock
+    claimed = session.execute(
+        update(SpoolItem).where(SpoolItem.id.in_(free.scalar_subquery()))
+        .values(claimed_by=runner, lease_until=now + LEASE)
+        .returning(SpoolItem.id, SpoolItem.received_at, SpoolItem.source, SpoolItem.mail_from, SpoolItem.rcpt_tos,
+                   SpoolItem.raw, SpoolItem.attempts)).all()
+    return sorted(claimed, key=lambda row: row.id)
+
+
+def delete_claimed(session: Session, runner: str, spool_id: int) -> bool:
+    """Delete the row with its message filed; False when the claim is no longer this runner's."""
+    result = cast("CursorResult[Any]", session.execute(_DELETE_MINE, {"spool_id": spool_id, "runner": runner}))
+    return result.rowcount == 1
+
+
+def release(session: Session, runner: str, spool_ids: Sequence[int], **values: Any) -> None:
+    """Give rows back for the next look (a failed attempt, a batch cut short), with any other changes."""
+    if spool_ids:
+        session.execute(update(SpoolItem).where(SpoolItem.id.in_(spool_ids), SpoolItem.claimed_by == runner)
+                        .values(claimed_by=None, lease_until=None, **values))
