@@ -1,16 +1,23 @@
-"""`postdesk import`: existing mail (mbox, Maildir, files) through the same spool and pipeline."""
+"""`postdesk import`: existing mail (mbox, Maildir, files) through the same spool and pipeline.
+
+Both cores work: while this process files one chunk, a worker process parses the next. A chunk is
+committed to the spool, claimed by the import's runner, before it is parsed, so a crash leaves it
+for the daemon, and no daemon's runner parses it meanwhile. Chunks are filed in the order read.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from core.db import Database
 from core.inbound import IMPORT_NOTIFY_SOURCE, IMPORT_SOURCE, Envelope
 from core.settings import Settings
 from mailgate.mail_sources import SourcedMessage
-from mailgate.runner import RunStats, SpoolRunner
-from mailgate.spool import spool_messages
+from mailgate.runner import Parsed, RunStats, Spooled, SpoolRunner, parse_spooled
 
 CHUNK = 200
 CHUNK_BYTES = 64 * 1024 * 1024  # a chunk is held in memory and committed in one transaction
@@ -34,7 +41,8 @@ class ImportReport:
 
 
 def import_messages(db: Database, settings: Settings, messages: Iterable[SourcedMessage],
-                    progress: Callable[[int], None] = lambda n: None, *, notify: bool = False) -> ImportReport:
+                    progress: Callable[[int], None] = lambda n: None, *, notify: bool = False,
+                    workers: int | None = None) -> ImportReport:
     """Spool in chunks and file each chunk; an oversize message is reported and skipped, not stored.
 
     Filed silently unless `notify`: no acknowledgement, notification or relay for old mail. The
@@ -43,7 +51,23 @@ def import_messages(db: Database, settings: Settings, messages: Iterable[Sourced
     envelope = NOTIFYING_IMPORT_ENVELOPE if notify else IMPORT_ENVELOPE
     report = ImportReport()
     runner = SpoolRunner(db, settings)
-    limit = settings.smtp.max_message_size
+    with _Parsing(workers) as parsing:
+        waiting: tuple[list[Spooled], Future[list[Parsed]] | list[Parsed]] | None = None
+        for chunk in _chunks(messages, settings.smtp.max_message_size, envelope, report, progress):
+            spooled = runner.spool_claimed(chunk)
+            if waiting is not None:  # filed while the next chunk is parsed
+                _file(runner, waiting[1], progress)
+            waiting = (spooled, parsing.submit(spooled))
+        if waiting is not None:
+            _file(runner, waiting[1], progress)
+    runner.drain()  # what failed once is retried now, as the daemon would
+    report.stats = runner.stats
+    return report
+
+
+def _chunks(messages: Iterable[SourcedMessage], limit: int, envelope: Envelope, report: ImportReport,
+            progress: Callable[[int], None]) -> Iterator[list[tuple[bytes, Envelope]]]:
+    """The messages in chunks of CHUNK or CHUNK_BYTES; a message over the size limit is counted, not kept."""
     chunk: list[tuple[bytes, Envelope]] = []
     chunk_bytes = 0
     for message in messages:
@@ -55,16 +79,42 @@ def import_messages(db: Database, settings: Settings, messages: Iterable[Sourced
         chunk.append((message.raw, envelope))
         chunk_bytes += len(message.raw)
         if len(chunk) >= CHUNK or chunk_bytes >= CHUNK_BYTES:
-            _file(db, runner, chunk, progress)
+            yield chunk
             chunk, chunk_bytes = [], 0
-    _file(db, runner, chunk, progress)
-    report.stats = runner.stats
-    return report
-
-
-def _file(db: Database, runner: SpoolRunner, chunk: list[tuple[bytes, Envelope]],
-          progress: Callable[[int], None]) -> None:
     if chunk:
-        spool_messages(db, chunk)
-        runner.drain()
-        progress(len(chunk))
+        yield chunk
+
+
+def _file(runner: SpoolRunner, parsed: Future[list[Parsed]] | list[Parsed], progress: Callable[[int], None]) -> None:
+    done = parsed.result() if isinstance(parsed, Future) else parsed
+    runner.file_parsed(done)
+    progress(len(done))
+
+
+def parse_chunk(items: list[Spooled]) -> list[Parsed]:
+    """A worker process's part: parse a chunk (top level, so that it pickles)."""
+    return [parse_spooled(item) for item in items]
+
+
+class _Parsing:
+    """Parses chunks in one worker process while this one files, or here when there is one core."""
+
+    def __init__(self, workers: int | None) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._cores = workers if workers is not None else os.cpu_count() or 1
+        self._chunks = 0
+
+    def submit(self, items: list[Spooled]) -> Future[list[Parsed]] | list[Parsed]:
+        """The first chunk is parsed here (a few mails never pay for a process); from the second on, in the worker."""
+        self._chunks += 1
+        if self._pool is None and self._chunks > 1 and self._cores > 1:
+            # fork: the worker starts with the parser loaded; it only parses, never touches the connections
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        return self._pool.submit(parse_chunk, items) if self._pool is not None else parse_chunk(items)
+
+    def __enter__(self) -> _Parsing:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)

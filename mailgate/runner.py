@@ -17,6 +17,7 @@ import multiprocessing
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
@@ -37,7 +38,7 @@ from core.pipeline import Delivery, FilingOutcome, run_pipeline
 from core.quarantine import quarantine_raw
 from core.settings import Settings
 from mailgate.parse import parse_message
-from mailgate.spool import NoTurns, WriteTurns
+from mailgate.spool import NoTurns, WriteTurns, spool_messages
 from mailgate.spool_claims import claim_batch, delete_claimed, release, runner_name
 
 if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
@@ -64,7 +65,7 @@ def _dkim_lookup(settings: Settings) -> DnsLookup | None:
 
 
 @dataclass(frozen=True)
-class _Spooled:
+class Spooled:
     id: int
     received_at: datetime
     envelope: Envelope
@@ -72,10 +73,10 @@ class _Spooled:
     attempts: int
 
 
-class _Parsed(NamedTuple):
+class Parsed(NamedTuple):
     """A spooled mail after parsing, with what the parse cost (part of the milliseconds its log line gives)."""
 
-    item: _Spooled
+    item: Spooled
     result: InboundMessage | UnparseableMessage
     seconds: float
 
@@ -199,8 +200,20 @@ class SpoolRunner:
         items = self._claim()
         if not items:
             return False
+        return self.file_parsed([parse_spooled(item) for item in items])
+
+    def spool_claimed(self, items: Sequence[tuple[bytes, Envelope]]) -> list[Spooled]:
+        """Commit mail to the spool already claimed by this runner (`postdesk import`, which parses it
+        elsewhere): durable now, and no daemon's runner parses it meanwhile."""
+        ids = spool_messages(self._db, items, claimed_by=self.name)
+        now = utcnow()
+        return [Spooled(spool_id, now, envelope, raw, 0) for spool_id, (raw, envelope) in zip(ids, items)]
+
+    def file_parsed(self, parsed: list[Parsed]) -> bool:
+        """File mail this runner claimed and parsed; False when every one failed (to be retried later)."""
+        items = parsed
         self.stats.parsed += len(items)
-        pending = [_parse(item) for item in items]
+        pending = list(parsed)
         failures = 0
         try:
             while pending:
@@ -226,7 +239,7 @@ class SpoolRunner:
         except (StorageError, SQLAlchemyError) as exc:
             log.warning("spool runner: claims on %d rows kept until their lease ends: %s", len(spool_ids), exc)
 
-    def _file_until_writer_waits(self, session: Session, pending: list[_Parsed],
+    def _file_until_writer_waits(self, session: Session, pending: list[Parsed],
                                  ended: list[MailFiled]) -> tuple[int, int]:
         """File items in order, at least one, until the writer waits; returns how many were done and failed.
 
@@ -245,13 +258,13 @@ class SpoolRunner:
                 return done, failed
         return len(pending), failed
 
-    def _claim(self) -> list[_Spooled]:
+    def _claim(self) -> list[Spooled]:
         with self._turns.runner(), self._db.write() as session:
             rows = claim_batch(session, self.name, self._batch_size, utcnow())
-        return [_Spooled(r.id, r.received_at, Envelope(r.source, r.mail_from, tuple(r.rcpt_tos)), r.raw, r.attempts)
+        return [Spooled(r.id, r.received_at, Envelope(r.source, r.mail_from, tuple(r.rcpt_tos)), r.raw, r.attempts)
                 for r in rows]
 
-    def _file_one(self, session: Session, parsed: _Parsed, started: float, ended: list[MailFiled]) -> str | None:
+    def _file_one(self, session: Session, parsed: Parsed, started: float, ended: list[MailFiled]) -> str | None:
         """File or quarantine one message in its own savepoint; returns an error text on failure."""
         item, result = parsed.item, parsed.result
         try:
@@ -289,7 +302,7 @@ class SpoolRunner:
         mask = delivery.ticket.mask if delivery.ticket is not None else "-"
         return MailFiled(delivery.message.message_id, mask, outcome, delivery.decided_by, _since(started))
 
-    def _record_failure(self, session: Session, parsed: _Parsed, error: str, started: float,
+    def _record_failure(self, session: Session, parsed: Parsed, error: str, started: float,
                         ended: list[MailFiled]) -> None:
         """Count a failed attempt on the spool row; the last one allowed quarantines the mail."""
         item = parsed.item
@@ -307,13 +320,13 @@ class SpoolRunner:
                                        _since(started)))
 
 
-def _parse(item: _Spooled) -> _Parsed:
+def parse_spooled(item: Spooled) -> Parsed:
     started = time.monotonic()
     try:
         result: InboundMessage | UnparseableMessage = parse_message(item.raw, item.envelope)
     except UnparseableMessage as exc:
         result = exc
-    return _Parsed(item, result, time.monotonic() - started)
+    return Parsed(item, result, time.monotonic() - started)
 
 
 def _since(started: float) -> int:
@@ -321,7 +334,7 @@ def _since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def _quarantine(session: Session, item: _Spooled, reason: str) -> None:
+def _quarantine(session: Session, item: Spooled, reason: str) -> None:
     quarantine_raw(session, item.raw, item.envelope, item.received_at, reason)
 
 

@@ -22,6 +22,7 @@ from core.db import Database
 from core.errors import StorageError
 from core.inbound import Envelope
 from core.models import SpoolItem, utcnow
+from mailgate.spool_claims import LEASE
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +114,17 @@ class NoTurns:
         return False
 
 
-def spool_messages(db: Database, items: Iterable[tuple[bytes, Envelope]]) -> list[int]:
-    """Commit raw messages to the spool in one transaction; returns their spool ids."""
+def spool_messages(db: Database, items: Iterable[tuple[bytes, Envelope]], claimed_by: str | None = None) -> list[int]:
+    """Commit raw messages to the spool in one transaction; returns their spool ids.
+
+    `claimed_by`: the runner that will file them (mailgate.spool_claims), so no other takes them meanwhile.
+    """
     now = utcnow()
+    lease_until = now + LEASE if claimed_by else None
     with db.write() as session:
         rows = [SpoolItem(received_at=now, source=env.source, mail_from=env.mail_from,
-                          rcpt_tos=list(env.rcpt_tos), raw=raw, attempts=0) for raw, env in items]
+                          rcpt_tos=list(env.rcpt_tos), raw=raw, attempts=0, claimed_by=claimed_by,
+                          lease_until=lease_until) for raw, env in items]
         session.add_all(rows)
         session.flush()
         return [row.id for row in rows]
