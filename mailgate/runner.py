@@ -39,7 +39,7 @@ from core.quarantine import quarantine_raw
 from core.settings import Settings
 from mailgate.parse import parse_message
 from mailgate.spool import NoTurns, WriteTurns, spool_messages
-from mailgate.spool_claims import claim_batch, delete_claimed, release, runner_name
+from mailgate.spool_claims import claim_batch, delete_claimed, release, release_the_dead, runner_name
 
 if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
     from core.dkim_proof import DnsLookup
@@ -172,6 +172,7 @@ class SpoolRunner:
 
     def run(self, stop: Flag) -> None:
         """Process until stopped; polls too, since another gateway may spool into the same database."""
+        self._release_the_dead()
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -231,6 +232,16 @@ class SpoolRunner:
             if pending:  # cut short (the database went away): the rest waits for the next look, not the lease
                 self._release([p.item.id for p in pending])
         return failures < len(items)
+
+    def _release_the_dead(self) -> None:
+        try:
+            with self._turns.runner(), self._db.write() as session:
+                released = release_the_dead(session)
+        except (StorageError, SQLAlchemyError) as exc:
+            log.warning("spool runner: could not look for claims of dead runners: %s", exc)
+            return
+        if released:
+            log.warning("spool runner: %d spooled mails claimed by a runner that died are filed now", released)
 
     def _release(self, spool_ids: list[int]) -> None:
         try:

@@ -32,7 +32,36 @@ _DELETE_MINE = delete(SpoolItem).where(_MINE)  # built once: run per mail
 
 def runner_name() -> str:
     """This runner, as its claims name it: the host and process, and a random part for runners in one process."""
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _host() -> str:
+    return socket.gethostname()[:30]
+
+
+def release_the_dead(session: Session) -> int:
+    """Give back the rows of runners on this host whose process is gone: a daemon restarted after a crash
+    files what it had claimed at once, not after the lease. Another host's claims wait for their lease."""
+    host = _host()
+    holders = session.scalars(select(SpoolItem.claimed_by).where(SpoolItem.claimed_by.like(f"{host}:%"))
+                              .distinct()).all()
+    dead = [holder for holder in holders if holder is not None and not _alive(holder)]
+    if not dead:
+        return 0
+    released = cast("CursorResult[Any]", session.execute(
+        update(SpoolItem).where(SpoolItem.claimed_by.in_(dead)).values(claimed_by=None, lease_until=None)))
+    return released.rowcount
+
+
+def _alive(holder: str) -> bool:
+    try:
+        pid = int(holder.split(":")[1])
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except (IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def claim_batch(session: Session, runner: str, limit: int, now: datetime) -> list[Any]:

@@ -100,3 +100,27 @@ def test_a_failed_attempt_gives_the_row_back_for_the_next_look(database: Databas
         assert row is not None and row.attempts == 1 and row.claimed_by is None and row.lease_until is None
     runner.drain()  # no lease to wait for: the next look files it
     assert stored(database) == (1, 0)
+
+
+def test_a_restarted_daemon_files_at_once_what_its_dead_predecessor_had_claimed(database: Database,
+                                                                                settings: Settings) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host, later = socket.gethostname()[:30], utcnow() + timedelta(minutes=4)
+    dead, alive, elsewhere = spool(database, 3)
+    claims = {dead: f"{host}:{gone.stdout.strip()}:0a", alive: f"{host}:{os.getpid()}:0b", elsewhere: "far:1:0c"}
+    with database.write() as session:
+        for spool_id, holder in claims.items():
+            session.execute(update(SpoolItem).where(SpoolItem.id == spool_id)
+                            .values(claimed_by=holder, lease_until=later))
+    runner = SpoolRunner(database, settings)
+    stop = threading.Event()
+    stop.set()
+    runner.run(stop)  # looks for the dead first, then drains once
+    assert runner.stats.filed == 1
+    with database.read() as session:
+        assert sorted(session.scalars(select(SpoolItem.id))) == [alive, elsewhere]
