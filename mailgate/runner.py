@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from multiprocessing.connection import wait
@@ -26,13 +26,14 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.db import Database, open_configured
 from core.errors import PostdeskError, StorageError, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
-from core.models import utcnow
+from core.models import SpoolItem, utcnow
 from core.notify import Outbound
 from core.pipeline import Delivery, FilingOutcome, run_pipeline
 from core.quarantine import quarantine_raw
@@ -220,14 +221,14 @@ class SpoolRunner:
             while pending:
                 ended: list[MailFiled] = []
                 with self._turns.runner(), self._db.write() as session:
-                    done, failed = self._file_until_writer_waits(session, pending, ended)
+                    done, failed, again = self._file_until_writer_waits(session, pending, ended)
                 if done > failed and self._filed is not None:
                     self._filed.set()
                 if self._log_each_mail:
                     for mail in ended:
                         mail.log()
                 failures += failed
-                pending = pending[done:]
+                pending = pending[done:] + again
         finally:
             if pending:  # cut short (the database went away): the rest waits for the next look, not the lease
                 self._release([p.item.id for p in pending])
@@ -251,23 +252,36 @@ class SpoolRunner:
             log.warning("spool runner: claims on %d rows kept until their lease ends: %s", len(spool_ids), exc)
 
     def _file_until_writer_waits(self, session: Session, pending: list[Parsed],
-                                 ended: list[MailFiled]) -> tuple[int, int]:
-        """File items in order, at least one, until the writer waits; returns how many were done and failed.
+                                 ended: list[MailFiled]) -> tuple[int, int, list[Parsed]]:
+        """File items in order, at least one, until the writer waits; returns how many were done and failed,
+        and the mails to try again at once (a deadlock with another runner: the parse in hand, the claim kept).
 
         What became of each mail is added to `ended`, to be logged once the caller has committed.
         """
         failed = 0
+        again: list[Parsed] = []
         ends = time.monotonic() + MIN_TURN_SECONDS
         for done, parsed in enumerate(pending, 1):
             started = time.monotonic() - parsed.seconds  # the parse is part of what the mail cost
             # A failure is recorded before the next item: spool rows are then locked in id order,
             # as every runner locks them, so two runners may wait for each other but never deadlock.
-            if (error := self._file_one(session, parsed, started, ended)) is not None:
-                self._record_failure(session, parsed, error, started, ended)
-                failed += 1
+            if (failure := self._file_one(session, parsed, started, ended)) is not None:
+                if failure.transient and parsed.item.attempts + 1 < MAX_ATTEMPTS:
+                    again.append(self._count_attempt(session, parsed, failure.error))
+                else:
+                    self._record_failure(session, parsed, failure.error, started, ended)
+                    failed += 1
             if self._commit_each or (self._turns.writer_waiting() and time.monotonic() >= ends):
-                return done, failed
-        return len(pending), failed
+                return done, failed, again
+        return len(pending), failed, again
+
+    def _count_attempt(self, session: Session, parsed: Parsed, error: str) -> Parsed:
+        """A transient failure: counted on the row, which this runner keeps claimed to try again at once."""
+        attempts = parsed.item.attempts + 1
+        log.warning("spool item %d failed (attempt %d), trying again: %s", parsed.item.id, attempts, error)
+        session.execute(update(SpoolItem).where(SpoolItem.id == parsed.item.id, SpoolItem.claimed_by == self.name)
+                        .values(attempts=attempts, last_error=error[:2000]))
+        return parsed._replace(item=replace(parsed.item, attempts=attempts))
 
     def _claim(self) -> list[Spooled]:
         with self._turns.runner(), self._db.write() as session:
@@ -275,7 +289,7 @@ class SpoolRunner:
         return [Spooled(r.id, r.received_at, Envelope(r.source, r.mail_from, tuple(r.rcpt_tos)), r.raw, r.attempts)
                 for r in rows]
 
-    def _file_one(self, session: Session, parsed: Parsed, started: float, ended: list[MailFiled]) -> str | None:
+    def _file_one(self, session: Session, parsed: Parsed, started: float, ended: list[MailFiled]) -> _Failure | None:
         """File or quarantine one message in its own savepoint; returns an error text on failure."""
         item, result = parsed.item, parsed.result
         try:
@@ -293,11 +307,11 @@ class SpoolRunner:
                 return None
         except (PostdeskError, SQLAlchemyError) as exc:
             self.stats.retried += 1
-            return f"{type(exc).__name__}: {exc}"
+            return _Failure(f"{type(exc).__name__}: {exc}", _transient(exc))
         except Exception as exc:  # a bug must not lose mail: count it, retry, then quarantine
             log.exception("spool item %d failed in the pipeline", item.id)
             self.stats.retried += 1
-            return f"{type(exc).__name__}: {exc}"
+            return _Failure(f"{type(exc).__name__}: {exc}", transient=False)
 
     def _count(self, delivery: Delivery, started: float) -> MailFiled:
         """Add one pipeline run to the stats; returns what its log line will say."""
@@ -329,6 +343,18 @@ class SpoolRunner:
                 message_id = parsed.result.message_id if isinstance(parsed.result, InboundMessage) else "-"
                 ended.append(MailFiled(message_id, "-", FilingOutcome.QUARANTINED, f"failed {attempts} times",
                                        _since(started)))
+
+
+class _Failure(NamedTuple):
+    error: str
+    transient: bool  # another transaction's doing (a deadlock, a serialization failure): try again at once
+
+
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _transient(exc: Exception) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def parse_spooled(item: Spooled) -> Parsed:

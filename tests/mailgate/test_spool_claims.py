@@ -124,3 +124,27 @@ def test_a_restarted_daemon_files_at_once_what_its_dead_predecessor_had_claimed(
     assert runner.stats.filed == 1
     with database.read() as session:
         assert sorted(session.scalars(select(SpoolItem.id))) == [alive, elsewhere]
+
+
+def test_a_deadlock_is_tried_again_at_once_with_the_parse_in_hand(database: Database, settings: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runners may deadlock on a row their mails share; the loser tries again, parsing nothing twice."""
+    from sqlalchemy.exc import OperationalError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    spool(database, 1)
+    real, calls = runner_module.run_pipeline, []
+
+    def deadlocked_once(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE tickets ...", {}, Deadlock("deadlock detected"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module, "run_pipeline", deadlocked_once)
+    runner = SpoolRunner(database, settings)
+    assert runner.process_batch() is True
+    assert (len(calls), runner.stats.parsed, runner.stats.filed, runner.stats.retried) == (2, 1, 1, 1)
+    assert stored(database) == (1, 0)
