@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.db import Database, open_configured
-from core.errors import PostdeskError, StorageError, UnparseableMessage
+from core.errors import PostdeskError, StorageError, ThreadRace, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import SpoolItem, utcnow
 from core.notify import Outbound
@@ -354,7 +354,9 @@ _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, seria
 
 
 def _transient(exc: Exception) -> bool:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_SQLSTATES
+    """Another runner's doing, over by the time this one committed: a deadlock, or a ticket it just
+    opened for the same thread (ThreadRace: the retry joins it)."""
+    return isinstance(exc, ThreadRace) or getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def parse_spooled(item: Spooled) -> Parsed:

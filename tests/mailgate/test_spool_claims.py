@@ -126,21 +126,28 @@ def test_a_restarted_daemon_files_at_once_what_its_dead_predecessor_had_claimed(
         assert sorted(session.scalars(select(SpoolItem.id))) == [alive, elsewhere]
 
 
-def test_a_deadlock_is_tried_again_at_once_with_the_parse_in_hand(database: Database, settings: Settings,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two runners may deadlock on a row their mails share; the loser tries again, parsing nothing twice."""
+class Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+@pytest.mark.parametrize("race", ["deadlock", "thread race"])
+def test_a_race_with_another_runner_is_tried_again_at_once_with_the_parse_in_hand(
+        database: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch, race: str) -> None:
+    """Two runners may deadlock on a row their mails share, or open a ticket each for one thread at once;
+    the loser tries again (and joins the winner's ticket), parsing nothing twice."""
     from sqlalchemy.exc import OperationalError
 
-    class Deadlock(Exception):
-        sqlstate = "40P01"
+    from core.errors import ThreadRace
 
+    lost = (OperationalError("UPDATE tickets ...", {}, Deadlock("deadlock detected")) if race == "deadlock"
+            else ThreadRace("<x@y> already belongs to another ticket"))
     spool(database, 1)
     real, calls = runner_module.run_pipeline, []
 
     def deadlocked_once(*args: object, **kwargs: object) -> object:
         calls.append(1)
         if len(calls) == 1:
-            raise OperationalError("UPDATE tickets ...", {}, Deadlock("deadlock detected"))
+            raise lost
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner_module, "run_pipeline", deadlocked_once)
