@@ -1,18 +1,29 @@
 """Scheduler benchmark: how late a running daemon reopens 100,000 due tickets, its CPU, and the purge of 1,000,000.
 
-    python bench/scheduler.py [--waiting 100000] [--spread 60] [--deleted 1000000] [--postgres ADMIN_URL]
+    python bench/scheduler.py [--waiting 100000] [--spread 60] [--deleted 1000000 ...] [--postgres ADMIN_URL]
+                              [--on sqlite --on postgresql] [--sql STATEMENT ...]
+    python bench/scheduler.py --waiting 0 --deleted 100000 --deleted 1000000 \
+        --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres --on sqlite --on postgresql
 
-Reopening: a real `postdesk serve` runs idle on a fresh database (SQLite, or a fresh PostgreSQL
-database made from ADMIN_URL). N waiting tickets are written with due times spread evenly over
-`--spread` seconds, starting a little after the writing ends. Once all are open, each ticket's
-lateness is its scheduler audit entry's time minus its due time (the entry's time is read from the
-clock just before the batch that reopened it; its commit follows within milliseconds). The daemon's
-CPU (its process and children, from /proc) is reported while idle with N tickets waiting, and over
-the run. The exit code is 1 when a ticket is not reopened, or reopened twice or early.
+Each measurement runs on each database named by `--on` (default: PostgreSQL with `--postgres`,
+else SQLite), one after the other: SQLite in a temporary file, PostgreSQL in a fresh database made
+from ADMIN_URL and dropped after.
 
-Purge: M deleted tickets past the retention, each with one message, every tenth carrying one
-attachment shared by all of them, and one ticket that stays sharing it; `postdesk purge` (a whole
-process) is timed, and checked: every deleted ticket gone, the shared attachment kept.
+Reopening: a real `postdesk serve` runs idle on a fresh database. N waiting tickets are written with
+due times spread evenly over `--spread` seconds, starting a little after the writing ends. Once all
+are open, each ticket's lateness is its scheduler audit entry's time minus its due time (the entry's
+time is read from the clock just before the batch that reopened it; its commit follows within
+milliseconds). The daemon's CPU (its process and children, from /proc) is reported while idle with N
+tickets waiting, and over the run. The exit code is 1 when a ticket is not reopened, or reopened
+twice or early.
+
+Purge: for each `--deleted` M, M deleted tickets past the retention, each with one message, every
+tenth carrying one attachment shared by all of them, and one ticket that stays sharing it;
+`postdesk purge` (a whole process) is timed, and checked: every deleted ticket gone, the shared
+attachment kept. The data is written just before, as a bulk load would leave it (PostgreSQL has no
+statistics on it yet unless autovacuum got there). `--sql` statements run after the writing and
+before the purge, to try an index. A table of seconds and tickets/s by size and database follows,
+with PostgreSQL's time over SQLite's and how the time grew with the size.
 """
 
 from __future__ import annotations
@@ -30,9 +41,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
+# `python bench/scheduler.py` puts bench/ first on sys.path, where bench/spam.py would hide the spam package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "tests"))  # the bulk ticket writer the scheduler's tests use
 
 from core.db import Database, open_database  # noqa: E402
@@ -45,6 +58,7 @@ from ticket_rows import add_messages, add_tickets  # noqa: E402
 CHUNK = 20_000  # tickets written per transaction
 LEAD_SECONDS = 5.0  # the first due time is this long after the writing ends
 SHARED = b"%PDF a contract every tenth ticket carries"
+_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}  # the databases --on names, as printed
 
 
 @contextmanager
@@ -175,7 +189,8 @@ def lateness(db: Database, due: dict[int, datetime]) -> tuple[list[float], list[
     return late, problems
 
 
-def bench_purge(url: str, folder: Path, m: int) -> bool:
+def bench_purge(url: str, folder: Path, m: int, statements: list[str]) -> tuple[float, bool]:
+    """Write M purgeable tickets, time `postdesk purge`, check what it left; its seconds and whether all was right."""
     config = write_config(folder, url)
     db = open_database(url)
     upgrade(db)
@@ -189,6 +204,9 @@ def bench_purge(url: str, folder: Path, m: int) -> bool:
             ids = add_tickets(session, min(CHUNK, m - start), status=Status.DELETED, now=old, start=start)
             add_messages(session, [i for i in ids if i % 10], old)
             add_messages(session, [i for i in ids if i % 10 == 0], old, attachments=[SHARED])
+    with db.write() as session:
+        for statement in statements:
+            session.execute(text(statement))
     writing = time.monotonic() - started
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "workers", "--config", str(config), "purge", "--json"],
@@ -198,37 +216,66 @@ def bench_purge(url: str, folder: Path, m: int) -> bool:
         left = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == Status.DELETED))
         kept = session.scalar(select(func.count()).select_from(Blob))
     db.dispose()
-    print(f"purge: {m} deleted tickets with {m} messages (written in {writing:.0f}s): `postdesk purge` took "
-          f"{took:.1f}s ({m / took:,.0f} tickets/s)")
+    print(f"purge on {_NAMES[make_url(url).get_backend_name()]}: {m:,} deleted tickets with {m:,} messages "
+          f"(written in {writing:.0f}s): `postdesk purge` took {took:.1f}s ({m / took:,.0f} tickets/s)", flush=True)
     print(f"  {' '.join(result.stdout.decode().split()) or result.stderr.decode().strip()}")
     problems = [p for p, bad in (("postdesk purge failed", result.returncode != 0),
                                  (f"{left} deleted tickets left", left != 0),
                                  ("the shared attachment was purged", kept != 1)) if bad]
     for problem in problems:
         print(f"  CHECK FAILED: {problem}")
-    return not problems
+    return took, not problems
+
+
+def print_purge_table(seconds: dict[tuple[int, str], float], sizes: list[int], databases: list[str]) -> None:
+    """Seconds and tickets/s by size and database; PostgreSQL over SQLite, and the growth with the size."""
+    print("\npurge (`postdesk purge --json`, a whole process):")
+    print(f"  {'deleted tickets':>15}" + "".join(f"  {_NAMES[d] + ' s':>13} {'tickets/s':>10}" for d in databases))
+    for m in sizes:
+        print(f"  {m:>15,}" + "".join(f"  {seconds[m, d]:>13.1f} {m / seconds[m, d]:>10,.0f}" for d in databases))
+    if set(databases) == {"sqlite", "postgresql"}:
+        print("  PostgreSQL / SQLite: " + ", ".join(
+            f"{seconds[m, 'postgresql'] / seconds[m, 'sqlite']:.2f}x at {m:,}" for m in sizes))
+    if len(sizes) > 1:
+        small, large = min(sizes), max(sizes)
+        print(f"  from {small:,} to {large:,} tickets (x{large / small:g} the data): " + ", ".join(
+            f"{_NAMES[d]} x{seconds[large, d] / seconds[small, d]:.1f} the time" for d in databases))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--waiting", type=int, default=100_000, help="waiting tickets to reopen (0: skip)")
     parser.add_argument("--spread", type=float, default=60.0, help="seconds their due times spread over")
-    parser.add_argument("--deleted", type=int, default=1_000_000, help="deleted tickets to purge (0: skip)")
-    parser.add_argument("--postgres", metavar="ADMIN_URL", help="run on fresh PostgreSQL databases made from this")
+    parser.add_argument("--deleted", type=int, action="append",
+                        help="deleted tickets to purge, repeated for several sizes (default 1000000; 0: skip)")
+    parser.add_argument("--postgres", metavar="ADMIN_URL", help="make fresh PostgreSQL databases from this")
+    parser.add_argument("--on", dest="databases", action="append", choices=sorted(_NAMES),
+                        help="a database to measure on, repeated for both side by side "
+                             "(default: postgresql with --postgres, else sqlite)")
+    parser.add_argument("--sql", action="append", default=[], metavar="STATEMENT",
+                        help="run on each purge database after its data is written (e.g. to try an index)")
     args = parser.parse_args()
-    print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; {os.cpu_count()} cores")
+    databases = list(dict.fromkeys(args.databases or ["postgresql" if args.postgres else "sqlite"]))
+    if "postgresql" in databases and not args.postgres:
+        parser.error("--on postgresql needs --postgres ADMIN_URL")
+    sizes = [m for m in args.deleted or [1_000_000] if m]
+    print(f"databases: {', '.join(_NAMES[d] for d in databases)}; {os.cpu_count()} cores")
     ok = True
+    seconds: dict[tuple[int, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, run in (("reopen", args.waiting), ("purge", args.deleted)):
-            if not run:
-                continue
-            folder = Path(tmp) / name
+        runs = ([("reopen", 0, d) for d in databases if args.waiting]
+                + [("purge", m, d) for m in sizes for d in databases])
+        for number, (name, m, database) in enumerate(runs):
+            folder = Path(tmp) / f"{name}{number}"
             folder.mkdir()
-            with fresh_database(args.postgres, folder) as url:
+            with fresh_database(args.postgres if database == "postgresql" else None, folder) as url:
                 if name == "reopen":
                     ok &= bench_reopen(url, folder, args.waiting, args.spread)
                 else:
-                    ok &= bench_purge(url, folder, args.deleted)
+                    seconds[m, database], right = bench_purge(url, folder, m, args.sql)
+                    ok &= right
+    if seconds:
+        print_purge_table(seconds, sizes, databases)
     return 0 if ok else 1
 
 

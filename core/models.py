@@ -256,7 +256,8 @@ class EncryptedTranscript(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_status_updated", "status", "updated_at"),
+    # the purge claims one status at a time in (updated_at, id) order, resuming after the last one (core.purge)
+    __table_args__ = (Index("ix_tickets_status_updated_id", "status", "updated_at", "id"),
                       Index("ix_tickets_status_waiting_until", "status", "waiting_until"),
                       # the worker's default view (core.ticket_views): open and waiting, newest activity first
                       Index("ix_tickets_active_updated", "updated_at", "id",

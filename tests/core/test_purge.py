@@ -119,3 +119,18 @@ def test_batches_add_up_and_a_blob_shared_across_batches_goes_once(database: Dat
     assert purge(database, limit=3) == PurgeReport(), "a second purge found more"
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(AddressRow)) == 1  # addresses are shared, kept
+
+
+def test_tickets_of_one_moment_deleted_and_held_go_in_batches_each_once(database: Database) -> None:
+    """A batch resumes after the last ticket it claimed, by time and id: ties across batches are neither
+    skipped nor taken twice, and held spam follows the deleted tickets."""
+    with database.write() as session:
+        deleted = add_tickets(session, 5, status=Status.DELETED, now=OLD)
+        held = add_tickets(session, 4, status=Status.SPAM, now=OLD, start=10)
+        add_messages(session, deleted + held, OLD)
+    assert purge(database, limit=2) == PurgeReport(tickets=9, messages=9)
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 0
+        details = session.scalars(select(AuditEntry.detail).where(AuditEntry.detail.like("TST-%"))
+                                  .order_by(AuditEntry.id)).all()
+    assert details == [f"{mask_of(i)}: 1 messages, 0 attachments" for i in (0, 1, 2, 3, 4, 10, 11, 12, 13)]
