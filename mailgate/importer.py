@@ -11,10 +11,10 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.db import Database
-from core.inbound import IMPORT_NOTIFY_SOURCE, IMPORT_SOURCE, Envelope
+from core.inbound import IMPORT_NOTIFY_SOURCE, IMPORT_SOURCE, Envelope, InboundMessage
 from core.settings import Settings
 from mailgate.mail_sources import SourcedMessage
 from mailgate.runner import Parsed, RunStats, Spooled, SpoolRunner, parse_spooled
@@ -56,10 +56,10 @@ def import_messages(db: Database, settings: Settings, messages: Iterable[Sourced
         for chunk in _chunks(messages, settings.smtp.max_message_size, envelope, report, progress):
             spooled = runner.spool_claimed(chunk)
             if waiting is not None:  # filed while the next chunk is parsed
-                _file(runner, waiting[1], progress)
+                _file(runner, *waiting, progress)
             waiting = (spooled, parsing.submit(spooled))
         if waiting is not None:
-            _file(runner, waiting[1], progress)
+            _file(runner, *waiting, progress)
     runner.drain()  # what failed once is retried now, as the daemon would
     report.stats = runner.stats
     return report
@@ -85,15 +85,28 @@ def _chunks(messages: Iterable[SourcedMessage], limit: int, envelope: Envelope, 
         yield chunk
 
 
-def _file(runner: SpoolRunner, parsed: Future[list[Parsed]] | list[Parsed], progress: Callable[[int], None]) -> None:
+def _file(runner: SpoolRunner, spooled: list[Spooled], parsed: Future[list[Parsed]] | list[Parsed],
+          progress: Callable[[int], None]) -> None:
     done = parsed.result() if isinstance(parsed, Future) else parsed
-    runner.file_parsed(done)
+    runner.file_parsed([_with_raw(item, one) for item, one in zip(spooled, done)])
     progress(len(done))
 
 
 def parse_chunk(items: list[Spooled]) -> list[Parsed]:
-    """A worker process's part: parse a chunk (top level, so that it pickles)."""
-    return [parse_spooled(item) for item in items]
+    """A worker process's part: parse a chunk (top level, so that it pickles). The raw bytes, which this
+    process has already, are not sent back: pickling them twice cost about what parsing here saved."""
+    return [_without_raw(parse_spooled(item)) for item in items]
+
+
+def _without_raw(parsed: Parsed) -> Parsed:
+    item = replace(parsed.item, raw=b"")
+    result = replace(parsed.result, raw=b"") if isinstance(parsed.result, InboundMessage) else parsed.result
+    return parsed._replace(item=item, result=result)
+
+
+def _with_raw(item: Spooled, parsed: Parsed) -> Parsed:
+    result = replace(parsed.result, raw=item.raw) if isinstance(parsed.result, InboundMessage) else parsed.result
+    return parsed._replace(item=item, result=result)
 
 
 class _Parsing:
