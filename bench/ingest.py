@@ -39,6 +39,7 @@ RCPT_TO = "support@example.com"
 MAX_MESSAGE_SIZE = 26214400  # the shipped default, so no corpus mail is refused for size
 MAX_LINE = 998  # RFC 5321 4.5.3.1.6, without the CRLF
 FILED_TIMEOUT_SECONDS = 600.0
+DEPTH_SECONDS = 0.25
 POLL_SECONDS = 0.02
 _MSGID = re.compile(rb"<[^<>\s]+>")
 _LINE_END = re.compile(rb"\r?\n")
@@ -336,6 +337,7 @@ class Result:
     counts: Counts
     clean_exit: bool
     errors: tuple[str, ...]
+    spool_depth: str = ""
 
     @property
     def ratio(self) -> float:
@@ -357,28 +359,64 @@ def run_bare(messages: list[bytes], k: int) -> float:
     return sent.acknowledged / (sent.finished - sent.started)
 
 
-def run_postdesk(messages: list[bytes], k: int, db_url: str, folder: Path) -> tuple[Sent, float, Counts, int]:
-    """Send to a fresh daemon; returns the sends, the moment the last one was filed, the counts, the exit code."""
+class SpoolDepth:
+    """The spool's depth over a run, sampled every DEPTH_SECONDS from a reader of its own."""
+
+    def __init__(self, db_url: str) -> None:
+        self._reader = CountReader(db_url)
+        self._stop = threading.Event()
+        self.samples: list[tuple[float, int]] = []
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._started = time.perf_counter()
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(DEPTH_SECONDS):
+            self.samples.append((time.perf_counter() - self._started, self._reader.counts().spooled))
+
+    def stop(self) -> None:
+        """Stop sampling; again is nothing."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join()
+        self._reader.close()
+
+    def describe(self) -> str:
+        if not self.samples:
+            return "spool depth: no sample"
+        deepest = max(self.samples, key=lambda sample: sample[1])
+        every = max(1, len(self.samples) // 8)
+        trail = " ".join(f"{at:.1f}s:{depth}" for at, depth in self.samples[::every])
+        return f"spool depth: at most {deepest[1]} (at {deepest[0]:.1f}s); over the run {trail}"
+
+
+def run_postdesk(messages: list[bytes], k: int, db_url: str, folder: Path) -> tuple[Sent, float, Counts, int, str]:
+    """Send to a fresh daemon; returns the sends, the moment the last one was filed, the counts, the exit code,
+    and the spool's depth over the run."""
     with postdesk_server(folder, db_url) as (port, stop):
         reader = CountReader(db_url)
+        depth = SpoolDepth(db_url)
         try:
             sent = send_all(port, messages, k)
             filed_at, _ = reader.wait_until_present(sent.acknowledged, FILED_TIMEOUT_SECONDS)
+            depth.stop()
             exit_code = stop()
             counts = reader.counts()  # after the daemon drained and stopped: the final state
         finally:
+            depth.stop()
             reader.close()
-    return sent, filed_at, counts, exit_code
+    return sent, filed_at, counts, exit_code, depth.describe()
 
 
 def compare(messages: list[bytes], k: int, base_url: str | None, folder: Path) -> Result:
     bare = run_bare(messages, k)
     run_folder = Path(tempfile.mkdtemp(prefix=f"k{k}-", dir=folder))
     with fresh_database(base_url, run_folder) as db_url:
-        sent, filed_at, counts, exit_code = run_postdesk(messages, k, db_url, run_folder)
+        sent, filed_at, counts, exit_code, depth = run_postdesk(messages, k, db_url, run_folder)
     return Result(k, bare, sent.acknowledged / (sent.finished - sent.started),
                   sent.acknowledged / (filed_at - sent.started), sent.acknowledged, counts, exit_code == 0,
-                  tuple(sent.errors))
+                  tuple(sent.errors), depth)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -390,15 +428,17 @@ def print_check(result: Result) -> None:
           f"(messages {c.messages} + quarantine {c.quarantined}), spool {c.spooled}: {verdict}"
           + ("" if result.clean_exit else "; postdesk serve did not exit cleanly")
           + (f"; {len(result.errors)} refused" if result.errors else ""), flush=True)
+    print(f"  {result.spool_depth}")
     for error in result.errors[:5]:
         print(f"  refused: {error}")
 
 
 def print_table(results: list[Result], n: int) -> None:
     print(f"\nN={n}")
-    print(f"{'K':>3} {'bare msg/s':>11} {'postdesk msg/s':>15} {'ratio':>6} {'(250s msg/s)':>13}")
+    print(f"{'K':>3} {'bare msg/s':>11} {'postdesk msg/s':>15} {'ratio':>6} {'(250s msg/s)':>13} {'250s/bare':>10}")
     for r in results:
-        print(f"{r.k:>3} {r.bare_rate:>11.0f} {r.filed_rate:>15.0f} {r.ratio:>6.2f} {r.accept_rate:>13.0f}")
+        print(f"{r.k:>3} {r.bare_rate:>11.0f} {r.filed_rate:>15.0f} {r.ratio:>6.2f} {r.accept_rate:>13.0f}"
+              f" {r.accept_rate / r.bare_rate if r.bare_rate else 0:>10.2f}")
 
 
 PROFILE_CHUNK = 64  # as the daemon's runner claims them
