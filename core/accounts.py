@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -201,14 +201,32 @@ def live_session(session: Session, token: str, now: datetime, *, idle: timedelta
     if row is None:
         return None, False
     web, worker = row
-    if now - web.last_seen_at > idle or now - web.created_at > absolute:
+    live, write_due = still_live(web, now, idle=idle, absolute=absolute, write=write)
+    if not live:
+        return None, write_due
+    return SessionView(worker.email, worker.name, web.csrf_token, web.created_at, web.last_seen_at), write_due
+
+
+class SessionRow(Protocol):
+    """A signed-in session as stored: a worker's (WebSession) or a customer's (CustomerSession)."""
+
+    created_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+
+
+def still_live(row: SessionRow, now: datetime, *, idle: timedelta, absolute: timedelta,
+               write: bool) -> tuple[bool, bool]:
+    """Whether the session is live, and whether a writing call should follow (see live_session).
+
+    With `write`, an expired session is ended here and a live one's last use recorded."""
+    if now - row.last_seen_at > idle or now - row.created_at > absolute:
         if write:
-            web.ended_at = now
-        return None, not write
+            row.ended_at = now
+        return False, not write
     if write:
-        web.last_seen_at = now
-    view = SessionView(worker.email, worker.name, web.csrf_token, web.created_at, web.last_seen_at)
-    return view, not write and now - web.last_seen_at > TOUCH_EVERY
+        row.last_seen_at = now
+    return True, not write and now - row.last_seen_at > TOUCH_EVERY
 
 
 def sign_out(session: Session, token: str, now: datetime) -> None:

@@ -53,9 +53,13 @@ class Templates:
     def render(self, template: str, **context: Any) -> Rendered:
         """templates/<template>.txt.j2 and .html.j2 rendered with the same context (the HTML one escaped)."""
         environment = _environment(self.folder)
-        context = {"lang": self.language, **context}  # the HTML part says its language (_layout.html.j2)
         return Rendered(text=environment.select_template(self._names(template, "txt")).render(**context),
-                        html=environment.select_template(self._names(template, "html")).render(**context))
+                        html=self.document(template, **context))
+
+    def document(self, template: str, **context: Any) -> str:
+        """templates/<template>.html.j2 alone, escaped: a mail's HTML part, or a page (a sealed transcript)."""
+        context = {"lang": self.language, **context}  # the page says its language (_layout.html.j2)
+        return _environment(self.folder).select_template(self._names(template, "html")).render(**context)
 
     def line(self, template: str, **context: Any) -> str:
         """A one-line text from templates/<template>.line.j2 (a subject), folded to one line."""

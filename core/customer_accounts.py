@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.accounts import (LINK_LIFETIME, LINKS_PER_ADDRESS, THROTTLE_WINDOW, TOUCH_EVERY, SignInRefused,
-                           count_link_request, token_hash)
+from core.accounts import (LINK_LIFETIME, LINKS_PER_ADDRESS, THROTTLE_WINDOW, SignInRefused, count_link_request,
+                           still_live, token_hash)
 from core.models import (AddressRow, AuditEntry, CustomerSession, CustomerSignInLink, Ticket,
                          TicketRecipient, Worker)
 from core.portal_views import SHOWN_TO_CUSTOMERS
@@ -98,14 +98,8 @@ def live_customer_session(session: Session, token: str, now: datetime, *, idle: 
     if found is None:
         return None, False
     row, address = found
-    if now - row.last_seen_at > idle or now - row.created_at > absolute:
-        if write:
-            row.ended_at = now
-        return None, not write
-    if write:
-        row.last_seen_at = now
-    return (CustomerSessionView(address.email, address.name, row.csrf_token),
-            not write and now - row.last_seen_at > TOUCH_EVERY)
+    live, write_due = still_live(row, now, idle=idle, absolute=absolute, write=write)
+    return (CustomerSessionView(address.email, address.name, row.csrf_token) if live else None), write_due
 
 
 def end_customer_session(session: Session, token: str, now: datetime) -> None:

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from core.buckets import BucketView, add_bucket, list_buckets, remove_bucket, rename_bucket
 from core.db import Database
 from core.errors import UsageError
-from core.groups import TranscriptOptions, every_transcript_options, set_transcripts
+from core.groups import set_transcripts
 from core.helpdesk_addresses import own_addresses
 from core.organizations import (OrganizationView, add_organization, edit_organization, list_organizations,
                                 remove_organization)
 from core.settings import Settings
 from core.staff import (GroupView, WorkerView, add_group, add_worker, edit_group, edit_worker, find_group,
-                        list_groups, list_workers, remove_group, remove_worker, set_auto_close_days)
+                        group_view, list_groups, list_workers, remove_group, remove_worker, set_auto_close_days)
 
 
 class AdminCommands:
@@ -63,9 +63,10 @@ class AdminCommands:
         with self.database.write() as session:
             added = add_group(session, name, address, auto_reply, close_notice, own, language)
             if auto_close_days is not None:
-                added = set_auto_close_days(session, added.name, auto_close_days)
-            set_transcripts(find_group(session, added.name), own, keep=transcripts, address=transcript_address)
-            return added
+                set_auto_close_days(session, added.name, auto_close_days)
+            row = find_group(session, added.name)
+            set_transcripts(row, own, keep=transcripts, address=transcript_address)
+            return group_view(session, row)
 
     def edit_group(self, name: str, *, address: str | None = None, auto_reply: bool | None = None,
                    close_notice: bool | None = None, language: str | None = None,
@@ -84,9 +85,10 @@ class AdminCommands:
             changed = edit_group(session, name, address=address, auto_reply=auto_reply, close_notice=close_notice,
                                  own=own, language=language)
             if auto_close_days is not None or no_auto_close:
-                changed = set_auto_close_days(session, changed.name, auto_close_days)
-            set_transcripts(find_group(session, changed.name), own, keep=transcripts, address=transcript_address)
-            return changed
+                set_auto_close_days(session, changed.name, auto_close_days)
+            row = find_group(session, changed.name)
+            set_transcripts(row, own, keep=transcripts, address=transcript_address)
+            return group_view(session, row)
 
     def remove_group(self, name: str) -> None:
         """Remove a group that has no tickets (one with tickets is refused: move them first)."""
@@ -97,11 +99,6 @@ class AdminCommands:
         """Every group with its address, options and members, by name."""
         with self.database.read() as session:
             return list_groups(session)
-
-    def group_transcripts(self) -> dict[str, TranscriptOptions]:
-        """Each group's encrypted transcript options, by group name (GroupView does not carry them)."""
-        with self.database.read() as session:
-            return {options.group: options for options in every_transcript_options(session)}
 
     # buckets: `group` None is the settings' default group, the one mail without a group's address lands in
 

@@ -13,7 +13,6 @@ from datetime import datetime
 
 from core.accounts import LINK_LIFETIME, SignInRefused
 from core.addresses import Address
-from core.compose import Outgoing, mailbox
 from core.customer_accounts import (CustomerSessionView, CustomerSignedIn, end_customer_session,
                                     live_customer_session, new_portal_link, sign_in_with_portal_link)
 from core.db import Database
@@ -21,11 +20,8 @@ from core.desk_accounts import read_mostly
 from core.groups import ensure_default_group
 from core.inbound import InboundAttachment
 from core.lifecycle import close_ticket
-from core.mail_purpose import MailPurpose
 from core.models import Group, Priority
-from core.notify import Outbound
-from core.outbox import OutgoingMail
-from core.personal_mail import queue_guarded
+from core.notify import Outbound, send_sign_in_link
 from core.portal import customer_reply, open_customer_ticket
 from core.portal_views import (PortalAttachment, PortalFilter, PortalTicket, PortalTicketRow, customer_attachment,
                                customer_ticket, customer_tickets, their_ticket, waiting_for_customer)
@@ -60,16 +56,10 @@ class PortalCommands:
             if token is None:
                 return
             group = ensure_default_group(session, self.settings.helpdesk)
-            out = Outbound.from_settings(self.settings)
-            url = f"{self.settings.web.base_url}/portal/sign-in/{token}"
-            address = email.strip().lower()
-            body = out.templates_of(group).render("portal_link", url=url, group=group.name,
-                                                  minutes=int(LINK_LIFETIME.total_seconds() // 60))
-            content = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(address)],
-                               subject=f"Your link to your {group.name} requests", body=body,
-                               auto_submitted="auto-generated")
-            queue_guarded(session, OutgoingMail(content, MailPurpose.SIGN_IN_LINK, group.address, (address,), None),
-                          out.filters, out.hostname, now, counted=False)
+            send_sign_in_link(session, Outbound.from_settings(self.settings), group, email.strip().lower(),
+                              f"{self.settings.web.base_url}/portal/sign-in/{token}",
+                              int(LINK_LIFETIME.total_seconds() // 60), now, template="portal_link",
+                              subject=f"Your link to your {group.name} requests")
 
     def portal_sign_in(self, token: str, client: str) -> CustomerSignedIn:
         """A customer session for a mailed link, once and within its minutes; SignInRefused otherwise."""
@@ -107,8 +97,8 @@ class PortalCommands:
     def customer_attachment(self, email: str, mask: str, attachment_id: int) -> tuple[PortalAttachment, bytes]:
         """An attachment of the customer's ticket; the download is audited."""
         with self.database.write() as session:
-            found, data = customer_attachment(session, email, mask, attachment_id)
-            audit(session, their_ticket(session, email, mask), actor=email, action="portal_download",
+            ticket, found, data = customer_attachment(session, email, mask, attachment_id)
+            audit(session, ticket, actor=email, action="portal_download",
                   detail=f"attachment {attachment_id} ({found.filename})", now=self.clock())
             return found, data
 
@@ -117,12 +107,11 @@ class PortalCommands:
     def customer_open_ticket(self, customer: CustomerSessionView, request: CustomerRequest) -> str:
         """A new ticket from the portal, filed as the customer's mail to the helpdesk's address; returns its mask."""
         with self.database.write() as session:
+            now = self.clock()
             chosen = ensure_default_group(session, self.settings.helpdesk)
             ticket = open_customer_ticket(session, self.settings, Address(customer.email, customer.name), chosen,
-                                          request.subject, request.text, request.priority, request.attachments,
-                                          self.clock())
-            audit(session, ticket, actor=customer.email, action="portal_opened", detail="opened in the portal",
-                  now=self.clock())
+                                          request.subject, request.text, request.priority, request.attachments, now)
+            audit(session, ticket, actor=customer.email, action="portal_opened", detail="opened in the portal", now=now)
             return ticket.mask
 
     def customer_reply(self, customer: CustomerSessionView, mask: str, text: str,
@@ -132,10 +121,11 @@ class PortalCommands:
             ticket = their_ticket(session, customer.email, mask)
             group = session.get(Group, ticket.group_id)
             assert group is not None
+            now = self.clock()
             customer_reply(session, self.settings, Address(customer.email, customer.name), ticket, group, text,
-                           attachments, self.clock())
+                           attachments, now)
             audit(session, ticket, actor=customer.email, action="portal_reply", detail="answered in the portal",
-                  now=self.clock())
+                  now=now)
 
     def customer_close(self, customer: CustomerSessionView, mask: str) -> bool:
         """The customer closes their ticket; False if it was closed already."""

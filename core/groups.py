@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -56,18 +54,8 @@ def group_for_recipients(session: Session, rcpt_tos: tuple[str, ...], helpdesk: 
     return ensure_default_group(session, helpdesk)
 
 
-@dataclass(frozen=True)
-class TranscriptOptions:
-    """Whether a group keeps encrypted transcripts of its closed tickets (core.transcripts), and the address
-    their links are copied to ("" none): a log the group keeps of what it closed."""
-
-    group: str
-    transcripts: bool
-    transcript_address: str
-
-
 def set_transcripts(group: Group, own: OwnAddresses, *, keep: bool | None = None,
-                    address: str | None = None) -> TranscriptOptions:
+                    address: str | None = None) -> None:
     """Turn a group's transcripts on or off, or set (`""`: drop) their copy's address; what is not given stays.
 
     An address the helpdesk takes mail for is refused: each copy would come back as a new ticket.
@@ -76,16 +64,6 @@ def set_transcripts(group: Group, own: OwnAddresses, *, keep: bool | None = None
         group.transcript_address = _copy_address(address, own)
     if keep is not None:
         group.transcripts = keep
-    return transcript_options(group)
-
-
-def transcript_options(group: Group) -> TranscriptOptions:
-    return TranscriptOptions(group.name, group.transcripts, group.transcript_address)
-
-
-def every_transcript_options(session: Session) -> list[TranscriptOptions]:
-    """Every group's transcript options, by name."""
-    return [transcript_options(g) for g in session.scalars(select(Group).order_by(Group.name))]
 
 
 def _copy_address(given: str, own: OwnAddresses) -> str:

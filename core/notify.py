@@ -133,11 +133,13 @@ def notify_reopened(session: Session, out: Outbound, ticket: Ticket, reason: str
 
 
 def send_sign_in_link(session: Session, out: Outbound, group: Group, email: str, url: str, minutes: int,
-                      now: datetime) -> None:
-    """The one-time link a worker asked for, from the group's address; not counted as proof of anyone."""
-    body = out.templates_of(group).render("sign_in_link", url=url, minutes=minutes, group=group.name)
+                      now: datetime, *, template: str = "sign_in_link", subject: str = "") -> None:
+    """The one-time link a worker (or, with the portal's template, a customer) asked for, from the group's
+    address; not counted as proof of anyone."""
+    body = out.templates_of(group).render(template, url=url, minutes=minutes, group=group.name)
     content = Outgoing(sender=mailbox(group.address, group.name), to=[mailbox(email)],
-                       subject=f"Your sign-in link for {group.name}", body=body, auto_submitted="auto-generated")
+                       subject=subject or f"Your sign-in link for {group.name}", body=body,
+                       auto_submitted="auto-generated")
     queue_guarded(session, OutgoingMail(content, MailPurpose.SIGN_IN_LINK, group.address, (email,), None),
                   out.filters, out.hostname, now, counted=False)
 

@@ -155,8 +155,8 @@ def customer_tickets(session: Session, email: str, wanted: PortalFilter) -> list
     if wanted.created_to is not None:
         query = query.where(Ticket.created_at < _day_start(wanted.created_to) + timedelta(days=1))
     words = _words(wanted.words)
-    private = private_addresses(session).emails
-    if any("@" in word and any(word in email for email in private) for word in words):
+    addresses = [word for word in words if "@" in word]
+    if addresses and any(word in email for word in addresses for email in private_addresses(session).emails):
         return []  # shown redacted, a worker's address must not be found either: no answer tells it is there
     for word in words:
         pattern = f"%{_escape_like(word)}%"
@@ -199,8 +199,9 @@ def customer_ticket(session: Session, email: str, mask: str) -> PortalTicket:
                         tuple(PortalAttachment(i, f or f"attachment-{i}", c, s) for i, f, c, s in attachments))
 
 
-def customer_attachment(session: Session, email: str, mask: str, attachment_id: int) -> tuple[PortalAttachment, bytes]:
-    """An attachment of a public mail of the customer's ticket; TicketNotFound for anything else."""
+def customer_attachment(session: Session, email: str, mask: str,
+                        attachment_id: int) -> tuple[Ticket, PortalAttachment, bytes]:
+    """An attachment of a public mail of the customer's ticket, with the ticket; TicketNotFound for anything else."""
     ticket = their_ticket(session, email, mask)
     found = session.execute(
         select(Attachment.filename, Attachment.content_type, Blob.size, Blob.data)
@@ -209,7 +210,7 @@ def customer_attachment(session: Session, email: str, mask: str, attachment_id: 
     if found is None:
         raise TicketNotFound(mask.strip()[:40])
     filename, content_type, size, data = found
-    return PortalAttachment(attachment_id, filename or f"attachment-{attachment_id}", content_type, size), data
+    return ticket, PortalAttachment(attachment_id, filename or f"attachment-{attachment_id}", content_type, size), data
 
 
 def _words(query: str) -> list[str]:

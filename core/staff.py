@@ -34,6 +34,8 @@ class GroupView:
     members: tuple[str, ...]
     auto_close_days: int | None = None
     language: str = ""
+    transcripts: bool = False  # closed tickets' conversations kept encrypted, their links mailed (core.transcripts)
+    transcript_address: str = ""  # where each link is copied too; "" nowhere
 
 
 def _address(value: str) -> str:
@@ -139,7 +141,8 @@ def remove_group(session: Session, name: str) -> None:
 
 def group_view(session: Session, group: Group) -> GroupView:
     return GroupView(group.name, group.address, group.auto_reply, group.close_notice,
-                     tuple(group_members(session, group.id)), group.auto_close_days, group.language)
+                     tuple(group_members(session, group.id)), group.auto_close_days, group.language,
+                     group.transcripts, group.transcript_address)
 
 
 def set_auto_close_days(session: Session, name: str, days: int | None) -> GroupView:

@@ -43,11 +43,11 @@ def seal_transcript(session: Session, transcript: Transcript, base_url: str, now
                     templates: Templates = SHIPPED) -> str:
     """Store the conversation encrypted under a fresh key and return its link, the one place the key is kept.
 
-    Rendered in the group's templates (its language); the text part `render` also makes is not stored.
+    Rendered in the group's templates (its language).
     """
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # loaded by the first close that seals
 
-    document = templates.render("transcript", transcript=transcript).html
+    document = templates.document("transcript", transcript=transcript)
     key = AESGCM.generate_key(bit_length=KEY_BITS)
     public_id = secrets.token_urlsafe(PUBLIC_ID_BYTES)
     nonce = secrets.token_bytes(NONCE_BYTES)

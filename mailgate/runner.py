@@ -17,7 +17,7 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
@@ -26,21 +26,20 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.db import Database, open_configured
 from core.errors import PostdeskError, StorageError, ThreadRace, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
-from core.models import SpoolItem, utcnow
+from core.models import utcnow
 from core.notify import Outbound
 from core.pipeline import Delivery, FilingOutcome, run_pipeline
 from core.quarantine import quarantine_raw
 from core.settings import Settings
 from mailgate.parse import parse_message
 from mailgate.spool import NoTurns, WriteTurns, spool_messages
-from mailgate.spool_claims import claim_batch, delete_claimed, release, release_the_dead, runner_name
+from mailgate.spool_claims import claim_batch, delete_claimed, note_attempt, release, release_the_dead, runner_name
 
 if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
     from core.dkim_proof import DnsLookup
@@ -213,8 +212,7 @@ class SpoolRunner:
 
     def file_parsed(self, parsed: list[Parsed]) -> bool:
         """File mail this runner claimed and parsed; False when every one failed (to be retried later)."""
-        items = parsed
-        self.stats.parsed += len(items)
+        self.stats.parsed += len(parsed)
         pending = list(parsed)
         failures = 0
         try:
@@ -232,24 +230,25 @@ class SpoolRunner:
         finally:
             if pending:  # cut short (the database went away): the rest waits for the next look, not the lease
                 self._release([p.item.id for p in pending])
-        return failures < len(items)
+        return failures < len(parsed)
 
     def _release_the_dead(self) -> None:
-        try:
-            with self._turns.runner(), self._db.write() as session:
-                released = release_the_dead(session)
-        except (StorageError, SQLAlchemyError) as exc:
-            log.warning("spool runner: could not look for claims of dead runners: %s", exc)
-            return
+        released = self._on_claims(release_the_dead, "could not look for claims of dead runners")
         if released:
             log.warning("spool runner: %d spooled mails claimed by a runner that died are filed now", released)
 
     def _release(self, spool_ids: list[int]) -> None:
+        self._on_claims(lambda session: release(session, self.name, spool_ids),
+                        f"claims on {len(spool_ids)} rows kept until their lease ends")
+
+    def _on_claims(self, change: Callable[[Session], int], otherwise: str) -> int:
+        """Give claims back in a transaction of its own; a failure only delays them until their lease ends."""
         try:
             with self._turns.runner(), self._db.write() as session:
-                release(session, self.name, spool_ids)
+                return change(session)
         except (StorageError, SQLAlchemyError) as exc:
-            log.warning("spool runner: claims on %d rows kept until their lease ends: %s", len(spool_ids), exc)
+            log.warning("spool runner: %s: %s", otherwise, exc)
+            return 0
 
     def _file_until_writer_waits(self, session: Session, pending: list[Parsed],
                                  ended: list[MailFiled]) -> tuple[int, int, list[Parsed]]:
@@ -279,8 +278,7 @@ class SpoolRunner:
         """A transient failure: counted on the row, which this runner keeps claimed to try again at once."""
         attempts = parsed.item.attempts + 1
         log.warning("spool item %d failed (attempt %d), trying again: %s", parsed.item.id, attempts, error)
-        session.execute(update(SpoolItem).where(SpoolItem.id == parsed.item.id, SpoolItem.claimed_by == self.name)
-                        .values(attempts=attempts, last_error=error[:2000]))
+        note_attempt(session, self.name, parsed.item.id, attempts, error)
         return parsed._replace(item=replace(parsed.item, attempts=attempts))
 
     def _claim(self) -> list[Spooled]:
@@ -290,7 +288,7 @@ class SpoolRunner:
                 for r in rows]
 
     def _file_one(self, session: Session, parsed: Parsed, started: float, ended: list[MailFiled]) -> _Failure | None:
-        """File or quarantine one message in its own savepoint; returns an error text on failure."""
+        """File or quarantine one message in its own savepoint; returns what failed, if anything did."""
         item, result = parsed.item, parsed.result
         try:
             with session.begin_nested():
@@ -334,7 +332,7 @@ class SpoolRunner:
         attempts = item.attempts + 1
         if attempts < MAX_ATTEMPTS:
             log.warning("spool item %d failed (attempt %d): %s", item.id, attempts, error)
-            release(session, self.name, [item.id], attempts=attempts, last_error=error[:2000])
+            note_attempt(session, self.name, item.id, attempts, error, keep_claim=False)
             return
         with session.begin_nested():
             if delete_claimed(session, self.name, item.id):

@@ -82,8 +82,22 @@ def delete_claimed(session: Session, runner: str, spool_id: int) -> bool:
     return result.rowcount == 1
 
 
-def release(session: Session, runner: str, spool_ids: Sequence[int], **values: Any) -> None:
-    """Give rows back for the next look (a failed attempt, a batch cut short), with any other changes."""
-    if spool_ids:
-        session.execute(update(SpoolItem).where(SpoolItem.id.in_(spool_ids), SpoolItem.claimed_by == runner)
-                        .values(claimed_by=None, lease_until=None, **values))
+def release(session: Session, runner: str, spool_ids: Sequence[int], **values: Any) -> int:
+    """Give rows back for the next look (a batch cut short), with any other changes; returns how many."""
+    if not spool_ids:
+        return 0
+    released = cast("CursorResult[Any]", session.execute(
+        update(SpoolItem).where(SpoolItem.id.in_(spool_ids), SpoolItem.claimed_by == runner)
+        .values(claimed_by=None, lease_until=None, **values)))
+    return released.rowcount
+
+
+def note_attempt(session: Session, runner: str, spool_id: int, attempts: int, error: str, *,
+                 keep_claim: bool = True) -> None:
+    """Count a failed attempt on the row: kept claimed to try again at once, or given back for the next look."""
+    values = {"attempts": attempts, "last_error": error[:2000]}
+    if keep_claim:
+        session.execute(update(SpoolItem).where(SpoolItem.id == spool_id, SpoolItem.claimed_by == runner)
+                        .values(**values))
+    else:
+        release(session, runner, [spool_id], **values)

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -30,7 +30,6 @@ from starlette.staticfiles import StaticFiles
 from core.accounts import SessionView, SignInRefused, SignInThrottled
 from core.desk import Actor, Helpdesk, NewTicket, TicketChanged
 from core.errors import PostdeskError, TicketNotFound, UsageError
-from core.inbound import InboundAttachment
 from core.models import Priority
 from core.ticket_views import DEFAULT_STATUSES, STATUSES, TicketFilter, attachment_data
 from core.worker_tickets import parse_priority
@@ -39,6 +38,7 @@ from web.api import api_routes
 from web.portal import portal_routes
 from web.transcripts import transcript_routes
 from web.actions import ACTIONS, BULK_ACTIONS, run_action
+from web.forms import client_of, double_submitted, download, number, uploaded_files
 from web.security import Guard
 
 SESSION_COOKIE = "postdesk_session"
@@ -138,9 +138,9 @@ class _Pages:
 
     async def sign_in(self, request: Request) -> Response:
         form = await request.form(max_fields=10, max_files=0)
-        if not _signing_in(request, form):
+        if not double_submitted(request, form, SIGN_IN_COOKIE):
             return await self.sign_in_form(request, "The sign-in form was out of date; try again.", 403)
-        client = request.client.host if request.client else "unknown"
+        client = client_of(request)
         try:
             signed = await run_in_threadpool(self.desk.sign_in, str(form.get("email", "")),
                                               str(form.get("password", "")), client)
@@ -162,9 +162,9 @@ class _Pages:
     async def ask_for_link(self, request: Request) -> Response:
         """Mail a one-time link; the answer is the same for any address, known or not."""
         form = await request.form(max_fields=10, max_files=0)
-        if not _signing_in(request, form):
+        if not double_submitted(request, form, SIGN_IN_COOKIE):
             return await self.sign_in_form(request, "The sign-in form was out of date; try again.", 403)
-        client = request.client.host if request.client else "unknown"
+        client = client_of(request)
         try:
             await run_in_threadpool(self.desk.mail_sign_in_link, str(form.get("email", "")), client)
         except SignInThrottled as exc:
@@ -181,9 +181,9 @@ class _Pages:
 
     async def sign_in_by_link(self, request: Request) -> Response:
         form = await request.form(max_fields=10, max_files=0)
-        if not _signing_in(request, form):
+        if not double_submitted(request, form, SIGN_IN_COOKIE):
             return await self.link_form(request)
-        client = request.client.host if request.client else "unknown"
+        client = client_of(request)
         try:
             signed = await run_in_threadpool(self.desk.sign_in_with_link, request.path_params["token"], client)
         except SignInRefused as exc:
@@ -205,7 +205,7 @@ class _Pages:
         query = request.query_params
         statuses = tuple(s for s in query.getlist("status") if s in STATUSES) or DEFAULT_STATUSES
         words = query.get("q", "").strip()
-        page = max(_int(query.get("page"), 1), 1)
+        page = max(number(query.get("page"), 1), 1)
         error = ""
         try:
             if words:
@@ -261,8 +261,7 @@ class _Pages:
         except UsageError as exc:
             return self.render("error.html.j2", 404, session=live, title="Not found", message=str(exc))
         name = found["filename"] or f"attachment-{request.path_params['number']}"
-        return Response(data, media_type="application/octet-stream", headers={
-            "content-disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+        return download(data, name)
 
     async def act(self, request: Request, live: SessionView) -> Response:
         mask, action = request.path_params["mask"], request.path_params["action"]
@@ -283,7 +282,7 @@ class _Pages:
 
     def _apply(self, action: str, masks: list[str], form: FormData, live: SessionView) -> list[TicketChanged]:
         """One Helpdesk command for the form; runs in a worker thread."""
-        return run_action(self.desk, action, masks, _FormFields(form), self.actor(live), _attachments(form))
+        return run_action(self.desk, action, masks, _FormFields(form), self.actor(live), uploaded_files(form))
 
     # --- a new ticket -------------------------------------------------------------------------------
 
@@ -301,7 +300,7 @@ class _Pages:
             request_ = NewTicket(to=_addresses(values["to"]), cc=_addresses(values["cc"]),
                                  subject=_required(form, "subject"), text=_required(form, "text"),
                                  priority=parse_priority(values["priority"] or "normal"), group=values["group"] or None,
-                                 attachments=_attachments(form), notify=form.get("notify") == "on")
+                                 attachments=uploaded_files(form), notify=form.get("notify") == "on")
             mask = await run_in_threadpool(self.desk.open_ticket, request_, self.actor(live))
             if values["owner"]:
                 await run_in_threadpool(self.desk.assign, [mask], values["owner"], self.actor(live))
@@ -310,22 +309,9 @@ class _Pages:
         return RedirectResponse(f"/tickets/{quote(mask)}?" + urlencode({"said": "opened"}), status_code=303)
 
 
-def _signing_in(request: Request, form: FormData) -> bool:
-    """The sign-in forms' token (no session yet): the cookie set with the form must come back in it."""
-    expected = request.cookies.get(SIGN_IN_COOKIE, "")
-    return bool(expected) and secrets.compare_digest(str(form.get("csrf", "")), expected)
-
-
 def _local(target: str) -> str:
     """A redirect target on this desk only: a path, never another site (`//evil.example`, `https://…`)."""
     return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
-
-
-def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value) if value else default
-    except ValueError:
-        return default
 
 
 def _some(value: str | None) -> tuple[str, ...]:
@@ -362,11 +348,3 @@ def _optional(form: FormData, name: str) -> str | None:
 def _addresses(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
 
-
-def _attachments(form: FormData) -> tuple[InboundAttachment, ...]:
-    found = []
-    for item in form.getlist("attachments"):
-        if isinstance(item, UploadFile) and item.filename:
-            data = item.file.read()
-            found.append(InboundAttachment(item.filename, item.content_type or "application/octet-stream", data))
-    return tuple(found)

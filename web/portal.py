@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, QueryParams, UploadFile
+from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,10 +30,10 @@ from core.customer_accounts import CustomerSessionView
 from core.desk import Helpdesk
 from core.desk_portal import CustomerRequest
 from core.errors import TicketNotFound, UsageError
-from core.inbound import InboundAttachment
 from core.models import Priority
 from core.portal_views import ALL_BUT_CLOSED, PORTAL_PAGE, CustomerStatus, PortalFilter
 from core.worker_tickets import parse_priority
+from web.forms import client_of, double_submitted, download, number, uploaded_files
 
 PORTAL_COOKIE = "postdesk_portal"
 SIGN_IN_COOKIE = "postdesk_portal_sign_in"  # double-submit token of the sign-in forms, before any session
@@ -131,10 +131,10 @@ class _Portal:
     async def ask_for_link(self, request: Request) -> Response:
         """Mail a one-time link; the answer is the same for any address, known or not."""
         form = await request.form(max_fields=10, max_files=0)
-        if not _signing_in(request, form):
+        if not double_submitted(request, form, SIGN_IN_COOKIE):
             return self.sign_in_form(request, "The form was out of date; try again.", 403)
         try:
-            await run_in_threadpool(self.desk.mail_portal_link, str(form.get("email", "")), _client(request))
+            await run_in_threadpool(self.desk.mail_portal_link, str(form.get("email", "")), client_of(request))
         except SignInThrottled as exc:
             response = self.sign_in_form(request, f"Too many requests; try again in {exc.retry_after} s.", 429)
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -148,10 +148,10 @@ class _Portal:
 
     async def sign_in_by_link(self, request: Request) -> Response:
         form = await request.form(max_fields=10, max_files=0)
-        if not _signing_in(request, form):
+        if not double_submitted(request, form, SIGN_IN_COOKIE):
             return self.link_form(request, "The page was out of date; press the button again.", 403)
         try:
-            signed = await run_in_threadpool(self.desk.portal_sign_in, request.path_params["token"], _client(request))
+            signed = await run_in_threadpool(self.desk.portal_sign_in, request.path_params["token"], client_of(request))
         except SignInRefused as exc:
             return self.sign_in_form(request, str(exc), 401)
         response = RedirectResponse(HOME, status_code=303)
@@ -172,7 +172,7 @@ class _Portal:
         typed = {key: query.get(key, "").strip() for key in ("from", "to", "q")}
         chosen = _statuses(query)
         try:
-            wanted = PortalFilter(chosen, *_days(typed["from"], typed["to"]), typed["q"], max(_int(query.get("page")), 1))
+            wanted = PortalFilter(chosen, *_days(typed["from"], typed["to"]), typed["q"], max(number(query.get("page"), 1), 1))
             rows = await run_in_threadpool(self.desk.customer_tickets, live.email, wanted)
         except UsageError as exc:
             return await self.page("tickets.html.j2", live, 400, rows=[], error=str(exc), chosen=chosen,
@@ -192,7 +192,7 @@ class _Portal:
         form: FormData = request.state.form
         mask, text = request.path_params["mask"], str(form.get("text", ""))
         try:
-            await run_in_threadpool(lambda: self.desk.customer_reply(live, mask, text, _uploads(form)))
+            await run_in_threadpool(lambda: self.desk.customer_reply(live, mask, text, uploaded_files(form)))
         except UsageError as exc:
             return await self.ticket_page(request, live, status=400, error=str(exc), draft=text)
         return RedirectResponse(_ticket_url(mask, "replied"), status_code=303)
@@ -205,8 +205,7 @@ class _Portal:
     async def attachment(self, request: Request, live: CustomerSessionView) -> Response:
         found, data = await run_in_threadpool(self.desk.customer_attachment, live.email, request.path_params["mask"],
                                               request.path_params["id"])
-        return Response(data, media_type="application/octet-stream", headers={
-            "content-disposition": f"attachment; filename*=UTF-8''{quote(found.filename)}"})
+        return download(data, found.filename)
 
     async def no_such_page(self, request: Request, live: CustomerSessionView) -> Response:
         if request.method == "GET" and not request.path_params["rest"]:  # /portal/
@@ -226,23 +225,13 @@ class _Portal:
 
         def open_it() -> str:
             wanted = CustomerRequest(values["subject"], values["text"], parse_priority(values["priority"] or "normal"),
-                                     _uploads(form))
+                                     uploaded_files(form))
             return self.desk.customer_open_ticket(live, wanted)
         try:
             mask = await run_in_threadpool(open_it)
         except UsageError as exc:
             return await self.new_form(request, live, error=str(exc), status=400, values=values)
         return RedirectResponse(_ticket_url(mask, "opened"), status_code=303)
-
-
-def _signing_in(request: Request, form: FormData) -> bool:
-    """The sign-in forms' token (no session yet): the cookie set with the form must come back in it."""
-    expected = request.cookies.get(SIGN_IN_COOKIE, "")
-    return bool(expected) and secrets.compare_digest(str(form.get("csrf", "")), expected)
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _statuses(query: QueryParams) -> tuple[CustomerStatus, ...]:
@@ -268,13 +257,6 @@ def _day(value: str, which: str) -> date | None:
         raise UsageError(f"“{value[:40]}” is no date: give the “{which}” date as YYYY-MM-DD") from None
 
 
-def _int(value: str | None) -> int:
-    try:
-        return int(value) if value else 1
-    except ValueError:
-        return 1
-
-
 def _pages(query: QueryParams, page: int, shown: int) -> dict[str, str]:
     """Links to the previous and the next page, with the same filters."""
     kept = [(key, value) for key, value in query.multi_items() if key != "page"]
@@ -289,12 +271,6 @@ def _pages(query: QueryParams, page: int, shown: int) -> dict[str, str]:
 
 def _ticket_url(mask: str, done: str) -> str:
     return f"/portal/tickets/{quote(mask.strip().upper())}?" + urlencode({"done": done})
-
-
-def _uploads(form: FormData) -> tuple[InboundAttachment, ...]:
-    """The files chosen in the form's `attachments` field (a choice of none sends one without a name)."""
-    return tuple(InboundAttachment(item.filename, item.content_type or "application/octet-stream", item.file.read())
-                 for item in form.getlist("attachments") if isinstance(item, UploadFile) and item.filename)
 
 
 def _when(moment: datetime) -> str:

@@ -8,7 +8,6 @@ from dataclasses import asdict
 import click
 
 from core.errors import UsageError
-from core.groups import TranscriptOptions
 from core.staff import GroupView
 from workers.app import App
 from workers.output import print_json, print_table
@@ -216,22 +215,21 @@ def group_list(app: App, as_json: bool) -> None:
       postdesk group list
       postdesk group list --json
     """
-    rows, kept = app.desk().groups(), app.desk().group_transcripts()
+    rows = app.desk().groups()
     if as_json:
-        print_json([{**asdict(r), "transcripts": kept[r.name].transcripts,
-                     "transcript_address": kept[r.name].transcript_address} for r in rows])
+        print_json([asdict(r) for r in rows])
         return
     print_table(["name", "address", "auto_reply", "close_notice", "auto_close", "language", "transcripts", "members"],
                 [[r.name, r.address, "yes" if r.auto_reply else "no", "yes" if r.close_notice else "no",
                   f"{r.auto_close_days}d" if r.auto_close_days else "never", r.language or "en",
-                  _transcripts_cell(kept[r.name]), ", ".join(r.members)] for r in rows])
+                  _transcripts_cell(r), ", ".join(r.members)] for r in rows])
 
 
-def _transcripts_cell(options: TranscriptOptions) -> str:
+def _transcripts_cell(group: GroupView) -> str:
     """`no`, `yes`, or `yes, copy to log@corp.example`."""
-    if not options.transcripts:
+    if not group.transcripts:
         return "no"
-    return f"yes, copy to {options.transcript_address}" if options.transcript_address else "yes"
+    return f"yes, copy to {group.transcript_address}" if group.transcript_address else "yes"
 
 
 @group.command("edit")
@@ -272,14 +270,14 @@ def group_edit(app: App, name: str, address: str | None, auto_reply: bool | None
         raise UsageError("nothing to change: give --address, --[no-]auto-reply, --[no-]close-notice, "
                          "--auto-close-days N, --no-auto-close, --language CODE, --[no-]transcripts "
                          "or --transcript-address ADDRESS")
-    desk = app.desk()
-    changed = desk.edit_group(name, address=address, auto_reply=auto_reply, close_notice=close_notice,
-                              language=language, auto_close_days=auto_close_days, no_auto_close=no_auto_close,
-                              transcripts=transcripts, transcript_address=transcript_address)
-    click.echo(_group_line(changed, desk.group_transcripts()[changed.name], given))
+    changed = app.desk().edit_group(name, address=address, auto_reply=auto_reply, close_notice=close_notice,
+                                    language=language, auto_close_days=auto_close_days,
+                                    no_auto_close=no_auto_close, transcripts=transcripts,
+                                    transcript_address=transcript_address)
+    click.echo(_group_line(changed, given))
 
 
-def _group_line(group: GroupView, kept: TranscriptOptions, given: set[str]) -> str:
+def _group_line(group: GroupView, given: set[str]) -> str:
     """`group Support: close notice on, auto-close after 3 days`: what the edit set."""
     parts = {"address": f"address {group.address}",
              "auto_reply": f"auto-reply {'on' if group.auto_reply else 'off'}",
@@ -287,8 +285,8 @@ def _group_line(group: GroupView, kept: TranscriptOptions, given: set[str]) -> s
              "auto_close": f"auto-close after {group.auto_close_days} days" if group.auto_close_days
              else "no auto-close",
              "language": f"language {group.language or 'en'}",
-             "transcripts": f"transcripts {'on' if kept.transcripts else 'off'}",
-             "transcript_address": f"transcript copies to {kept.transcript_address or 'nobody'}"}
+             "transcripts": f"transcripts {'on' if group.transcripts else 'off'}",
+             "transcript_address": f"transcript copies to {group.transcript_address or 'nobody'}"}
     return f"group {group.name}: " + ", ".join(text for key, text in parts.items() if key in given)
 
 
