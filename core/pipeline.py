@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -35,6 +35,7 @@ from core.staff import worker_emails
 from core.merging import merge_tickets, refresh_thread_head
 from core.threads import MatchedBy, ThreadMatch, Trust, thread_message
 from core.lifecycle import hold_ticket, reopen_on_recipient_mail
+from core import unseen_ids
 from spam.filter import is_spam, score_ticket
 from core.tickets import (
 
@@ -300,6 +301,12 @@ PIPELINE: tuple[Step, ...] = (
     score_spam,
     notify,
 )
+
+
+def look_ahead(session: Session, messages: Sequence[InboundMessage]) -> None:
+    """Before a batch is filed in one transaction: one query finds which of its ids no table holds yet,
+    so threading asks no more about them (core.unseen_ids)."""
+    unseen_ids.look_ahead(session, (i for m in messages for i in (m.message_id, *m.thread_ids)))
 
 
 def run_pipeline(delivery: Delivery, steps: tuple[Step, ...] = PIPELINE) -> Delivery:

@@ -42,8 +42,10 @@ from sqlalchemy.orm import Session
 from core.inbound import InboundMessage
 from core.masks import masks_in_subject
 from core.models import (AddressRow, KeyOrigin, MergedMask, Message, ParentReference, SentRecipient, ThreadKey,
-                         Ticket, TicketRecipient, Worker)
+                         Ticket, TicketRecipient)
 from core.reply_tokens import ReplyTag, tag_is_for, tags_in
+from core.staff import worker_emails
+from core.unseen_ids import is_unseen
 
 if TYPE_CHECKING:  # core.dkim_proof (and dkimpy) load only when a signature is to be checked
     from core.dkim_proof import DnsLookup
@@ -156,7 +158,7 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
             continue
         awaited = AwaitedParent(message_id)
         waiting: dict[int, set[str]] = {}
-        for ticket_id, by in session.execute(_PARENT_REFERENCES, {"message_id": message_id}):
+        for ticket_id, by in _awaited_by(session, message_id):
             waiting.setdefault(ticket_id, set()).add(by)
         for ticket_id in sorted(waiting):
             if waiting[ticket_id] & addresses or is_recipient(session, ticket_id, sender):
@@ -210,9 +212,16 @@ def would_join(session: Session, message: InboundMessage, key: ThreadKey) -> boo
 
 def awaiting_parent(session: Session, message: InboundMessage) -> list[int]:
     """Rule 4b: tickets whose trusted mail answered this mail's id, by someone this mail is from or to (oldest first)."""
-    rows = session.execute(_PARENT_REFERENCES, {"message_id": message.message_id}).all()
+    rows = _awaited_by(session, message.message_id)
     addresses = _addresses_of(message)
     return sorted({ticket_id for ticket_id, by in rows if by in addresses})
+
+
+def _awaited_by(session: Session, message_id: str) -> list[tuple[int, str]]:
+    """The tickets awaiting the mail of this id, each with who answered it there."""
+    if is_unseen(session, message_id, ParentReference):
+        return []
+    return [(ticket_id, by) for ticket_id, by in session.execute(_PARENT_REFERENCES, {"message_id": message_id})]
 
 
 def ticket_with_mask(session: Session, mask: str) -> Ticket | None:
@@ -245,7 +254,7 @@ def _made_for_someone_on(session: Session, tag: ReplyTag, ticket: Ticket) -> boo
     """A tag made for one of the ticket's recipients or a worker: ours, though perhaps not the sender's."""
     people = session.scalars(select(AddressRow.email).join(TicketRecipient, TicketRecipient.address_id == AddressRow.id)
                              .where(TicketRecipient.ticket_id == ticket.id)).all()
-    people = [*people, *session.scalars(select(Worker.email))]
+    people = [*people, *worker_emails(session)]
     return any(tag_is_for(session, tag, email) for email in people)
 
 
@@ -262,6 +271,7 @@ def _addresses_of(message: InboundMessage) -> set[str]:
 
 
 def _keys_in_order(session: Session, ids: tuple[str, ...]) -> list[ThreadKey]:
+    ids = tuple(i for i in ids if not is_unseen(session, i, ThreadKey))
     if not ids:
         return []
     found = {k.message_id: k for k in session.scalars(_KEYS_WITH_IDS, {"ids": ids})}
@@ -273,7 +283,7 @@ def _was_sent_to(session: Session, message_id: str, email: str) -> bool:
 
 
 def _is_worker(session: Session, email: str) -> bool:
-    return session.scalar(_WORKER, {"email": email}) is not None
+    return email in worker_emails(session)
 
 
 def is_recipient(session: Session, ticket_id: int, email: str) -> bool:
@@ -289,6 +299,5 @@ _PARTY = select(Message.unverified_sender, Message.to_addrs, Message.cc_addrs, A
     AddressRow, AddressRow.id == Message.sender_id).where(Message.message_id == bindparam("message_id"))
 _PARENT_REFERENCES = select(ParentReference.ticket_id, ParentReference.referenced_by).where(
     ParentReference.message_id == bindparam("message_id"))
-_WORKER = select(Worker.id).where(Worker.email == bindparam("email"))
 _RECIPIENT = select(TicketRecipient.ticket_id).join(AddressRow, AddressRow.id == TicketRecipient.address_id).where(
     TicketRecipient.ticket_id == bindparam("ticket_id"), AddressRow.email == bindparam("email"))

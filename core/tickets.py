@@ -33,6 +33,7 @@ from core.models import (
     Worker,
 )
 from core.threads import would_join
+from core.unseen_ids import is_unseen, seen
 from core.upsert import insert_ignore
 
 class StoredMail(Protocol):
@@ -134,6 +135,7 @@ def store_message(session: Session, ticket: Ticket, message: StoredMail, *, veri
     `text` replaces the mail's own text where the helpdesk keeps a cleaned version (a worker's
     reply without its commands, as the recipients saw it); the raw bytes keep the original.
     """
+    seen(session, message.message_id, Message)
     row = Message(ticket_id=ticket.id, message_id=message.message_id,
                   sender_id=address_row(session, message.sender).id, kind=kind,
                   author_worker_id=author.id if author else None,
@@ -167,12 +169,15 @@ def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *,
     already pointing elsewhere that threading would have followed means another gateway opened a
     ticket for the same thread at the same moment: raise, so this one retries and joins it.
     """
+    awaited = not is_unseen(session, message.message_id, ParentReference)
     _claim_key(session, ticket, message, message.message_id, KeyOrigin.RECEIVED, opened)
-    session.execute(delete(ParentReference).where(ParentReference.message_id == message.message_id))  # arrived
+    if awaited:
+        session.execute(_ARRIVED, {"message_id": message.message_id})
     if not trusted:
         return
     for referenced in message.thread_ids:
         if _claim_key(session, ticket, message, referenced, KeyOrigin.REFERENCED, opened) is KeyOrigin.REFERENCED:
+            seen(session, referenced, ParentReference)
             insert_ignore(session, ParentReference.__table__, {"message_id": referenced, "ticket_id": ticket.id,
                                                                 "referenced_by": message.sender.email})
 
@@ -182,6 +187,7 @@ def _claim_key(session: Session, ticket: Ticket, message: StoredMail, message_id
     """Point the id at this ticket unless it leads elsewhere already; returns what the id is known as now."""
     by = message.sender.email if origin is KeyOrigin.REFERENCED else None
     values = {"message_id": message_id, "ticket_id": ticket.id, "origin": origin, "referenced_by": by}
+    seen(session, message_id, ThreadKey)
     if insert_ignore(session, ThreadKey.__table__, values):
         return origin
     existing = session.get(ThreadKey, message_id, populate_existing=True)
@@ -213,6 +219,7 @@ def _threading_would_have_followed(session: Session, existing: ThreadKey, origin
 
 def record_sent_message_id(session: Session, ticket: Ticket, message_id: str) -> None:
     """Remember an id the helpdesk generated for mail about this ticket (replies to it prove the sender)."""
+    seen(session, message_id, ThreadKey)
     session.add(ThreadKey(message_id=message_id, ticket_id=ticket.id, origin=KeyOrigin.SENT))
 
 
@@ -247,10 +254,13 @@ def content_digest(message: StoredMail) -> str:
     return digest.hexdigest()
 
 
+_ARRIVED = delete(ParentReference).where(ParentReference.message_id == bindparam("message_id"))  # built once
 _DIGEST_OF_ID = select(Message.content_digest).where(Message.message_id == bindparam("message_id"))  # built once
 
 
 def stored_digest(session: Session, message_id: str) -> str | None | bool:
     """The content digest stored under this Message-ID; None for a row from before digests; False when none."""
+    if is_unseen(session, message_id, Message):
+        return False
     row = session.execute(_DIGEST_OF_ID, {"message_id": message_id}).first()
     return False if row is None else row[0]
