@@ -36,7 +36,8 @@ from core.merging import merge_tickets, refresh_thread_head
 from core.threads import MatchedBy, ThreadMatch, Trust, thread_message
 from core.lifecycle import hold_ticket, reopen_on_recipient_mail
 from core import unseen_ids
-from spam.filter import is_spam, score_ticket
+from spam.filter import is_spam, score_new_mail
+from spam.scoring import SpamScore
 from core.tickets import (
 
     add_recipients,
@@ -76,6 +77,8 @@ class Delivery:
     outbound: Outbound
     spam: SpamSettings = field(default_factory=SpamSettings)
     dkim_dns: DnsLookup | None = None  # None: DNS itself; a lookup from helpdesk.dkim_dns_file otherwise
+    spam_tokens: frozenset[str] | None = None  # the mail's spam tokens, when the parsing process made them
+    spam_score: SpamScore | None = None  # a new ticket's, set as it opens
     match: ThreadMatch | None = None
     ticket: Ticket | None = None
     stored: Message | None = None
@@ -165,8 +168,12 @@ def open_new_ticket(delivery: Delivery) -> None:
     recipients = message.envelope.rcpt_tos + tuple(a.email for a in message.to)
     group = cached(session, (Group, recipients), lambda: group_for_recipients(session, recipients, delivery.helpdesk))
     inbox = cached(session, (Bucket, group.id), lambda: inbox_of(session, group))
+    # scored before the ticket is written, so that the score is written with it, not updated after
+    delivery.spam_score = score_new_mail(session, message, delivery.spam, delivery.spam_tokens)
     delivery.ticket = open_ticket(session, message, group, inbox, delivery.now,
-                                  organization_id=organization_for_sender(session, message.sender.email))
+                                  organization_id=organization_for_sender(session, message.sender.email),
+                                  spam_score=delivery.spam_score.score,
+                                  interesting_words=delivery.spam_score.words_json())
     delivery.opened = True
     audit(session, delivery.ticket, actor=message.sender.email, action="created",
           detail=f"opened by mail {message.message_id}", now=delivery.now)
@@ -236,7 +243,7 @@ def update_recipients(delivery: Delivery) -> None:
 def _within_limit(delivery: Delivery, addresses: list[Address]) -> list[Address]:
     """The first max_new_recipients not yet on the ticket; the rest are audited, not added."""
     assert delivery.ticket is not None
-    known = {r.email for r in delivery.ticket.recipients}
+    known = set() if delivery.opened else {r.email for r in delivery.ticket.recipients}  # a new ticket has none
     new = [a for a in dict.fromkeys(addresses) if a.email not in known]
     limit = delivery.helpdesk.max_new_recipients
     if len(new) > limit:
@@ -252,7 +259,8 @@ def update_ticket(delivery: Delivery) -> None:
     assert ticket is not None and match is not None
     if ticket.status.set_aside:
         return  # mail to a deleted or held ticket is kept, but is no activity: the purge counts from the deletion
-    ticket.updated_at = now
+    if ticket.updated_at != now:  # a new ticket has it: an unchanged value still costs its flush
+        ticket.updated_at = now
     if delivery.opened or not match.sender_verified:
         return
     sender = address_row(delivery.session, delivery.message.sender)
@@ -261,12 +269,11 @@ def update_ticket(delivery: Delivery) -> None:
     reopen_on_recipient_mail(delivery.session, ticket, actor=sender.email, now=now)
 
 
-def score_spam(delivery: Delivery) -> None:
-    """A new ticket is scored once; above the threshold it is held as spam, so `notify` stays silent."""
-    ticket = delivery.ticket
-    if not delivery.opened or ticket is None:
+def hold_spam(delivery: Delivery) -> None:
+    """A new ticket scored above the threshold as it opened is held as spam, so `notify` stays silent."""
+    ticket, result = delivery.ticket, delivery.spam_score
+    if not delivery.opened or ticket is None or result is None:
         return
-    result = score_ticket(delivery.session, ticket, delivery.message, delivery.spam)
     if is_spam(result, delivery.spam):
         hold_ticket(delivery.session, ticket, result.score, now=delivery.now)
 
@@ -298,7 +305,7 @@ PIPELINE: tuple[Step, ...] = (
     mend_thread_head,
     update_recipients,
     update_ticket,
-    score_spam,
+    hold_spam,
     notify,
 )
 

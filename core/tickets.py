@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import bindparam, delete, select
+from sqlalchemy.dialects import postgresql as postgresql_dialect, sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
@@ -34,7 +35,7 @@ from core.models import (
 )
 from core.threads import would_join
 from core.unseen_ids import is_unseen, seen
-from core.upsert import insert_ignore
+from core.upsert import insert_ignore, insert_ignore_many
 
 class StoredMail(Protocol):
     """What store_message keeps of a mail: an InboundMessage, or a worker's answer (core.worker_answer)."""
@@ -89,7 +90,8 @@ _ADDRESS_WITH_EMAIL = select(AddressRow).where(AddressRow.email == bindparam("em
 
 
 def open_ticket(session: Session, message: StoredMail, group: Group, bucket: Bucket,
-                now: datetime, draw_mask: Callable[[], str] = new_mask, organization_id: int | None = None) -> Ticket:
+                now: datetime, draw_mask: Callable[[], str] = new_mask, organization_id: int | None = None,
+                spam_score: float | None = None, interesting_words: list[dict[str, object]] | None = None) -> Ticket:
     """A new open ticket under a fresh mask (a collision, however unlikely, draws again).
 
     The mask is looked up before it is used, not tried in a savepoint of its own: a savepoint per
@@ -104,7 +106,8 @@ def open_ticket(session: Session, message: StoredMail, group: Group, bucket: Buc
         ticket = Ticket(mask=mask, subject=message.subject or NO_SUBJECT, status=Status.OPEN,
                         group_id=group.id, bucket_id=bucket.id, organization_id=organization_id,
                         created_at=now, updated_at=now,
-                        first_wrote_id=sender.id, last_wrote_id=sender.id)
+                        first_wrote_id=sender.id, last_wrote_id=sender.id, spam_score=spam_score,
+                        interesting_words=interesting_words)
         session.add(ticket)
         session.flush()
         return ticket
@@ -170,40 +173,58 @@ def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *,
     ticket for the same thread at the same moment: raise, so this one retries and joins it.
     """
     awaited = not is_unseen(session, message.message_id, ParentReference)
-    _claim_key(session, ticket, message, message.message_id, KeyOrigin.RECEIVED, opened)
+    ids = list(dict.fromkeys((message.message_id, *(message.thread_ids if trusted else ()))))
+    known_as = _claim_keys(session, ticket, message, ids, opened)
     if awaited:
         session.execute(_ARRIVED, {"message_id": message.message_id})
-    if not trusted:
-        return
-    for referenced in message.thread_ids:
-        if _claim_key(session, ticket, message, referenced, KeyOrigin.REFERENCED, opened) is KeyOrigin.REFERENCED:
-            seen(session, referenced, ParentReference)
-            insert_ignore(session, ParentReference.__table__, {"message_id": referenced, "ticket_id": ticket.id,
-                                                                "referenced_by": message.sender.email})
+    answered = [i for i in ids[1:] if known_as.get(i) is KeyOrigin.REFERENCED]
+    for referenced in answered:
+        seen(session, referenced, ParentReference)
+    if answered:
+        session.execute(_AWAIT_PARENT[session.get_bind().dialect.name],
+                        [{"message_id": i, "ticket_id": ticket.id, "referenced_by": message.sender.email}
+                         for i in answered])
 
 
-def _claim_key(session: Session, ticket: Ticket, message: StoredMail, message_id: str,
-               origin: KeyOrigin, opened: bool) -> KeyOrigin | None:
-    """Point the id at this ticket unless it leads elsewhere already; returns what the id is known as now."""
-    by = message.sender.email if origin is KeyOrigin.REFERENCED else None
-    values = {"message_id": message_id, "ticket_id": ticket.id, "origin": origin, "referenced_by": by}
-    seen(session, message_id, ThreadKey)
-    if insert_ignore(session, ThreadKey.__table__, values):
-        return origin
-    existing = session.get(ThreadKey, message_id, populate_existing=True)
-    if existing is None:
-        return None
+def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list[str],
+                opened: bool) -> dict[str, KeyOrigin]:
+    """Point each id at this ticket (the first, the mail's own, as received; the others as referenced)
+    unless it leads elsewhere already; returns what each id is known as now.
+
+    One insert for them all; only the ids already stored are read back and decided one by one.
+    """
+    by = message.sender.email
+    rows = [{"message_id": i, "ticket_id": ticket.id, "origin": KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED,
+             "referenced_by": None if n == 0 else by} for n, i in enumerate(ids)]
+    for i in ids:
+        seen(session, i, ThreadKey)
+    inserted = insert_ignore_many(session, ThreadKey.__table__, rows)
+    known_as = {row["message_id"]: row["origin"] for row in rows if row["message_id"] in inserted}
+    stored = [i for i in ids if i not in inserted]
+    if stored:
+        existing = {k.message_id: k for k in session.scalars(_KEYS_WITH_IDS, {"ids": stored},
+                                                              execution_options={"populate_existing": True})}
+        for n, message_id in enumerate(ids):
+            if message_id in existing:
+                origin = KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED
+                known_as[message_id] = _settle_key(session, ticket, message, existing[message_id], origin, opened)
+    return known_as
+
+
+def _settle_key(session: Session, ticket: Ticket, message: StoredMail, existing: ThreadKey,
+                origin: KeyOrigin, opened: bool) -> KeyOrigin:
+    """An id that was stored already: who keeps it, and what it is known as now."""
     if existing.ticket_id != ticket.id:
         if opened and isinstance(message, InboundMessage) and _threading_would_have_followed(
                 session, existing, origin, message):  # only mail opens a ticket that threading could have joined
-            raise ThreadRace(f"{message_id} already belongs to another ticket")
+            raise ThreadRace(f"{existing.message_id} already belongs to another ticket")
         if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
             _take_over(existing, ticket)  # our own id, only mentioned there: the mail's own ticket keeps it
         return existing.origin
     if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
         existing.origin, existing.referenced_by = KeyOrigin.RECEIVED, None
     elif existing.origin is KeyOrigin.REFERENCED and existing.referenced_by is None:
-        existing.referenced_by = by
+        existing.referenced_by = message.sender.email
     return existing.origin
 
 
@@ -254,6 +275,9 @@ def content_digest(message: StoredMail) -> str:
     return digest.hexdigest()
 
 
+_KEYS_WITH_IDS = select(ThreadKey).where(ThreadKey.message_id.in_(bindparam("ids", expanding=True)))
+_AWAIT_PARENT = {name: module.insert(ParentReference.__table__).on_conflict_do_nothing()
+                 for name, module in (("sqlite", sqlite_dialect), ("postgresql", postgresql_dialect))}
 _ARRIVED = delete(ParentReference).where(ParentReference.message_id == bindparam("message_id"))  # built once
 _DIGEST_OF_ID = select(Message.content_digest).where(Message.message_id == bindparam("message_id"))  # built once
 

@@ -19,6 +19,14 @@ def insert_ignore(session: Session, table: FromClause, values: dict[str, Any]) -
     return session.execute(statement, values).first() is not None
 
 
+def insert_ignore_many(session: Session, table: FromClause, rows: list[dict[str, Any]]) -> set[Any]:
+    """insert_ignore for many rows of a one-column key, in one round trip; the keys this call inserted."""
+    if not rows:
+        return set()
+    statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
+    return set(session.scalars(statement, rows))
+
+
 @lru_cache(maxsize=None)
 def _insert_ignore_statement(table: FromClause, dialect: str) -> Insert:
     """Built once per table: building a statement costs about as much as running it.

@@ -18,6 +18,7 @@ from core.inbound import IMPORT_NOTIFY_SOURCE, IMPORT_SOURCE, Envelope, InboundM
 from core.settings import Settings
 from mailgate.mail_sources import SourcedMessage
 from mailgate.runner import Parsed, RunStats, Spooled, SpoolRunner, parse_spooled
+from spam.tokens import tokenize
 
 CHUNK = 200
 CHUNK_BYTES = 64 * 1024 * 1024  # a chunk is held in memory and committed in one transaction
@@ -55,9 +56,10 @@ def import_messages(db: Database, settings: Settings, messages: Iterable[Sourced
         waiting: tuple[list[Spooled], Future[list[Parsed]] | list[Parsed]] | None = None
         for chunk in _chunks(messages, settings.smtp.max_message_size, envelope, report, progress):
             spooled = runner.spool_claimed(chunk)
-            if waiting is not None:  # filed while the next chunk is parsed
+            parsed = parsing.submit(spooled)  # before the last chunk is filed, so that the two overlap
+            if waiting is not None:
                 _file(runner, *waiting, progress)
-            waiting = (spooled, parsing.submit(spooled))
+            waiting = (spooled, parsed)
         if waiting is not None:
             _file(runner, *waiting, progress)
     runner.drain()  # what failed once is retried now, as the daemon would
@@ -93,9 +95,16 @@ def _file(runner: SpoolRunner, spooled: list[Spooled], parsed: Future[list[Parse
 
 
 def parse_chunk(items: list[Spooled]) -> list[Parsed]:
-    """A worker process's part: parse a chunk (top level, so that it pickles). The raw bytes, which this
+    """A worker process's part: parse a chunk (top level, so that it pickles), and make each mail's spam
+    tokens, which only a new ticket's mail needs but every core can make. The raw bytes, which this
     process has already, are not sent back: pickling them twice cost about what parsing here saved."""
-    return [_without_raw(parse_spooled(item)) for item in items]
+    return [_without_raw(_with_tokens(parse_spooled(item))) for item in items]
+
+
+def _with_tokens(parsed: Parsed) -> Parsed:
+    if not isinstance(parsed.result, InboundMessage):
+        return parsed
+    return parsed._replace(spam_tokens=tokenize(parsed.result))
 
 
 def _without_raw(parsed: Parsed) -> Parsed:

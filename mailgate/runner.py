@@ -39,7 +39,8 @@ from core.quarantine import quarantine_raw
 from core.settings import Settings
 from mailgate.parse import parse_message
 from mailgate.spool import NoTurns, WriteTurns, spool_messages
-from mailgate.spool_claims import claim_batch, delete_claimed, note_attempt, release, release_the_dead, runner_name
+from mailgate.spool_claims import (claim_batch, delete_all_claimed, delete_claimed, note_attempt, release,
+                                   release_the_dead, runner_name)
 
 if TYPE_CHECKING:  # dkimpy loads only when a signature is to be checked
     from core.dkim_proof import DnsLookup
@@ -80,6 +81,7 @@ class Parsed(NamedTuple):
     item: Spooled
     result: InboundMessage | UnparseableMessage
     seconds: float
+    spam_tokens: frozenset[str] | None = None  # made beside the parse where that runs in a pool (the import)
 
 
 @dataclass(frozen=True)
@@ -315,7 +317,8 @@ class SpoolRunner:
         """File mails in one savepoint; None when any failed, and then none of them is filed."""
         try:
             with session.begin_nested():
-                return [self._file_mail(session, parsed) for parsed in group]
+                mine = delete_all_claimed(session, self.name, [parsed.item.id for parsed in group])
+                return [self._file_mail(session, parsed) if parsed.item.id in mine else None for parsed in group]
         except Exception:  # the caller files them again one by one: the failure is reported there
             return None
 
@@ -323,6 +326,8 @@ class SpoolRunner:
         """File or quarantine one message in its own savepoint; returns what failed, if anything did."""
         try:
             with session.begin_nested():
+                if not delete_claimed(session, self.name, parsed.item.id):
+                    return None  # our lease ran out and another runner holds it now
                 mail = self._file_mail(session, parsed)
         except (PostdeskError, SQLAlchemyError) as exc:
             self.stats.retried += 1
@@ -334,17 +339,15 @@ class SpoolRunner:
         self._count(mail, ended)
         return None
 
-    def _file_mail(self, session: Session, parsed: Parsed) -> MailFiled | None:
-        """File or quarantine one message; None when its claim is gone (another runner holds it now)."""
+    def _file_mail(self, session: Session, parsed: Parsed) -> MailFiled:
+        """File or quarantine one message whose spool row the caller deleted under its claim."""
         started = time.monotonic() - parsed.seconds  # the parse is part of what the mail cost
         item, result = parsed.item, parsed.result
-        if not delete_claimed(session, self.name, item.id):
-            return None  # our lease ran out and another runner holds it now
         if isinstance(result, UnparseableMessage):
             _quarantine(session, item, f"unparseable: {result}")
             return MailFiled("-", "-", FilingOutcome.QUARANTINED, "parse", _since(started))
         delivery = run_pipeline(Delivery(session, result, self._helpdesk, utcnow(), self._outbound,
-                                         self._spam, self._dkim_dns))
+                                         self._spam, self._dkim_dns, spam_tokens=parsed.spam_tokens))
         outcome = delivery.outcome
         if outcome is None:  # every full pipeline decides; only a pipeline cut short by a bug would not
             raise RuntimeError(f"the pipeline ended {delivery.message.message_id} without an outcome")

@@ -82,6 +82,12 @@ def delete_claimed(session: Session, runner: str, spool_id: int) -> bool:
     return result.rowcount == 1
 
 
+def delete_all_claimed(session: Session, runner: str, spool_ids: Sequence[int]) -> set[int]:
+    """delete_claimed for several rows in one statement; returns the ids whose claim stood (now deleted)."""
+    return set(session.scalars(delete(SpoolItem).where(SpoolItem.id.in_(spool_ids), SpoolItem.claimed_by == runner)
+                               .returning(SpoolItem.id)))
+
+
 def release(session: Session, runner: str, spool_ids: Sequence[int], **values: Any) -> int:
     """Give rows back for the next look (a batch cut short), with any other changes; returns how many."""
     if not spool_ids:

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
-from core.models import Ticket
 from core.settings import SpamSettings
 from spam.scoring import UNTRAINED, Counts, Evidence, Scoring, SpamScore, score_evidence
 from spam.statistics import learnt
@@ -48,12 +47,12 @@ def scored(evidence: Mapping[str, Evidence], trained: Counts, settings: SpamSett
     return replace(score_evidence(evidence, scoring or settings.scoring()), least_trained=min(trained))
 
 
-def score_ticket(session: Session, ticket: Ticket, mail: MailText, settings: SpamSettings) -> SpamScore:
-    """Store the score of the mail that opened the ticket on the ticket (it is scored once, at opening)."""
-    result = score_mail(session, mail, settings)
-    ticket.spam_score = result.score
-    ticket.interesting_words = result.words_json()
-    return result
+def score_new_mail(session: Session, mail: MailText, settings: SpamSettings,
+                   tokens: Collection[str] | None = None) -> SpamScore:
+    """The score a new ticket opens with (a ticket is scored once, by its first mail).
+
+    `tokens` are the mail's, when a parsing process made them already (`postdesk import`)."""
+    return score_mail(session, mail, settings) if tokens is None else score_token_set(session, tokens, settings)
 
 
 def is_spam(result: SpamScore, settings: SpamSettings) -> bool:
