@@ -35,6 +35,7 @@ from core.models import (
 )
 from core.threads import would_join
 from core.unseen_ids import is_unseen, seen
+from core.rows import insert_row, insert_rows
 from core.upsert import insert_ignore, insert_ignore_many
 
 class StoredMail(Protocol):
@@ -103,14 +104,10 @@ def open_ticket(session: Session, message: StoredMail, group: Group, bucket: Buc
         mask = draw_mask()
         if session.scalar(_TICKET_WITH_MASK, {"mask": mask}) is not None:
             continue
-        ticket = Ticket(mask=mask, subject=message.subject or NO_SUBJECT, status=Status.OPEN,
-                        group_id=group.id, bucket_id=bucket.id, organization_id=organization_id,
-                        created_at=now, updated_at=now,
-                        first_wrote_id=sender.id, last_wrote_id=sender.id, spam_score=spam_score,
-                        interesting_words=interesting_words)
-        session.add(ticket)
-        session.flush()
-        return ticket
+        return insert_row(session, Ticket, mask=mask, subject=message.subject or NO_SUBJECT, status=Status.OPEN,
+                          group_id=group.id, bucket_id=bucket.id, organization_id=organization_id,
+                          created_at=now, updated_at=now, first_wrote_id=sender.id, last_wrote_id=sender.id,
+                          spam_score=spam_score, interesting_words=interesting_words)
     raise ThreadRace("could not draw an unused mask")
 
 
@@ -139,22 +136,22 @@ def store_message(session: Session, ticket: Ticket, message: StoredMail, *, veri
     reply without its commands, as the recipients saw it); the raw bytes keep the original.
     """
     seen(session, message.message_id, Message)
-    row = Message(ticket_id=ticket.id, message_id=message.message_id,
-                  sender_id=address_row(session, message.sender).id, kind=kind,
-                  author_worker_id=author.id if author else None,
-                  unverified_sender=not verified, to_addrs=_plain(message.to), cc_addrs=_plain(message.cc),
-                  subject=message.subject, date=message.date, received_at=now,
-                  headers=[list(h) for h in message.headers], text=message.text if text is None else text,
-                  html=message.html,
-                  defects=list(message.defects), raw=message.raw, content_digest=content_digest(message))
-    session.add(row)
-    session.flush()
+    row = insert_row(session, Message, ticket_id=ticket.id, message_id=message.message_id,
+                     sender_id=address_row(session, message.sender).id, kind=kind,
+                     author_worker_id=author.id if author else None,
+                     unverified_sender=not verified, to_addrs=_plain(message.to), cc_addrs=_plain(message.cc),
+                     subject=message.subject, date=message.date, received_at=now,
+                     headers=[list(h) for h in message.headers], text=message.text if text is None else text,
+                     html=message.html, defects=list(message.defects), raw=message.raw,
+                     content_digest=content_digest(message))
+    files = []
     for position, attachment in enumerate(message.attachments):
         digest = hashlib.sha256(attachment.data).hexdigest()
         insert_ignore(session, Blob.__table__, {"sha256": digest, "size": len(attachment.data),
                                                 "data": attachment.data})
-        session.add(Attachment(message_id=row.id, position=position, filename=attachment.filename,
-                               content_type=attachment.content_type, blob_sha256=digest))
+        files.append({"message_id": row.id, "position": position, "filename": attachment.filename,
+                      "content_type": attachment.content_type, "blob_sha256": digest})
+    insert_rows(session, Attachment, files)
     return row
 
 
@@ -252,8 +249,8 @@ def audit_change(session: Session, ticket: Ticket, *, actor: str, action: str, b
 
 
 def audit(session: Session, ticket: Ticket | None, *, actor: str, action: str, detail: str, now: datetime) -> None:
-    session.add(AuditEntry(ticket_id=ticket.id if ticket else None, at=now, actor=actor, action=action,
-                           detail=detail))
+    insert_rows(session, AuditEntry, [{"ticket_id": ticket.id if ticket else None, "at": now, "actor": actor,
+                                       "action": action, "detail": detail}])
 
 
 def content_digest(message: StoredMail) -> str:

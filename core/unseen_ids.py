@@ -6,6 +6,10 @@ each id it answers: a thread key? awaited by a ticket?). For new mail the answer
 found nowhere is *unseen*, and the lookups in core.threads and core.tickets answer "nothing" for it
 without a query.
 
+It holds only in a transaction no one else can write beside: SQLite's, which holds the one write
+lock from its start. Under PostgreSQL's read-committed transactions another daemon may store one of
+the ids a moment later, and threading must see it then (mailgate.runner looks ahead on SQLite only).
+
 An unseen id stays true only while every write of a message, a thread key or a parent reference
 says so (`seen`, in core.tickets, the one module that writes them). The set lives in the
 transaction's cache (core.db.cached): it is forgotten when the transaction ends and on any

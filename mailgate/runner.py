@@ -237,9 +237,14 @@ class SpoolRunner:
         return failures < len(parsed)
 
     def _look_ahead(self, session: Session, pending: list[Parsed]) -> None:
-        """What this transaction will file: the batch, or on PostgreSQL (a commit per mail) its first mail."""
-        mails = pending[:1] if self._commit_each else pending
-        look_ahead(session, [p.result for p in mails if isinstance(p.result, InboundMessage)])
+        """Find out at once which of the batch's ids nothing stores yet (core.unseen_ids), on SQLite only.
+
+        What the look-ahead found holds only while no one else can write: SQLite's transaction holds
+        the one write lock from its start. On PostgreSQL another daemon's runner may commit a thread
+        key a moment later, and threading must see it to join that ticket rather than split the thread.
+        """
+        if not self._commit_each:
+            look_ahead(session, [p.result for p in pending if isinstance(p.result, InboundMessage)])
 
     def _release_the_dead(self) -> None:
         released = self._on_claims(release_the_dead, "could not look for claims of dead runners")
