@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from core.addresses import normalize_domain
-from core.db import cached
+from core.db import cached, run
 from core.errors import AlreadyExists, NotFound, UsageError
 from core.models import Organization, Ticket
 from core.tickets import audit_change
@@ -42,7 +42,7 @@ def organization_for_sender(session: Session, email: str) -> int | None:
 def _nearest(session: Session, domain: str) -> int | None:
     labels = domain.split(".")
     candidates = [".".join(labels[i:]) for i in range(max(len(labels) - 1, 1))]  # never a bare top-level domain
-    by_domain = {name: org_id for org_id, name in session.execute(_BY_DOMAINS, {"domains": candidates})}
+    by_domain = {name: org_id for org_id, name in run(session, _BY_DOMAINS, {"domains": candidates})}
     return next((by_domain[c] for c in candidates if c in by_domain), None)
 
 

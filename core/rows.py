@@ -14,25 +14,13 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Insert, Table, insert
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.sql import Executable
 
+from core.db import run
 from core.models import Base
 from core.upsert import as_table
 
 M = TypeVar("M", bound=Base)
-
-
-def run(session: Session, statement: Executable, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
-        ) -> CursorResult[Any]:
-    """A Core statement (tables and columns, no entities) on the session's connection.
-
-    session.execute adds the ORM's machinery to every statement, about twice the statement's own cost
-    on SQLite. What the session holds unwritten is flushed first, as its autoflush would have.
-    """
-    session.flush()
-    return session.connection().execute(statement, params)
 
 
 def insert_row(session: Session, model: type[M], **values: Any) -> M:

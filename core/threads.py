@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from core.db import run
 from core.inbound import InboundMessage
 from core.masks import masks_in_subject
 from core.models import (AddressRow, KeyOrigin, MergedMask, Message, ParentReference, SentRecipient, ThreadKey,
@@ -196,7 +197,7 @@ def _thread_proves(session: Session, answers: ReplyTag | ThreadKey | AwaitedPare
 
 def _was_party_to(session: Session, message_id: str, email: str) -> bool:
     """Whether the trusted mail with this id was from or to this address."""
-    row = session.execute(_PARTY, {"message_id": message_id}).first()
+    row = run(session, _PARTY, {"message_id": message_id}).first()
     if row is None or row.unverified_sender:
         return False
     return row.email == email or any(a.get("email") == email for a in (row.to_addrs or []) + (row.cc_addrs or []))
@@ -221,7 +222,7 @@ def _awaited_by(session: Session, message_id: str) -> list[tuple[int, str]]:
     """The tickets awaiting the mail of this id, each with who answered it there."""
     if is_unseen(session, message_id, ParentReference):
         return []
-    return [(ticket_id, by) for ticket_id, by in session.execute(_PARENT_REFERENCES, {"message_id": message_id})]
+    return [(ticket_id, by) for ticket_id, by in run(session, _PARENT_REFERENCES, {"message_id": message_id})]
 
 
 def ticket_with_mask(session: Session, mask: str) -> Ticket | None:
@@ -279,7 +280,7 @@ def _keys_in_order(session: Session, ids: tuple[str, ...]) -> list[ThreadKey]:
 
 
 def _was_sent_to(session: Session, message_id: str, email: str) -> bool:
-    return session.scalar(_SENT_TO, {"message_id": message_id, "email": email}) is not None
+    return run(session, _SENT_TO, {"message_id": message_id, "email": email}).scalar() is not None
 
 
 def _is_worker(session: Session, email: str) -> bool:
@@ -288,7 +289,7 @@ def _is_worker(session: Session, email: str) -> bool:
 
 def is_recipient(session: Session, ticket_id: int, email: str) -> bool:
     """One of the ticket's recipients (by address: a claim, not a proof)."""
-    return session.scalar(_RECIPIENT, {"ticket_id": ticket_id, "email": email}) is not None
+    return run(session, _RECIPIENT, {"ticket_id": ticket_id, "email": email}).scalar() is not None
 
 
 # Built once, not per mail: building a statement costs about as much as running it.

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect, sqlite as sqli
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
-from core.db import cached
+from core.db import cached, run
 from core.errors import ThreadRace
 from core.inbound import InboundAttachment, InboundMessage
 from core.masks import new_mask
@@ -102,7 +102,7 @@ def open_ticket(session: Session, message: StoredMail, group: Group, bucket: Buc
     sender = address_row(session, message.sender)
     for _ in range(MASK_ATTEMPTS):
         mask = draw_mask()
-        if session.scalar(_TICKET_WITH_MASK, {"mask": mask}) is not None:
+        if run(session, _TICKET_WITH_MASK, {"mask": mask}).scalar() is not None:
             continue
         return insert_row(session, Ticket, mask=mask, subject=message.subject or NO_SUBJECT, status=Status.OPEN,
                           group_id=group.id, bucket_id=bucket.id, organization_id=organization_id,
@@ -173,12 +173,12 @@ def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *,
     ids = list(dict.fromkeys((message.message_id, *(message.thread_ids if trusted else ()))))
     known_as = _claim_keys(session, ticket, message, ids, opened)
     if awaited:
-        session.execute(_ARRIVED, {"message_id": message.message_id})
+        run(session, _ARRIVED, {"message_id": message.message_id})
     answered = [i for i in ids[1:] if known_as.get(i) is KeyOrigin.REFERENCED]
     for referenced in answered:
         seen(session, referenced, ParentReference)
     if answered:
-        session.execute(_AWAIT_PARENT[session.get_bind().dialect.name],
+        run(session, _AWAIT_PARENT[session.get_bind().dialect.name],
                         [{"message_id": i, "ticket_id": ticket.id, "referenced_by": message.sender.email}
                          for i in answered])
 
@@ -283,5 +283,5 @@ def stored_digest(session: Session, message_id: str) -> str | None | bool:
     """The content digest stored under this Message-ID; None for a row from before digests; False when none."""
     if is_unseen(session, message_id, Message):
         return False
-    row = session.execute(_DIGEST_OF_ID, {"message_id": message_id}).first()
+    row = run(session, _DIGEST_OF_ID, {"message_id": message_id}).first()
     return False if row is None else row[0]

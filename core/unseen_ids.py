@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, select, union
 from sqlalchemy.orm import Session
 
-from core.db import cached
+from core.db import cached, run
 from core.models import Message, ParentReference, ThreadKey
 
 _KEY = "postdesk.unseen_ids"
@@ -40,7 +40,7 @@ def look_ahead(session: Session, message_ids: Iterable[str]) -> None:
     ids = sorted(set(message_ids))
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        present = set(session.scalars(_STORED_ANYWHERE, {"ids": chunk}))
+        present = set(run(session, _STORED_ANYWHERE, {"ids": chunk}).scalars())
         for table in _TABLES:
             unseen[table].update(i for i in chunk if i not in present)
 

@@ -9,6 +9,8 @@ from sqlalchemy import FromClause, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import run
+
 
 def insert_ignore(session: Session, table: FromClause, values: dict[str, Any]) -> bool:
     """Insert a row unless its unique key exists already; True when this call inserted it.
@@ -16,7 +18,7 @@ def insert_ignore(session: Session, table: FromClause, values: dict[str, Any]) -
     `table` is a model's `__table__` (or a Table).
     """
     statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
-    return session.execute(statement, values).first() is not None
+    return run(session, statement, values).first() is not None
 
 
 def insert_ignore_many(session: Session, table: FromClause, rows: list[dict[str, Any]]) -> set[Any]:
@@ -24,7 +26,7 @@ def insert_ignore_many(session: Session, table: FromClause, rows: list[dict[str,
     if not rows:
         return set()
     statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
-    return set(session.scalars(statement, rows))
+    return set(run(session, statement, rows).scalars())
 
 
 @lru_cache(maxsize=None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -54,6 +55,9 @@ RETRY_PAUSE_SECONDS = 1.0
 # The least the runner files before it lets a waiting spool writer in: each turn costs a commit,
 # and a waiting SMTP client waits at most this long (plus one message) for its 250.
 MIN_TURN_SECONDS = 0.005
+# Filing is work that can wait: the spool holds a burst durably. Acknowledging cannot, since every
+# SMTP client waits for its 250; so on a busy machine the SMTP process gets the CPU first.
+RUNNER_NICENESS = 10
 START_METHOD: Final = "spawn"  # never fork a process that holds open database connections
 
 
@@ -280,13 +284,18 @@ class SpoolRunner:
         again: list[Parsed] = []
         ends = time.monotonic() + MIN_TURN_SECONDS
         group_size = 1 if self._commit_each else GROUP_SIZE
+
+        def writer_waits() -> bool:
+            return self._turns.writer_waiting() and time.monotonic() >= ends
+
         done = 0
         while done < len(pending):
             group = pending[done:done + group_size]
-            together = None if len(group) == 1 else self._file_group(session, group)
+            together = None if len(group) == 1 else self._file_group(session, group, writer_waits)
             if together is not None:
                 for mail in together:
                     self._count(mail, ended)
+                done += len(together)
             else:
                 for parsed in group:
                     started = time.monotonic() - parsed.seconds  # the parse is part of what the mail cost
@@ -300,8 +309,8 @@ class SpoolRunner:
                     else:
                         self._record_failure(session, parsed, failure.error, started, ended)
                         failed += 1
-            done += len(group)
-            if self._commit_each or (self._turns.writer_waiting() and time.monotonic() >= ends):
+                done += len(group)
+            if self._commit_each or writer_waits():
                 break
         return done, failed, again
 
@@ -318,13 +327,22 @@ class SpoolRunner:
         return [Spooled(r.id, r.received_at, Envelope(r.source, r.mail_from, tuple(r.rcpt_tos)), r.raw, r.attempts)
                 for r in rows]
 
-    def _file_group(self, session: Session, group: list[Parsed]) -> list[MailFiled | None] | None:
-        """File mails in one savepoint; None when any failed, and then none of them is filed."""
+    def _file_group(self, session: Session, group: list[Parsed],
+                    writer_waits: Callable[[], bool]) -> list[MailFiled] | None:
+        """File mails in one savepoint, the first ones of the group when the spool writer waits for its turn;
+        None when any failed or had lost its claim, and then none of them is filed."""
         try:
             with session.begin_nested():
-                mine = delete_all_claimed(session, self.name, [parsed.item.id for parsed in group])
-                return [self._file_mail(session, parsed) if parsed.item.id in mine else None for parsed in group]
-        except Exception:  # the caller files them again one by one: the failure is reported there
+                filed = []
+                for parsed in group:
+                    filed.append(self._file_mail(session, parsed))
+                    if writer_waits():
+                        break
+                ids = [parsed.item.id for parsed in group[:len(filed)]]
+                if delete_all_claimed(session, self.name, ids) != set(ids):
+                    raise _ClaimLost  # another runner holds one now: one by one, each is filed or left to it
+                return filed
+        except Exception:  # the caller files them again one by one: a failure is reported there
             return None
 
     def _file_alone(self, session: Session, parsed: Parsed, ended: list[MailFiled]) -> _Failure | None:
@@ -387,6 +405,10 @@ class SpoolRunner:
                 message_id = parsed.result.message_id if isinstance(parsed.result, InboundMessage) else "-"
                 ended.append(MailFiled(message_id, "-", FilingOutcome.QUARANTINED, f"failed {attempts} times",
                                        _since(started)))
+
+
+class _ClaimLost(Exception):
+    """A group's mail whose claim ran out while it was filed (mailgate.spool_claims)."""
 
 
 class _Failure(NamedTuple):
@@ -479,6 +501,7 @@ def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop
                logs: multiprocessing.Queue[logging.LogRecord], level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(RUNNER_NICENESS)
     root = logging.getLogger()
     root.handlers[:] = [QueueHandler(logs)]
     root.setLevel(level)

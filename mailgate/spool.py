@@ -18,7 +18,9 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 
-from core.db import Database
+from sqlalchemy import insert
+
+from core.db import Database, run
 from core.errors import StorageError
 from core.inbound import Envelope
 from core.models import SpoolItem, utcnow
@@ -121,13 +123,15 @@ def spool_messages(db: Database, items: Iterable[tuple[bytes, Envelope]], claime
     """
     now = utcnow()
     lease_until = now + LEASE if claimed_by else None
-    with db.write() as session:
-        rows = [SpoolItem(received_at=now, source=env.source, mail_from=env.mail_from,
-                          rcpt_tos=list(env.rcpt_tos), raw=raw, attempts=0, claimed_by=claimed_by,
-                          lease_until=lease_until) for raw, env in items]
-        session.add_all(rows)
-        session.flush()
-        return [row.id for row in rows]
+    rows = [{"received_at": now, "source": env.source, "mail_from": env.mail_from, "rcpt_tos": list(env.rcpt_tos),
+             "raw": raw, "attempts": 0, "claimed_by": claimed_by, "lease_until": lease_until} for raw, env in items]
+    if not rows:
+        return []
+    with db.write() as session:  # Core, not the ORM: the SMTP process's writer thread shares its CPU with the sessions
+        return list(run(session, _SPOOL_ROWS, rows).scalars())
+
+
+_SPOOL_ROWS = insert(SpoolItem.__table__).returning(SpoolItem.__table__.c.id, sort_by_parameter_order=True)
 
 
 _Pending = tuple[bytes, Envelope, "Future[int]"]

@@ -22,6 +22,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.db import run
 from core.models import SpoolItem
 
 LEASE = timedelta(minutes=5)  # far beyond a batch's filing; what a dead runner's mail waits at most
@@ -78,14 +79,14 @@ def claim_batch(session: Session, runner: str, limit: int, now: datetime) -> lis
 
 def delete_claimed(session: Session, runner: str, spool_id: int) -> bool:
     """Delete the row with its message filed; False when the claim is no longer this runner's."""
-    result = cast("CursorResult[Any]", session.execute(_DELETE_MINE, {"spool_id": spool_id, "runner": runner}))
+    result = run(session, _DELETE_MINE, {"spool_id": spool_id, "runner": runner})
     return result.rowcount == 1
 
 
 def delete_all_claimed(session: Session, runner: str, spool_ids: Sequence[int]) -> set[int]:
     """delete_claimed for several rows in one statement; returns the ids whose claim stood (now deleted)."""
-    return set(session.scalars(delete(SpoolItem).where(SpoolItem.id.in_(spool_ids), SpoolItem.claimed_by == runner)
-                               .returning(SpoolItem.id)))
+    return set(run(session, delete(SpoolItem).where(SpoolItem.id.in_(spool_ids), SpoolItem.claimed_by == runner)
+                   .returning(SpoolItem.id)).scalars())
 
 
 def release(session: Session, runner: str, spool_ids: Sequence[int], **values: Any) -> int:
