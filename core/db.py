@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol, TypeVar, Unpack, cast
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import CursorResult
@@ -21,13 +22,47 @@ _CACHE = "postdesk.cache"
 T = TypeVar("T")
 
 
+class Turn(Enum):
+    """How a write transaction queues for SQLite's one write lock among the processes of one daemon."""
+
+    ANY = "any"  # as SQLite gives it: CLI commands, the desk, the scheduler, the outbox
+    FIRST = "first"  # someone waits for this commit (an SMTP client for its 250): before the runner's next turn
+    YIELDING = "yielding"  # the runner's filing: it steps aside between two mails when a FIRST write waits
+
+
+class Turns(Protocol):
+    """The order among a daemon's SQLite writers (mailgate.spool.WriteTurns); NoTurns everywhere else."""
+
+    def writer(self) -> AbstractContextManager[None]: ...
+    def runner(self) -> AbstractContextManager[None]: ...
+    def writer_waiting(self) -> bool: ...
+
+
+class NoTurns:
+    """No order to keep: PostgreSQL, and any process that writes alone."""
+
+    def writer(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def runner(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def writer_waiting(self) -> bool:
+        return False
+
+
 @dataclass
 class Database:
-    """The engine plus the two kinds of session the entry points open."""
+    """The engine plus the two kinds of session the entry points open.
+
+    `turns` is chosen once per process, where a daemon opens the database on SQLite (mailgate.daemon
+    and its runner's process); the modules that write only say which Turn their transaction takes.
+    """
 
     engine: Engine
     _reader: sessionmaker[Session]
     _writer: sessionmaker[Session]
+    turns: Turns = field(default_factory=NoTurns)
 
     @property
     def is_sqlite(self) -> bool:
@@ -40,17 +75,29 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, turn: Turn = Turn.ANY) -> Iterator[Session]:
         """One transaction, committed when the block ends without error.
 
         On SQLite it begins IMMEDIATE, so the write lock is taken before the first read and two
         writers can never both decide on what they read (e.g. both open a ticket for one thread).
         """
-        try:
-            with self._writer.begin() as session:
-                yield session
-        except DBAPIError as exc:
-            raise StorageError(f"database write failed: {exc.orig!r}") from exc
+        with self._turn(turn):
+            try:
+                with self._writer.begin() as session:
+                    yield session
+            except DBAPIError as exc:
+                raise StorageError(f"database write failed: {exc.orig!r}") from exc
+
+    def first_waiting(self) -> bool:
+        """Whether a Turn.FIRST write waits for the lock: a YIELDING writer then commits and steps aside."""
+        return self.turns.writer_waiting()
+
+    def _turn(self, turn: Turn) -> AbstractContextManager[None]:
+        if turn is Turn.FIRST:
+            return self.turns.writer()
+        if turn is Turn.YIELDING:
+            return self.turns.runner()
+        return nullcontext()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -86,7 +133,7 @@ def cached(session: Session, key: Hashable, load: Callable[[], T]) -> T:
 
 
 def run(session: Session, statement: Executable, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
-        ) -> CursorResult[Any]:
+        ) -> CursorResult[Unpack[tuple[Any, ...]]]:
     """A Core statement (tables and columns, no entities) on the session's connection.
 
     session.execute adds the ORM's machinery to every statement, about twice the statement's own cost

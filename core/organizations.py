@@ -42,7 +42,7 @@ def organization_for_sender(session: Session, email: str) -> int | None:
 def _nearest(session: Session, domain: str) -> int | None:
     labels = domain.split(".")
     candidates = [".".join(labels[i:]) for i in range(max(len(labels) - 1, 1))]  # never a bare top-level domain
-    by_domain = {name: org_id for org_id, name in run(session, _BY_DOMAINS, {"domains": candidates})}
+    by_domain = {row[1]: row[0] for row in run(session, _BY_DOMAINS, {"domains": candidates})}
     return next((by_domain[c] for c in candidates if c in by_domain), None)
 
 

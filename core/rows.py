@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Column, Insert, Table, insert
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from core.db import run
 from core.models import Base
@@ -57,10 +58,10 @@ def _default(column: Column[Any]) -> Any:
     default = column.default
     if default is None:
         return None
-    if default.is_scalar:  # type: ignore[attr-defined]
-        return default.arg  # type: ignore[attr-defined]
-    if default.is_callable:  # type: ignore[attr-defined]
-        return default.arg(None)  # type: ignore[attr-defined]  # SQLAlchemy wraps a plain function to take a context
+    if isinstance(default, ScalarElementColumnDefault):
+        return default.arg
+    if isinstance(default, CallableColumnDefault):
+        return default.arg(None)  # type: ignore[arg-type]  # SQLAlchemy wraps a plain function to take a context
     raise ValueError(f"{column} has a default a row cannot be made with here")
 
 

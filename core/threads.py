@@ -222,7 +222,7 @@ def _awaited_by(session: Session, message_id: str) -> list[tuple[int, str]]:
     """The tickets awaiting the mail of this id, each with who answered it there."""
     if is_unseen(session, message_id, ParentReference):
         return []
-    return [(ticket_id, by) for ticket_id, by in run(session, _PARENT_REFERENCES, {"message_id": message_id})]
+    return [(row[0], row[1]) for row in run(session, _PARENT_REFERENCES, {"message_id": message_id})]
 
 
 def ticket_with_mask(session: Session, mask: str) -> Ticket | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect, sqlite as sqlite_dialect
@@ -191,7 +191,7 @@ def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list
     One insert for them all; only the ids already stored are read back and decided one by one.
     """
     by = message.sender.email
-    rows = [{"message_id": i, "ticket_id": ticket.id, "origin": KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED,
+    rows: list[dict[str, Any]] = [{"message_id": i, "ticket_id": ticket.id, "origin": KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED,
              "referenced_by": None if n == 0 else by} for n, i in enumerate(ids)]
     for i in ids:
         seen(session, i, ThreadKey)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, select, union
+from sqlalchemy import BindParameter, bindparam, select, union
 from sqlalchemy.orm import Session
 
 from core.db import cached, run
@@ -60,7 +60,7 @@ def _unseen(session: Session) -> dict[Table, set[str]]:
 
 
 # Built once, not per batch: building a statement costs about as much as running it.
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 _STORED_ANYWHERE = union(
     select(Message.message_id).where(Message.message_id.in_(_IDS)),
     select(ThreadKey.message_id).where(ThreadKey.message_id.in_(_IDS)),

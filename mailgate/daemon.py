@@ -27,7 +27,7 @@ from mailgate.outbox_sender import OutboxSender
 from mailgate.runner import START_METHOD, RunnerProcess
 from mailgate.scheduler import Scheduler
 from mailgate.smtp import Gateway, GatewayHandler, format_addresses
-from mailgate.spool import NoTurns, SpoolWriter, WriteTurns
+from mailgate.spool import SpoolWriter, WriteTurns
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,11 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    turns = WriteTurns(multiprocessing.get_context(START_METHOD)) if db.is_sqlite else NoTurns()
+    turns = None
+    if db.is_sqlite:  # SQLite's one write lock, taken in order by this process's writers and the runner's
+        db.turns = turns = WriteTurns(multiprocessing.get_context(START_METHOD))
     runner = RunnerProcess(settings, turns)
-    writer = SpoolWriter(db, on_committed=runner.wake, turns=turns)
+    writer = SpoolWriter(db, on_committed=runner.wake)
     gateway = Gateway(GatewayHandler(OwnAddresses.from_settings(settings.helpdesk), writer),
                       settings.smtp.host, settings.smtp.port, settings.smtp.hostname,
                       settings.smtp.max_message_size)
@@ -82,7 +84,7 @@ async def _serve(settings: Settings, db: Database, ready: threading.Event | None
             await asyncio.to_thread(writer.close)
             raise
     runner.start()  # after the ports are ours: a door that cannot listen leaves no child behind
-    imap = ImapPollers(db, settings.imap, turns, runner.wake,  # one thread per [[imap]] account
+    imap = ImapPollers(db, settings.imap, runner.wake,  # one thread per [[imap]] account
                        max_message_size=settings.smtp.max_message_size).start()
     outbox = OutboxSender(db, settings.relay, settings.smtp.hostname, wake=runner.filed)  # sends what filing queued
     outbox_stop = threading.Event()

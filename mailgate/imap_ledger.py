@@ -17,11 +17,10 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.db import Database
+from core.db import Database, Turn
 from core.inbound import Envelope
 from core.models import ImapImport, SpoolItem
 from core.upsert import insert_ignore
-from mailgate.spool import NoTurns, WriteTurns
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,8 @@ class Mailbox:
 class ImportLedger:
     """Reads and writes the ledger; writes take the SQLite write turn the way the spool writer does."""
 
-    def __init__(self, db: Database, turns: WriteTurns | NoTurns = NoTurns()) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._turns = turns
 
     def spool(self, mailbox: Mailbox, fetched: Sequence[tuple[int, bytes]], envelope: Envelope,
               now: datetime) -> list[int]:
@@ -52,7 +50,7 @@ class ImportLedger:
         records it is the one that decides, so two daemons never both spool a message.
         """
         spooled: list[int] = []
-        with self._turns.writer(), self._db.write() as session:
+        with self._db.write(Turn.FIRST) as session:
             for uid, raw in fetched:
                 row = {"account": mailbox.account, "folder": mailbox.folder, "uid_validity": mailbox.uid_validity,
                        "uid": uid, "imported_at": now, "finished_at": None}
@@ -76,7 +74,7 @@ class ImportLedger:
         """Note that these messages were moved or flagged on the server."""
         if not uids:
             return
-        with self._turns.writer(), self._db.write() as session:
+        with self._db.write(Turn.FIRST) as session:
             session.execute(update(ImapImport).where(mailbox.where(), ImapImport.uid.in_(uids))
                             .values(finished_at=now))
 
@@ -87,5 +85,5 @@ class ImportLedger:
         with self._db.read() as session:
             if session.scalar(select(ImapImport.uid).where(stale).limit(1)) is None:
                 return 0
-        with self._turns.writer(), self._db.write() as session:
+        with self._db.write(Turn.FIRST) as session:
             return cast("CursorResult[Any]", session.execute(delete(ImapImport).where(stale))).rowcount or 0

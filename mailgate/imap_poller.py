@@ -22,7 +22,6 @@ from core.models import utcnow
 from core.settings import ImapSettings
 from mailgate.imap_connection import ImapConnection
 from mailgate.imap_ledger import ImportLedger, Mailbox
-from mailgate.spool import NoTurns, WriteTurns
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +55,12 @@ class Backoff:
 class ImapPoller:
     """Polls one [[imap]] account: `sync` once (for `postdesk imap poll`), or `run` until stopped (the daemon)."""
 
-    def __init__(self, db: Database, account: ImapSettings, turns: WriteTurns | NoTurns = NoTurns(),
-                 on_committed: Callable[[], None] = lambda: None, clock: Callable[[], datetime] = utcnow,
-                 batch_size: int = BATCH_SIZE, batch_bytes: int = BATCH_BYTES,
+    def __init__(self, db: Database, account: ImapSettings, on_committed: Callable[[], None] = lambda: None,
+                 clock: Callable[[], datetime] = utcnow, batch_size: int = BATCH_SIZE, batch_bytes: int = BATCH_BYTES,
                  max_message_size: int | None = None) -> None:
         self.account = account
         self._max_size = max_message_size
-        self._ledger = ImportLedger(db, turns)
+        self._ledger = ImportLedger(db)
         self._on_committed = on_committed
         self._clock = clock
         self._batch_size, self._batch_bytes = batch_size, batch_bytes
@@ -168,10 +166,10 @@ class ImapPoller:
 class ImapPollers:
     """The daemon's pollers, one thread per [[imap]] account; stop() lets each finish its batch in hand."""
 
-    def __init__(self, db: Database, accounts: Sequence[ImapSettings], turns: WriteTurns | NoTurns,
-                 on_committed: Callable[[], None], max_message_size: int | None = None) -> None:
+    def __init__(self, db: Database, accounts: Sequence[ImapSettings], on_committed: Callable[[], None],
+                 max_message_size: int | None = None) -> None:
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=ImapPoller(db, account, turns, on_committed,
+        self._threads = [threading.Thread(target=ImapPoller(db, account, on_committed,
                                                             max_message_size=max_message_size).run,
                                           args=(self._stop,), name=f"imap-{account.name}", daemon=True)
                          for account in accounts]

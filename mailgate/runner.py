@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core.db import Database, open_configured
+from core.db import Database, Turn, open_configured
 from core.errors import PostdeskError, StorageError, ThreadRace, UnparseableMessage
 from core.inbound import Envelope, InboundMessage
 from core.models import utcnow
@@ -39,7 +39,7 @@ from core.pipeline import Delivery, FilingOutcome, look_ahead, run_pipeline
 from core.quarantine import quarantine_raw
 from core.settings import Settings
 from mailgate.parse import parse_message
-from mailgate.spool import NoTurns, WriteTurns, spool_messages
+from mailgate.spool import WriteTurns, spool_messages
 from mailgate.spool_claims import (claim_batch, delete_all_claimed, delete_claimed, note_attempt, release,
                                    release_the_dead, runner_name)
 
@@ -153,13 +153,12 @@ class SpoolRunner:
     """Drains the spool; `run` loops for the daemon (in RunnerProcess), `drain` runs once for CLI commands."""
 
     def __init__(self, db: Database, settings: Settings, batch_size: int = BATCH_SIZE,
-                 poll_seconds: float = 1.0, wake: Flag | None = None, turns: WriteTurns | NoTurns = NoTurns(),
+                 poll_seconds: float = 1.0, wake: Flag | None = None,
                  filed: Flag | None = None, log_each_mail: bool = False) -> None:
         self._db = db
         self.name = runner_name()  # what its claims on spool rows say
         self._log_each_mail = log_each_mail  # the daemon's runner; an import of thousands stays quiet
         self._filed = filed  # set after each commit that filed mail: the outbox may have mail to send now
-        self._turns = turns
         self._helpdesk = settings.helpdesk
         self._spam = settings.spam
         self._outbound = Outbound.from_settings(settings)
@@ -225,7 +224,7 @@ class SpoolRunner:
         try:
             while pending:
                 ended: list[MailFiled] = []
-                with self._turns.runner(), self._db.write() as session:
+                with self._db.write(Turn.YIELDING) as session:
                     self._look_ahead(session, pending)
                     done, failed, again = self._file_until_writer_waits(session, pending, ended)
                 if done > failed and self._filed is not None:
@@ -262,7 +261,7 @@ class SpoolRunner:
     def _on_claims(self, change: Callable[[Session], int], otherwise: str) -> int:
         """Give claims back in a transaction of its own; a failure only delays them until their lease ends."""
         try:
-            with self._turns.runner(), self._db.write() as session:
+            with self._db.write(Turn.YIELDING) as session:
                 return change(session)
         except (StorageError, SQLAlchemyError) as exc:
             log.warning("spool runner: %s: %s", otherwise, exc)
@@ -286,7 +285,7 @@ class SpoolRunner:
         group_size = 1 if self._commit_each else GROUP_SIZE
 
         def writer_waits() -> bool:
-            return self._turns.writer_waiting() and time.monotonic() >= ends
+            return self._db.first_waiting() and time.monotonic() >= ends
 
         done = 0
         while done < len(pending):
@@ -322,7 +321,7 @@ class SpoolRunner:
         return parsed._replace(item=replace(parsed.item, attempts=attempts))
 
     def _claim(self) -> list[Spooled]:
-        with self._turns.runner(), self._db.write() as session:
+        with self._db.write(Turn.YIELDING) as session:
             rows = claim_batch(session, self.name, self._batch_size, utcnow())
         return [Spooled(r.id, r.received_at, Envelope(r.source, r.mail_from, tuple(r.rcpt_tos)), r.raw, r.attempts)
                 for r in rows]
@@ -455,7 +454,8 @@ class RunnerProcess:
     handlers, so there is one place that decides where logs are written.
     """
 
-    def __init__(self, settings: Settings, turns: WriteTurns | NoTurns = NoTurns()) -> None:
+    def __init__(self, settings: Settings, turns: WriteTurns | None = None) -> None:
+        """`turns`: on SQLite, the daemon's database's (core.db.Database.turns), given to the child's database too."""
         self._context = multiprocessing.get_context(START_METHOD)
         self._settings, self._turns = settings, turns
         self._wake, self._stop = ProcessFlag(self._context), ProcessFlag(self._context)
@@ -477,7 +477,8 @@ class RunnerProcess:
         """Start a new child if the last one died: spooled mail must not wait for a restart of serve."""
         if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
             log.error("spool runner exited with %s; starting another", self._process.exitcode)
-            self._turns.renew(self._context)
+            if self._turns is not None:
+                self._turns.renew(self._context)
             self._spawn()
 
     def stop(self) -> int | None:
@@ -497,7 +498,7 @@ class RunnerProcess:
         self._process.start()
 
 
-def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop: Flag, filed: Flag,
+def _run_child(settings: Settings, turns: WriteTurns | None, wake: Flag, stop: Flag, filed: Flag,
                logs: multiprocessing.Queue[logging.LogRecord], level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -509,15 +510,18 @@ def _run_child(settings: Settings, turns: WriteTurns | NoTurns, wake: Flag, stop
     if parent is not None:
         threading.Thread(target=_stop_with_parent, args=(parent.sentinel, turns, stop, wake), daemon=True).start()
     db = open_configured(settings.database)
+    if turns is not None:
+        db.turns = turns
     try:
-        SpoolRunner(db, settings, wake=wake, turns=turns, filed=filed, log_each_mail=True).run(stop)
+        SpoolRunner(db, settings, wake=wake, filed=filed, log_each_mail=True).run(stop)
     finally:
         db.dispose()
 
 
-def _stop_with_parent(sentinel: int, turns: WriteTurns | NoTurns, stop: Flag, wake: Flag) -> None:
+def _stop_with_parent(sentinel: int, turns: WriteTurns | None, stop: Flag, wake: Flag) -> None:
     """An orphan files what is spooled and exits, rather than run on unsupervised."""
     wait([sentinel])
-    turns.abandon()
+    if turns is not None:
+        turns.abandon()
     stop.set()
     wake.set()

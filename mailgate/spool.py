@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
-from core.db import Database, run
+from core.db import Database, Turn, run
 from core.errors import StorageError
 from core.inbound import Envelope
 from core.models import SpoolItem, utcnow
+from core.upsert import as_table
 from mailgate.spool_claims import LEASE
 
 log = logging.getLogger(__name__)
@@ -95,43 +97,26 @@ class WriteTurns:
                 lock.release()
 
 
-class NoTurns:
-    """Turns for a process that writes alone (CLI commands, PostgreSQL): nobody ever waits."""
-
-    def renew(self, context: BaseContext) -> None:
-        pass
-
-    def abandon(self) -> None:
-        pass
-
-    @contextmanager
-    def writer(self) -> Iterator[None]:
-        yield
-
-    @contextmanager
-    def runner(self) -> Iterator[None]:
-        yield
-
-    def writer_waiting(self) -> bool:
-        return False
-
-
 def spool_messages(db: Database, items: Iterable[tuple[bytes, Envelope]], claimed_by: str | None = None) -> list[int]:
     """Commit raw messages to the spool in one transaction; returns their spool ids.
 
     `claimed_by`: the runner that will file them (mailgate.spool_claims), so no other takes them meanwhile.
     """
+    with db.write() as session:
+        return insert_spooled(session, items, claimed_by)
+
+
+def insert_spooled(session: Session, items: Iterable[tuple[bytes, Envelope]], claimed_by: str | None = None) -> list[int]:
+    """The rows of spool_messages, in the caller's transaction; one Core statement, not the ORM: the SMTP
+    process's writer thread shares its CPU with every session."""
     now = utcnow()
     lease_until = now + LEASE if claimed_by else None
     rows = [{"received_at": now, "source": env.source, "mail_from": env.mail_from, "rcpt_tos": list(env.rcpt_tos),
              "raw": raw, "attempts": 0, "claimed_by": claimed_by, "lease_until": lease_until} for raw, env in items]
-    if not rows:
-        return []
-    with db.write() as session:  # Core, not the ORM: the SMTP process's writer thread shares its CPU with the sessions
-        return list(run(session, _SPOOL_ROWS, rows).scalars())
+    return list(run(session, _SPOOL_ROWS, rows).scalars()) if rows else []
 
 
-_SPOOL_ROWS = insert(SpoolItem.__table__).returning(SpoolItem.__table__.c.id, sort_by_parameter_order=True)
+_SPOOL_ROWS = insert(as_table(SpoolItem.__table__)).returning(SpoolItem.__table__.c.id, sort_by_parameter_order=True)
 
 
 _Pending = tuple[bytes, Envelope, "Future[int]"]
@@ -140,11 +125,9 @@ _Pending = tuple[bytes, Envelope, "Future[int]"]
 class SpoolWriter:
     """One thread that commits queued messages in batches and resolves each caller's future."""
 
-    def __init__(self, db: Database, on_committed: Callable[[], None] = lambda: None,
-                 turns: WriteTurns | NoTurns = NoTurns()) -> None:
+    def __init__(self, db: Database, on_committed: Callable[[], None] = lambda: None) -> None:
         self._db = db
         self._on_committed = on_committed
-        self._turns = turns
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
         self._thread.start()
@@ -165,13 +148,27 @@ class SpoolWriter:
 
     def _run(self) -> None:
         while (first := self._queue.get()) is not None:  # close() queues None behind everything else
-            with self._turns.writer():
-                # Mail that came in while this thread waited for its turn joins the same commit.
-                batch, stopping = self._take_queued([first])
-                self._commit(batch)
+            stopping = self._commit_queued(first)
             self._on_committed()
             if stopping:
                 return
+
+    def _commit_queued(self, first: _Pending) -> bool:
+        """Commit the first mail with what queued up behind it while this thread waited for its turn, and
+        resolve each one's future; True when close() was among what queued."""
+        batch, stopping = [first], False
+        try:
+            with self._db.write(Turn.FIRST) as session:
+                batch, stopping = self._take_queued(batch)
+                ids = insert_spooled(session, [(raw, env) for raw, env, _ in batch])
+        except Exception as exc:  # the thread must outlive any failure; callers get a 451
+            log.error("spool write of %d messages failed: %s", len(batch), exc)
+            for _, _, future in batch:
+                future.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+            return stopping
+        for (_, _, future), spool_id in zip(batch, ids):
+            future.set_result(spool_id)
+        return stopping
 
     def _take_queued(self, batch: list[_Pending]) -> tuple[list[_Pending], bool]:
         """Add what is queued to the batch; True as well when close() was among it."""
@@ -186,14 +183,3 @@ class SpoolWriter:
                 continue
             batch.append(item)
         return batch, stopping
-
-    def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            ids = spool_messages(self._db, ((raw, env) for raw, env, _ in batch))
-        except Exception as exc:  # the thread must outlive any failure; callers get a 451
-            log.error("spool write of %d messages failed: %s", len(batch), exc)
-            for _, _, future in batch:
-                future.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
-            return
-        for (_, _, future), spool_id in zip(batch, ids):
-            future.set_result(spool_id)
