@@ -19,7 +19,7 @@ from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefa
 
 from core.db import run
 from core.models import Base
-from core.upsert import as_table
+from core.upsert import insert_ignore_statement, as_table
 
 M = TypeVar("M", bound=Base)
 
@@ -30,12 +30,29 @@ def insert_row(session: Session, model: type[M], **values: Any) -> M:
     Columns not given take their default, as the ORM would have given them.
     """
     table = as_table(model.__table__)
-    row = {c.key: values[c.key] if c.key in values else _default(c) for c in table.columns if not _generated(c)}
+    row = _full_row(table, values)
     (key,) = run(session, _insert_returning_key(table), row).one()
+    return _persistent(session, model, table, row, key)
+
+
+def _full_row(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    return {c.key: values[c.key] if c.key in values else _default(c) for c in table.columns if not _generated(c)}
+
+
+def _persistent(session: Session, model: type[M], table: Table, row: dict[str, Any], key: Any) -> M:
+    """The object of a row just inserted, known to the session as loaded: reading it needs no query."""
     instance = model(**row, **{_key_column(table).key: key})
     make_transient_to_detached(instance)
     session.add(instance)
     return instance
+
+
+def insert_row_unless_present(session: Session, model: type[M], **values: Any) -> M | None:
+    """insert_row, unless a row with the same unique key is there already (then None, and nothing written)."""
+    table = as_table(model.__table__)
+    row = _full_row(table, values)
+    inserted = run(session, insert_ignore_statement(table, session.get_bind().dialect.name), row).first()
+    return None if inserted is None else _persistent(session, model, table, row, inserted[0])
 
 
 def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -43,9 +60,7 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
     if not rows:
         return
     table = as_table(model.__table__)
-    full = [{c.key: given[c.key] if c.key in given else _default(c) for c in table.columns if not _generated(c)}
-            for given in rows]
-    run(session, _insert(table), full)
+    run(session, _insert(table), [_full_row(table, given) for given in rows])
 
 
 def _generated(column: Column[Any]) -> bool:

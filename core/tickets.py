@@ -35,7 +35,7 @@ from core.models import (
 )
 from core.threads import would_join
 from core.unseen_ids import is_unseen, seen
-from core.rows import insert_row, insert_rows
+from core.rows import insert_row, insert_row_unless_present, insert_rows
 from core.upsert import insert_ignore, insert_ignore_many
 
 class StoredMail(Protocol):
@@ -82,9 +82,8 @@ def address_row(session: Session, address: Address) -> AddressRow:
 
 
 def _stored_address(session: Session, address: Address) -> AddressRow:
-    insert_ignore(session, AddressRow.__table__, {"email": address.email, "name": address.name[:200],
-                                                  "bouncing": False})
-    return session.scalars(_ADDRESS_WITH_EMAIL, {"email": address.email}).one()
+    new = insert_row_unless_present(session, AddressRow, email=address.email, name=address.name[:200], bouncing=False)
+    return new if new is not None else session.scalars(_ADDRESS_WITH_EMAIL, {"email": address.email}).one()
 
 
 _ADDRESS_WITH_EMAIL = select(AddressRow).where(AddressRow.email == bindparam("email"))  # built once
@@ -116,12 +115,11 @@ _TICKET_WITH_MASK = select(Ticket.id).where(Ticket.mask == bindparam("mask"))  #
 
 def add_recipients(session: Session, ticket: Ticket, addresses: list[Address]) -> list[AddressRow]:
     """Make these mailboxes recipients of the ticket; returns the ones that were new."""
-    added = []
-    for address in addresses:
-        row = address_row(session, address)
-        if insert_ignore(session, TicketRecipient.__table__, {"ticket_id": ticket.id, "address_id": row.id,
-                                                              "added_at": ticket.updated_at}):
-            added.append(row)
+    rows = [address_row(session, address) for address in addresses]
+    new = insert_ignore_many(session, TicketRecipient.__table__,
+                             [{"ticket_id": ticket.id, "address_id": row.id, "added_at": ticket.updated_at}
+                              for row in rows], key="address_id")
+    added = [row for row in rows if row.id in new]
     if added:
         session.expire(ticket, ["recipients"])
     return added

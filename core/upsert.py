@@ -17,27 +17,29 @@ def insert_ignore(session: Session, table: FromClause, values: dict[str, Any]) -
 
     `table` is a model's `__table__` (or a Table).
     """
-    statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
+    statement = insert_ignore_statement(table, session.get_bind().dialect.name)
     return run(session, statement, values).first() is not None
 
 
-def insert_ignore_many(session: Session, table: FromClause, rows: list[dict[str, Any]]) -> set[Any]:
-    """insert_ignore for many rows of a one-column key, in one round trip; the keys this call inserted."""
+def insert_ignore_many(session: Session, table: FromClause, rows: list[dict[str, Any]], key: str = "") -> set[Any]:
+    """insert_ignore for many rows in one round trip; the `key` column (the one-column primary key unless
+    named) of the rows this call inserted."""
     if not rows:
         return set()
-    statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
+    statement = insert_ignore_statement(table, session.get_bind().dialect.name, key)
     return set(run(session, statement, rows).scalars())
 
 
 @lru_cache(maxsize=None)
-def _insert_ignore_statement(table: FromClause, dialect: str) -> Insert:
+def insert_ignore_statement(table: FromClause, dialect: str, key: str = "") -> Insert:
     """Built once per table: building a statement costs about as much as running it.
 
     The values come as parameters at execution. RETURNING, not rowcount: psycopg reports -1 for a
     statement run this way.
     """
     module, target = (postgresql if dialect == "postgresql" else sqlite), as_table(table)
-    return module.insert(target).on_conflict_do_nothing().returning(*target.primary_key.columns)
+    returned = [target.c[key]] if key else list(target.primary_key.columns)
+    return module.insert(target).on_conflict_do_nothing().returning(*returned)
 
 
 def as_table(clause: FromClause) -> Table:
