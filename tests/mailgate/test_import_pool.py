@@ -9,10 +9,14 @@ import pytest
 from sqlalchemy import func, select
 
 from core.db import Database
-from core.models import Message, SpoolItem, Ticket
+from core.inbound import Envelope
+from core.models import Message, SpamTraining, SpoolItem, Ticket
 from core.settings import Settings
 from mailgate.importer import CHUNK, import_messages
 from mailgate.mail_sources import SourcedMessage
+from mailgate.parse import parse_message
+from spam.filter import score_mail
+from spam.training import train_mails
 from testkit import make_mail
 
 THREADS = CHUNK // 2 + 7  # a reply lands two chunks after the mail it answers
@@ -36,11 +40,35 @@ def tickets(database: Database) -> set[frozenset[str]]:
     return {frozenset(ids) for ids in found.values()}
 
 
+def train(database: Database, settings: Settings) -> None:
+    """Enough training for real scores: the worker's spam tokens must score as the filing process's would."""
+    enough = settings.spam.min_training
+    spammy = [make_mail(subject=f"WINNER cash {n}", body=f"cheap pills, click now, prize {n}",
+                        sender="promo@pills.example.biz") for n in range(enough)]
+    hammy = [make_mail(subject=f"Case {n}", body=f"round 0 of case {n}, the printer again") for n in range(enough)]
+    with database.write() as session:
+        for found, verdict in ((spammy, SpamTraining.SPAM), (hammy, SpamTraining.NOT_SPAM)):
+            train_mails(session, [parse_message(m.as_bytes(), Envelope("test")) for m in found], verdict)
+
+
+def scores_as_filed_here(database: Database, settings: Settings) -> tuple[dict[str, object], dict[str, object]]:
+    """Each ticket's stored score and words, and what scoring its first mail in this process gives."""
+    stored, here = {}, {}
+    with database.read() as session:
+        for ticket in session.scalars(select(Ticket)):
+            first = min(ticket.messages, key=lambda m: m.id)
+            stored[ticket.mask] = (ticket.spam_score, ticket.interesting_words)
+            result = score_mail(session, parse_message(first.raw, Envelope("test")), settings.spam)
+            here[ticket.mask] = (result.score, result.words_json())
+    return stored, here
+
+
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("workers", [1, 2], ids=["one process", "a parsing worker"])
 def test_an_import_files_every_mail_once_in_threads_whichever_process_parses(
         database: Database, settings: Settings, workers: int) -> None:
     total = 3 * THREADS
+    train(database, settings)
     report = import_messages(database, settings, mails(), workers=workers)
     assert (report.read, report.stats.filed, report.stats.parsed, report.left_for_retry) == (total, total, total, 0)
     expected = {frozenset(f"<case{n}.r{r}@outside.test>" for r in range(3)) for n in range(THREADS)}
@@ -48,3 +76,6 @@ def test_an_import_files_every_mail_once_in_threads_whichever_process_parses(
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(SpoolItem)) == 0
         assert session.scalar(select(func.count()).select_from(Ticket)) == THREADS
+    stored, here = scores_as_filed_here(database, settings)
+    assert stored == here  # score and words alike: the worker's tokens are the filing process's
+    assert all(score is not None and score < 0.5 and words for score, words in stored.values()), "scored, trained"
