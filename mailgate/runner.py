@@ -273,8 +273,8 @@ class SpoolRunner:
         failed, and the mails to try again at once (a deadlock with another runner: the parse in hand, the
         claim kept).
 
-        Mails are filed a group at a time in one savepoint: a savepoint per mail was a tenth of the
-        filing. When one mail of a group fails, the group is undone and filed again a mail at a time,
+        Mails are filed a group at a time in one savepoint, not a savepoint each: that saves two
+        statements and the ORM's savepoint bookkeeping per mail. When one mail of a group fails, the group is undone and filed again a mail at a time,
         each in its savepoint, so a bad mail still costs only itself. On PostgreSQL each mail commits
         on its own anyway. What became of each mail is added to `ended`, to be logged once the caller
         has committed.
