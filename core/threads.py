@@ -33,6 +33,7 @@ a recipient, nothing proves it) and NONE mail is kept on the ticket, shown flagg
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from dataclasses import dataclass
 
@@ -272,11 +273,16 @@ def _addresses_of(message: InboundMessage) -> set[str]:
 
 
 def _keys_in_order(session: Session, ids: tuple[str, ...]) -> list[ThreadKey]:
-    ids = tuple(i for i in ids if not is_unseen(session, i, ThreadKey))
-    if not ids:
-        return []
-    found = {k.message_id: k for k in session.scalars(_KEYS_WITH_IDS, {"ids": ids})}
+    found = stored_keys(session, [i for i in ids if not is_unseen(session, i, ThreadKey)])
     return [found[i] for i in ids if i in found]
+
+
+def stored_keys(session: Session, ids: Sequence[str], *, fresh: bool = False) -> dict[str, ThreadKey]:
+    """The thread keys stored under these ids; `fresh`: read again even where the session has them."""
+    if not ids:
+        return {}
+    options = {"populate_existing": True} if fresh else {}
+    return {k.message_id: k for k in session.scalars(_KEYS_WITH_IDS, {"ids": ids}, execution_options=options)}
 
 
 def _was_sent_to(session: Session, message_id: str, email: str) -> bool:

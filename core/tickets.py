@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects import postgresql as postgresql_dialect, sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
@@ -33,7 +32,7 @@ from core.models import (
     TicketRecipient,
     Worker,
 )
-from core.threads import would_join
+from core.threads import stored_keys, would_join
 from core.unseen_ids import is_unseen, seen
 from core.rows import insert_row, insert_row_unless_present, insert_rows
 from core.upsert import insert_ignore, insert_ignore_many
@@ -175,10 +174,9 @@ def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *,
     answered = [i for i in ids[1:] if known_as.get(i) is KeyOrigin.REFERENCED]
     for referenced in answered:
         seen(session, referenced, ParentReference)
-    if answered:
-        run(session, _AWAIT_PARENT[session.get_bind().dialect.name],
-                        [{"message_id": i, "ticket_id": ticket.id, "referenced_by": message.sender.email}
-                         for i in answered])
+    insert_ignore_many(session, ParentReference.__table__, [
+        {"message_id": i, "ticket_id": ticket.id, "referenced_by": message.sender.email} for i in answered],
+        key="message_id")
 
 
 def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list[str],
@@ -188,21 +186,19 @@ def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list
 
     One insert for them all; only the ids already stored are read back and decided one by one.
     """
-    by = message.sender.email
-    rows: list[dict[str, Any]] = [{"message_id": i, "ticket_id": ticket.id, "origin": KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED,
-             "referenced_by": None if n == 0 else by} for n, i in enumerate(ids)]
+    origins = {i: KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED for n, i in enumerate(ids)}
+    rows: list[dict[str, Any]] = [
+        {"message_id": i, "ticket_id": ticket.id, "origin": origin,
+         "referenced_by": message.sender.email if origin is KeyOrigin.REFERENCED else None}
+        for i, origin in origins.items()]
     for i in ids:
         seen(session, i, ThreadKey)
     inserted = insert_ignore_many(session, ThreadKey.__table__, rows)
-    known_as = {row["message_id"]: row["origin"] for row in rows if row["message_id"] in inserted}
-    stored = [i for i in ids if i not in inserted]
-    if stored:
-        existing = {k.message_id: k for k in session.scalars(_KEYS_WITH_IDS, {"ids": stored},
-                                                              execution_options={"populate_existing": True})}
-        for n, message_id in enumerate(ids):
-            if message_id in existing:
-                origin = KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED
-                known_as[message_id] = _settle_key(session, ticket, message, existing[message_id], origin, opened)
+    known_as = {i: origin for i, origin in origins.items() if i in inserted}
+    existing = stored_keys(session, [i for i in ids if i not in inserted], fresh=True)
+    for i in ids:  # in the mail's order, its own id first, as threading reads them
+        if i in existing:
+            known_as[i] = _settle_key(session, ticket, message, existing[i], origins[i], opened)
     return known_as
 
 
@@ -270,9 +266,6 @@ def content_digest(message: StoredMail) -> str:
     return digest.hexdigest()
 
 
-_KEYS_WITH_IDS = select(ThreadKey).where(ThreadKey.message_id.in_(bindparam("ids", expanding=True)))
-_AWAIT_PARENT = {name: module.insert(ParentReference.__table__).on_conflict_do_nothing()
-                 for name, module in (("sqlite", sqlite_dialect), ("postgresql", postgresql_dialect))}
 _ARRIVED = delete(ParentReference).where(ParentReference.message_id == bindparam("message_id"))  # built once
 _DIGEST_OF_ID = select(Message.content_digest).where(Message.message_id == bindparam("message_id"))  # built once
 

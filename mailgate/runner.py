@@ -246,7 +246,7 @@ class SpoolRunner:
         the one write lock from its start. On PostgreSQL another daemon's runner may commit a thread
         key a moment later, and threading must see it to join that ticket rather than split the thread.
         """
-        if not self._commit_each:
+        if self._db.is_sqlite:
             look_ahead(session, [p.result for p in pending if isinstance(p.result, InboundMessage)])
 
     def _release_the_dead(self) -> None:

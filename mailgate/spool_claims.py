@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, bindparam, delete, or_, select, update
+from sqlalchemy import CursorResult, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db import run
@@ -27,8 +27,9 @@ from core.models import SpoolItem
 
 LEASE = timedelta(minutes=5)  # far beyond a batch's filing; what a dead runner's mail waits at most
 
-_MINE = and_(SpoolItem.id == bindparam("spool_id"), SpoolItem.claimed_by == bindparam("runner"))
-_DELETE_MINE = delete(SpoolItem).where(_MINE)  # built once: run per mail
+_DELETE_MINE = delete(SpoolItem).where(  # built once: run per group of mails
+    SpoolItem.id.in_(bindparam("spool_ids", expanding=True)), SpoolItem.claimed_by == bindparam("runner"),
+).returning(SpoolItem.id)
 
 
 def runner_name() -> str:
@@ -79,14 +80,12 @@ def claim_batch(session: Session, runner: str, limit: int, now: datetime) -> lis
 
 def delete_claimed(session: Session, runner: str, spool_id: int) -> bool:
     """Delete the row with its message filed; False when the claim is no longer this runner's."""
-    result = run(session, _DELETE_MINE, {"spool_id": spool_id, "runner": runner})
-    return result.rowcount == 1
+    return spool_id in delete_all_claimed(session, runner, [spool_id])
 
 
 def delete_all_claimed(session: Session, runner: str, spool_ids: Sequence[int]) -> set[int]:
     """delete_claimed for several rows in one statement; returns the ids whose claim stood (now deleted)."""
-    return set(run(session, delete(SpoolItem).where(SpoolItem.id.in_(spool_ids), SpoolItem.claimed_by == runner)
-                   .returning(SpoolItem.id)).scalars())
+    return set(run(session, _DELETE_MINE, {"spool_ids": list(spool_ids), "runner": runner}).scalars())
 
 
 def release(session: Session, runner: str, spool_ids: Sequence[int], **values: Any) -> int:
