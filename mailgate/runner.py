@@ -1,6 +1,7 @@
 """Turns spooled mail into ticket messages: parse, run the pipeline, or quarantine. Never drops.
 
-Each batch is one transaction with a savepoint per message, so one bad message costs only itself.
+A batch is filed in one transaction (on PostgreSQL, one per mail), sixteen mails to a savepoint;
+when one fails, its group is filed again a mail at a time, so one bad message costs only itself.
 A spool row is deleted in the same savepoint that files its message, so a crash at any moment
 leaves the mail either filed or still spooled. Several runners (daemons) may share one database:
 each claims its batch before parsing it (mailgate.spool_claims), so none parses or files another's.
@@ -170,7 +171,7 @@ class SpoolRunner:
         # is then locked for one mail, not for a batch, so runners of several daemons never deadlock
         # on each other's batches. PostgreSQL's commit is cheap enough (bench/scale.py: 93 msg/s against
         # 96 batched, one runner); SQLite's one write lock makes a batch the cheaper there.
-        self._commit_each = db.engine.dialect.name == "postgresql"
+        self._commit_each = not db.is_sqlite
         self.stats = RunStats()
 
     def wake(self) -> None:
