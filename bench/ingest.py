@@ -3,7 +3,9 @@
     python bench/ingest.py --n 5000 --k 1 --k 8
 
 For each K it sends the same N corpus messages over K concurrent SMTP sessions, first to an aiosmtpd
-server (in its own process) whose handler only returns 250, then to a fresh `postdesk serve`. The bare
+server (in its own process) whose handler only returns 250, then to a fresh `postdesk serve`.
+`--spool-only` sends them a third time, to the gateway and spool writer of `serve` alone (no runner
+filing meanwhile): the most durable 250s this machine gives before any filing competes with them. The bare
 rate runs from the first send to the last 250; ours from the first send until the last acknowledged
 message is committed as a ticket message (or quarantined). Afterwards it checks that every acknowledged
 message is in the database and the spool is empty, and exits 1 when that check fails.
@@ -202,32 +204,46 @@ def _run_bare(port: int, ready: multiprocessing.synchronize.Event, stop: multipr
 @contextmanager
 def bare_server() -> Iterator[int]:
     """An aiosmtpd Controller in its own process, so it does not share the GIL with the clients."""
+    with _server_process("bare aiosmtpd server", _run_bare, lambda port: (port,)) as port:
+        yield port
+
+
+@contextmanager
+def _server_process(name: str, target: Callable[..., None], args: Callable[[int], tuple[object, ...]],
+                    start_seconds: float = 60) -> Iterator[int]:
+    """Run target(*args(port), ready, stop) in a spawned process on a free port; yields the port once it is ready."""
     context = multiprocessing.get_context("spawn")
     port, ready, stop = free_port(), context.Event(), context.Event()
-    process = context.Process(target=_run_bare, args=(port, ready, stop), daemon=True)
+    process = context.Process(target=target, args=(*args(port), ready, stop), daemon=True)
     process.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + start_seconds
     while not ready.wait(0.05):
         if not process.is_alive() or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("bare aiosmtpd server did not start")
+            raise RuntimeError(f"{name} did not start")
     try:
         yield port
     finally:
         stop.set()
-        process.join(30)
+        process.join(60)
 
 
-@contextmanager
-def postdesk_server(folder: Path, db_url: str) -> Iterator[tuple[int, Callable[[], int]]]:
-    """A real `postdesk serve` on a free port; yields the port and a function that stops it (SIGTERM)."""
-    port = free_port()
+def _write_config(folder: Path, db_url: str, port: int) -> Path:
+    """The settings of a benchmarked daemon: its database, a port, the helpdesk address the mail goes to."""
     config = folder / "settings.toml"
     config.write_text(
         f'[database]\nurl = "{db_url}"\n\n'
         f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "postdesk.bench"\nmax_message_size = {MAX_MESSAGE_SIZE}\n\n'
         '[helpdesk]\ndomains = ["example.com"]\ndefault_group = "Support"\ndefault_address = "support@example.com"\n\n'
         '[logging]\nlevel = "WARNING"\n')
+    return config
+
+
+@contextmanager
+def postdesk_server(folder: Path, db_url: str) -> Iterator[tuple[int, Callable[[], int]]]:
+    """A real `postdesk serve` on a free port; yields the port and a function that stops it (SIGTERM)."""
+    port = free_port()
+    config = _write_config(folder, db_url, port)
     log = folder / "serve.log"
     with log.open("ab") as handle:
         process = subprocess.Popen([sys.executable, "-m", "workers", "--config", str(config), "serve"],
@@ -245,6 +261,45 @@ def postdesk_server(folder: Path, db_url: str) -> Iterator[tuple[int, Callable[[
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _run_spool_only(config: Path, ready: multiprocessing.synchronize.Event,
+                    stop: multiprocessing.synchronize.Event) -> None:
+    """What `postdesk serve` accepts mail with (mailgate.smtp, mailgate.spool), and nothing else."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    from core.helpdesk_addresses import OwnAddresses
+    from core.settings import load_settings
+    from mailgate.daemon import prepare_database
+    from mailgate.smtp import Gateway, GatewayHandler
+    from mailgate.spool import SpoolWriter
+
+    settings = load_settings(config)
+    db = prepare_database(settings)
+
+    async def serve() -> None:
+        writer = SpoolWriter(db)
+        gateway = Gateway(GatewayHandler(OwnAddresses.from_settings(settings.helpdesk), writer), settings.smtp.host,
+                          settings.smtp.port, settings.smtp.hostname, settings.smtp.max_message_size)
+        await gateway.start()
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        await gateway.stop()
+        await asyncio.to_thread(writer.close)
+
+    try:
+        asyncio.run(serve())
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def spool_only_server(folder: Path, db_url: str) -> Iterator[int]:
+    """The gateway and spool writer of `serve` in a process of their own, on a free port; yields the port."""
+    with _server_process("the spool-only gateway", _run_spool_only,
+                         lambda port: (_write_config(folder, db_url, port),)) as port:
+        yield port
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -338,6 +393,8 @@ class Result:
     clean_exit: bool
     errors: tuple[str, ...]
     spool_depth: str = ""
+    spool_only_rate: float | None = None  # --spool-only: the 250s of the gateway alone, no runner filing
+    spool_only_missing: int = 0  # acknowledged there but not in its spool
 
     @property
     def ratio(self) -> float:
@@ -350,7 +407,8 @@ class Result:
     @property
     def passed(self) -> bool:
         """Every acknowledged message present, none refused, and the daemon stopped cleanly."""
-        return self.all_present and not self.errors and self.acknowledged > 0 and self.clean_exit
+        return (self.all_present and not self.errors and self.acknowledged > 0 and self.clean_exit
+                and not self.spool_only_missing)
 
 
 def run_bare(messages: list[bytes], k: int) -> float:
@@ -409,14 +467,29 @@ def run_postdesk(messages: list[bytes], k: int, db_url: str, folder: Path) -> tu
     return sent, filed_at, counts, exit_code, depth.describe()
 
 
-def compare(messages: list[bytes], k: int, base_url: str | None, folder: Path) -> Result:
+def run_spool_only(messages: list[bytes], k: int, base_url: str | None, folder: Path) -> tuple[float, int]:
+    """The rate of 250s from the gateway and spool writer alone, and how many acknowledged mails its spool lacks."""
+    run_folder = Path(tempfile.mkdtemp(prefix=f"spool-k{k}-", dir=folder))
+    with fresh_database(base_url, run_folder) as db_url:
+        with spool_only_server(run_folder, db_url) as port:
+            sent = send_all(port, messages, k)
+        reader = CountReader(db_url)
+        try:
+            spooled = reader.counts().spooled
+        finally:
+            reader.close()
+    return sent.acknowledged / (sent.finished - sent.started), max(0, sent.acknowledged - spooled)
+
+
+def compare(messages: list[bytes], k: int, base_url: str | None, folder: Path, spool_only: bool = False) -> Result:
     bare = run_bare(messages, k)
     run_folder = Path(tempfile.mkdtemp(prefix=f"k{k}-", dir=folder))
     with fresh_database(base_url, run_folder) as db_url:
         sent, filed_at, counts, exit_code, depth = run_postdesk(messages, k, db_url, run_folder)
+    alone, missing = run_spool_only(messages, k, base_url, folder) if spool_only else (None, 0)
     return Result(k, bare, sent.acknowledged / (sent.finished - sent.started),
                   sent.acknowledged / (filed_at - sent.started), sent.acknowledged, counts, exit_code == 0,
-                  tuple(sent.errors), depth)
+                  tuple(sent.errors), depth, alone, missing)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -429,6 +502,8 @@ def print_check(result: Result) -> None:
           + ("" if result.clean_exit else "; postdesk serve did not exit cleanly")
           + (f"; {len(result.errors)} refused" if result.errors else ""), flush=True)
     print(f"  {result.spool_depth}")
+    if result.spool_only_missing:
+        print(f"  spool only: {result.spool_only_missing} acknowledged mails MISSING from the spool")
     for error in result.errors[:5]:
         print(f"  refused: {error}")
 
@@ -439,13 +514,58 @@ def print_table(results: list[Result], n: int) -> None:
     for r in results:
         print(f"{r.k:>3} {r.bare_rate:>11.0f} {r.filed_rate:>15.0f} {r.ratio:>6.2f} {r.accept_rate:>13.0f}"
               f" {r.accept_rate / r.bare_rate if r.bare_rate else 0:>10.2f}")
+    for r in results:
+        if r.spool_only_rate is not None:
+            print(f"K={r.k}, spool only (the gateway and spool writer, no runner filing): {r.spool_only_rate:.0f} "
+                  f"250s/s, {r.spool_only_rate / r.bare_rate if r.bare_rate else 0:.2f} of bare")
 
 
 PROFILE_CHUNK = 64  # as the daemon's runner claims them
 
 
-def profile(messages: list[bytes], base_url: str | None, folder: Path) -> tuple[float, float, int]:
-    """CPU per mail of this process, parsing and filing apart (ms), over a fresh database; and how many filed.
+# Parts of the filing that are no database work, timed inside it: where each function is found (a module, then
+# attributes), and what the report calls the part. No part calls another, so none is counted twice.
+FILING_PARTS = ((("spam.filter", "tokenize"), "spam tokens"),
+                (("core.compose", "Templates", "render"), "outgoing mail composed"),
+                (("core.compose", "Outgoing", "build"), "outgoing mail composed"),
+                (("email.message", "EmailMessage", "as_bytes"), "outgoing mail composed"))
+
+
+@contextmanager
+def _timed_parts() -> Iterator[dict[str, float]]:
+    """CPU spent in FILING_PARTS meanwhile, by report name; each function is wrapped where it is found, and
+    put back after."""
+    import importlib
+
+    spent: dict[str, float] = {}
+    wrapped = []
+    for (module_name, *path), label in FILING_PARTS:
+        owner = importlib.import_module(module_name)
+        for name in path[:-1]:
+            owner = getattr(owner, name)
+        name = path[-1]
+        original = getattr(owner, name)
+
+        def timed(*args: object, _original: Callable[..., object] = original, _label: str = label,
+                  **kwargs: object) -> object:
+            began = time.process_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[_label] = spent.get(_label, 0.0) + time.process_time() - began
+
+        setattr(owner, name, timed)
+        wrapped.append((owner, name, original))
+    try:
+        yield spent
+    finally:
+        for owner, name, original in wrapped:
+            setattr(owner, name, original)
+
+
+def profile(messages: list[bytes], base_url: str | None, folder: Path) -> tuple[float, float, int, dict[str, float]]:
+    """CPU per mail of this process, parsing and filing apart (ms), over a fresh database; how many filed;
+    and the CPU per mail of FILING_PARTS, part of the filing's.
 
     The mail is spooled first (not timed), then filed as the daemon's runner does, chunk by chunk:
     parse each mail, then file the chunk (mailgate.runner.SpoolRunner.file_parsed). On PostgreSQL the
@@ -465,18 +585,20 @@ def profile(messages: list[bytes], base_url: str | None, folder: Path) -> tuple[
         upgrade(db)
         runner = SpoolRunner(db, settings)
         parsing = filing = 0.0
-        for start in range(0, len(messages), PROFILE_CHUNK):
-            chunk = [(raw, Envelope("smtp", f"sender{start + n}@outside.test", (RCPT_TO,)))
-                     for n, raw in enumerate(messages[start:start + PROFILE_CHUNK])]
-            spooled = runner.spool_claimed(chunk)
-            began = time.process_time()
-            parsed = [parse_spooled(item) for item in spooled]
-            parsed_at = time.process_time()
-            runner.file_parsed(parsed)
-            parsing, filing = parsing + parsed_at - began, filing + time.process_time() - parsed_at
+        with _timed_parts() as parts:
+            for start in range(0, len(messages), PROFILE_CHUNK):
+                chunk = [(raw, Envelope("smtp", f"sender{start + n}@outside.test", (RCPT_TO,)))
+                         for n, raw in enumerate(messages[start:start + PROFILE_CHUNK])]
+                spooled = runner.spool_claimed(chunk)
+                began = time.process_time()
+                parsed = [parse_spooled(item) for item in spooled]
+                parsed_at = time.process_time()
+                runner.file_parsed(parsed)
+                parsing, filing = parsing + parsed_at - began, filing + time.process_time() - parsed_at
         db.dispose()
     done = runner.stats.filed + runner.stats.quarantined + runner.stats.duplicates
-    return parsing / len(messages) * 1000, filing / len(messages) * 1000, done
+    per_mail = {label: seconds / len(messages) * 1000 for label, seconds in parts.items()}
+    return parsing / len(messages) * 1000, filing / len(messages) * 1000, done, per_mail
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -489,6 +611,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "for PostgreSQL, a server URL on which a database is created and dropped per run")
     parser.add_argument("--profile", action="store_true",
                         help="only the filing's CPU per mail beside the parsing's, in one process (no SMTP)")
+    parser.add_argument("--spool-only", action="store_true",
+                        help="also send each K's mail to the gateway and spool writer alone (no runner filing): "
+                             "the ceiling of the 250s on this machine")
     return parser.parse_args(argv)
 
 
@@ -503,15 +628,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(messages)} messages from {len(corpus)} files, {sum(map(len, messages)) / 2**20:.1f} MiB", flush=True)
     if args.profile:
         with tempfile.TemporaryDirectory(prefix="postdesk-bench-") as folder:
-            parse_ms, file_ms, done = profile(messages, args.database_url, Path(folder))
+            parse_ms, file_ms, done, parts = profile(messages, args.database_url, Path(folder))
         where = make_url(args.database_url).get_backend_name() if args.database_url else "sqlite"
         print(f"{where}: CPU per mail, parsing {parse_ms:.2f} ms, filing {file_ms:.2f} ms "
               f"({file_ms / parse_ms:.1f}x parsing; target: no more than parsing); {done} of {len(messages)} filed")
+        print("  of the filing, work that is no database work: "
+              + ", ".join(f"{label} {ms:.2f} ms" for label, ms in parts.items())
+              + f"; together {sum(parts.values()):.2f} ms ({sum(parts.values()) / parse_ms:.1f}x parsing)")
         return 0 if done == len(messages) else 1
     results = []
     with tempfile.TemporaryDirectory(prefix="postdesk-bench-") as folder:
         for k in args.k or [1, 8]:
-            results.append(compare(messages, k, args.database_url, Path(folder)))
+            results.append(compare(messages, k, args.database_url, Path(folder), args.spool_only))
             print_check(results[-1])
     print_table(results, args.n)
     return 0 if all(r.passed for r in results) else 1
