@@ -368,10 +368,12 @@ class ThreadKey(Base):
 
 
 class ParentReference(Base):
-    """An id a trusted mail of the ticket answered before that mail arrived, and who answered it.
+    """An id a trusted mail of the ticket answered, and who answered it, whether that id's mail has arrived or not.
 
     When the mail with that id comes, it is the thread's parent if it was from or to that person
-    (core.threads, rule 4); several tickets waiting for one parent are merged when it arrives.
+    (core.threads, rule 4b); several tickets waiting for one parent are merged when it arrives. A
+    mail answering the same id from one of the ticket's recipients, or to or from that person,
+    belongs to the ticket too (rule 4c), before that id's mail arrives as after.
     """
 
     __tablename__ = "parent_references"

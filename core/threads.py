@@ -12,7 +12,8 @@ a Message-ID. A sender is PROVEN only by what only the real person could have (`
    b. the mail's own Message-ID was answered, in a trusted mail of the ticket, by someone this mail
       is from or to: it is that ticket's parent, arrived late (several such tickets are merged);
    c. an answer to the same mail a trusted mail of the ticket answered, from one of the ticket's
-      recipients or to or from the one who answered there.
+      recipients or to or from the one who answered there, whether that mail has arrived or not
+      (a rule that held only until it arrives would join a reply in one order and not another).
    So a thread gives the same tickets and recipients whatever order its mails arrive in.
 
 Which ticket, in order: a reply token; the mail's own Message-ID (4b); In-Reply-To and References,
@@ -138,38 +139,42 @@ def _with_others(session: Session, match: ThreadMatch, message: InboundMessage,
 
 
 @dataclass(frozen=True)
-class AwaitedParent:
-    """An id the mail answers whose mail has not arrived, but which a trusted mail of a ticket answered too."""
+class AnsweredThere:
+    """An id the mail answers that a trusted mail of a ticket answered too (rule 4c), arrived or not."""
 
     message_id: str
 
 
-def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadKey | AwaitedParent]]:
+def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadKey | AnsweredThere]]:
     """Every ticket the mail's In-Reply-To and References lead to, most telling id first.
 
-    An id of a mail we sent or received leads to its ticket. An id we only saw answered leads to the
-    tickets that await it, and only for their recipients: a stranger may have planted it.
+    An id of a mail we sent or received leads to its ticket. An id a trusted mail of a ticket answered
+    leads there too, whether its mail has arrived or not (so the same mails give the same tickets in
+    any order), but only for the ticket's recipients or those to or from its answerer: a stranger may
+    have planted it. An id the helpdesk sent leads only to its own ticket, by rule 2.
     """
     keys = {k.message_id: k for k in _keys_in_order(session, message.thread_ids)}
+    answered = _answered_by(session, message.thread_ids)
     sender, addresses = message.sender.email, _addresses_of(message)
-    links: list[tuple[int, ThreadKey | AwaitedParent]] = []
+    links: list[tuple[int, ThreadKey | AnsweredThere]] = []
     for message_id in message.thread_ids:
         key = keys.get(message_id)
         if key is not None and key.origin is not KeyOrigin.REFERENCED:
             links.append((key.ticket_id, key))
-            continue
-        awaited = AwaitedParent(message_id)
-        waiting: dict[int, set[str]] = {}
-        for ticket_id, by in _awaited_by(session, message_id):
-            waiting.setdefault(ticket_id, set()).add(by)
-        for ticket_id in sorted(waiting):
-            if waiting[ticket_id] & addresses or is_recipient(session, ticket_id, sender):
-                links.append((ticket_id, awaited))
+            if key.origin is KeyOrigin.SENT:  # the helpdesk's own id proves only whom it went to (rule 2),
+                continue  # however many answered it; it exists before any answer, so no order to even out
+        there = AnsweredThere(message_id)
+        answerers: dict[int, set[str]] = {}
+        for ticket_id, by in answered.get(message_id, ()):
+            answerers.setdefault(ticket_id, set()).add(by)
+        for ticket_id in sorted(answerers):
+            if answerers[ticket_id] & addresses or is_recipient(session, ticket_id, sender):
+                links.append((ticket_id, there))
     return links
 
 
 def sender_trust(session: Session, ticket_id: int, message: InboundMessage, dkim_dns: DnsLookup | None,
-                 answers: ReplyTag | ThreadKey | AwaitedParent | None = None) -> Trust:
+                 answers: ReplyTag | ThreadKey | AnsweredThere | None = None) -> Trust:
     """The one proof rule (rules 1-4 above): what the sender of a mail on this ticket has proven.
 
     `answers` is what linked the mail to the ticket: a reply tag or a thread key (None for a mask).
@@ -189,11 +194,11 @@ def sender_trust(session: Session, ticket_id: int, message: InboundMessage, dkim
     return Trust.CLAIMED if recipient else Trust.NONE
 
 
-def _thread_proves(session: Session, answers: ReplyTag | ThreadKey | AwaitedParent | None, sender: str) -> bool:
+def _thread_proves(session: Session, answers: ReplyTag | ThreadKey | AnsweredThere | None, sender: str) -> bool:
     """Rule 4a and 4c: the sender answers a trusted mail they were party to, or a mail such a mail answered."""
     if isinstance(answers, ThreadKey) and answers.origin is KeyOrigin.RECEIVED:
         return _was_party_to(session, answers.message_id, sender)
-    return isinstance(answers, AwaitedParent)  # _links admits only tickets whose answerers the mail knows
+    return isinstance(answers, AnsweredThere)  # _links admits only tickets whose answerers the mail knows
 
 
 def _was_party_to(session: Session, message_id: str, email: str) -> bool:
@@ -213,17 +218,24 @@ def would_join(session: Session, message: InboundMessage, key: ThreadKey) -> boo
 
 
 def awaiting_parent(session: Session, message: InboundMessage) -> list[int]:
-    """Rule 4b: tickets whose trusted mail answered this mail's id, by someone this mail is from or to (oldest first)."""
-    rows = _awaited_by(session, message.message_id)
+    """Rule 4b: tickets whose trusted mail answered this mail's id, by someone this mail is from or to (oldest first).
+
+    Asked only of a mail arriving under its own id: one reusing a stored id is filed under a key of
+    its own (core.pipeline.skip_duplicate), which nothing answered.
+    """
     addresses = _addresses_of(message)
+    rows = _answered_by(session, (message.message_id,)).get(message.message_id, ())
     return sorted({ticket_id for ticket_id, by in rows if by in addresses})
 
 
-def _awaited_by(session: Session, message_id: str) -> list[tuple[int, str]]:
-    """The tickets awaiting the mail of this id, each with who answered it there."""
-    if is_unseen(session, message_id, ParentReference):
-        return []
-    return [(row[0], row[1]) for row in run(session, _PARENT_REFERENCES, {"message_id": message_id})]
+def _answered_by(session: Session, message_ids: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
+    """For each id, the tickets whose trusted mail answered it, each with who answered it there; one query."""
+    ids = [i for i in dict.fromkeys(message_ids) if not is_unseen(session, i, ParentReference)]
+    answered: dict[str, list[tuple[int, str]]] = {}
+    if ids:
+        for message_id, ticket_id, by in run(session, _PARENT_REFERENCES, {"ids": ids}):
+            answered.setdefault(message_id, []).append((ticket_id, by))
+    return answered
 
 
 def ticket_with_mask(session: Session, mask: str) -> Ticket | None:
@@ -236,7 +248,7 @@ def ticket_with_mask(session: Session, mask: str) -> Ticket | None:
 
 
 def _joined(session: Session, ticket_id: int, by: MatchedBy, message: InboundMessage, dkim_dns: DnsLookup | None,
-            answers: ReplyTag | ThreadKey | AwaitedParent | None = None) -> ThreadMatch:
+            answers: ReplyTag | ThreadKey | AnsweredThere | None = None) -> ThreadMatch:
     trust = sender_trust(session, ticket_id, message, dkim_dns, answers)
     return ThreadMatch(session.get(Ticket, ticket_id), by, trust)
 
@@ -304,7 +316,7 @@ _SENT_TO = select(SentRecipient.message_id).where(SentRecipient.message_id == bi
                                                   SentRecipient.email == bindparam("email"))
 _PARTY = select(Message.unverified_sender, Message.to_addrs, Message.cc_addrs, AddressRow.email).join(
     AddressRow, AddressRow.id == Message.sender_id).where(Message.message_id == bindparam("message_id"))
-_PARENT_REFERENCES = select(ParentReference.ticket_id, ParentReference.referenced_by).where(
-    ParentReference.message_id == bindparam("message_id"))
+_PARENT_REFERENCES = select(ParentReference.message_id, ParentReference.ticket_id, ParentReference.referenced_by
+                            ).where(ParentReference.message_id.in_(bindparam("ids", expanding=True)))
 _RECIPIENT = select(TicketRecipient.ticket_id).join(AddressRow, AddressRow.id == TicketRecipient.address_id).where(
     TicketRecipient.ticket_id == bindparam("ticket_id"), AddressRow.email == bindparam("email"))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from core.addresses import Address
@@ -161,17 +161,15 @@ def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *,
     """Remember the mail's id and, for a trusted mail, the ids it answers, so later mail of the thread finds this ticket.
 
     An untrusted mail's references are not kept: a stranger could plant an id and capture the mail
-    that later carries it (core.threads, rule 4). An answered id whose mail has not arrived is kept
-    as awaited with who answered it (ParentReference). When this mail just opened the ticket, an id
-    already pointing elsewhere that threading would have followed means another gateway opened a
-    ticket for the same thread at the same moment: raise, so this one retries and joins it.
+    that later carries it (core.threads, rule 4). Each id a trusted mail answers, but the helpdesk's
+    own, is kept with who answered it (ParentReference), whether that id's mail has arrived or not:
+    rules 4b and 4c read them. When this mail just opened the ticket, an id already pointing elsewhere that threading
+    would have followed means another gateway opened a ticket for the same thread at the same
+    moment: raise, so this one retries and joins it.
     """
-    awaited = not is_unseen(session, message.message_id, ParentReference)
     ids = list(dict.fromkeys((message.message_id, *(message.thread_ids if trusted else ()))))
-    known_as = _claim_keys(session, ticket, message, ids, opened)
-    if awaited:
-        run(session, _ARRIVED, {"message_id": message.message_id})
-    answered = [i for i in ids[1:] if known_as.get(i) is KeyOrigin.REFERENCED]
+    sent = _claim_keys(session, ticket, message, ids, opened)
+    answered = [i for i in ids[1:] if i not in sent]  # answering the helpdesk's own id proves by rule 2 alone
     for referenced in answered:
         seen(session, referenced, ParentReference)
     insert_ignore_many(session, ParentReference.__table__, [
@@ -179,10 +177,9 @@ def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *,
         key="message_id")
 
 
-def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list[str],
-                opened: bool) -> dict[str, KeyOrigin]:
+def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list[str], opened: bool) -> set[str]:
     """Point each id at this ticket (the first, the mail's own, as received; the others as referenced)
-    unless it leads elsewhere already; returns what each id is known as now.
+    unless it leads elsewhere already; returns those of the ids the helpdesk sent.
 
     One insert for them all; only the ids already stored are read back and decided one by one.
     """
@@ -194,16 +191,15 @@ def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list
     for i in ids:
         seen(session, i, ThreadKey)
     inserted = insert_ignore_many(session, ThreadKey.__table__, rows)
-    known_as = {i: origin for i, origin in origins.items() if i in inserted}
     existing = stored_keys(session, [i for i in ids if i not in inserted], fresh=True)
     for i in ids:  # in the mail's order, its own id first, as threading reads them
         if i in existing:
-            known_as[i] = _settle_key(session, ticket, message, existing[i], origins[i], opened)
-    return known_as
+            _settle_key(session, ticket, message, existing[i], origins[i], opened)
+    return {i for i, key in existing.items() if key.origin is KeyOrigin.SENT}
 
 
 def _settle_key(session: Session, ticket: Ticket, message: StoredMail, existing: ThreadKey,
-                origin: KeyOrigin, opened: bool) -> KeyOrigin:
+                origin: KeyOrigin, opened: bool) -> None:
     """An id that was stored already: who keeps it, and what it is known as now."""
     if existing.ticket_id != ticket.id:
         if opened and isinstance(message, InboundMessage) and _threading_would_have_followed(
@@ -211,12 +207,10 @@ def _settle_key(session: Session, ticket: Ticket, message: StoredMail, existing:
             raise ThreadRace(f"{existing.message_id} already belongs to another ticket")
         if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
             _take_over(existing, ticket)  # our own id, only mentioned there: the mail's own ticket keeps it
-        return existing.origin
-    if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
+    elif origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
         existing.origin, existing.referenced_by = KeyOrigin.RECEIVED, None
     elif existing.origin is KeyOrigin.REFERENCED and existing.referenced_by is None:
         existing.referenced_by = message.sender.email
-    return existing.origin
 
 
 def _take_over(key: ThreadKey, ticket: Ticket) -> None:
@@ -266,7 +260,6 @@ def content_digest(message: StoredMail) -> str:
     return digest.hexdigest()
 
 
-_ARRIVED = delete(ParentReference).where(ParentReference.message_id == bindparam("message_id"))  # built once
 _DIGEST_OF_ID = select(Message.content_digest).where(Message.message_id == bindparam("message_id"))  # built once
 
 

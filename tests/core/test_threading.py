@@ -125,6 +125,40 @@ def test_answering_a_helpdesk_id_proves_only_whom_it_was_sent_to(database: Datab
     assert len(tickets(database)) == 2, "Eve's answer to Dave's mail proves nothing: a ticket of her own"
 
 
+def test_answers_to_a_helpdesk_id_prove_no_one_it_was_not_sent_to(database: Database, settings: Settings) -> None:
+    """Dave answered our mail to him; one of the ticket's recipients, or a mail to Dave, answering the same id
+    proves nothing by that (rule 2 binds our id to its addressee; rule 4c leaves it alone)."""
+    send(database, settings, make_mail(sender=ALICE))
+    (ticket,) = tickets(database)
+    sent_to(database, ticket.mask, "<sent-by-us.d4v3@postdesk.test>", "dave@customer.test")
+    send(database, settings, make_mail(sender="Dave <dave@customer.test>", subject="Re: something",
+                                       in_reply_to="<sent-by-us.d4v3@postdesk.test>"))
+    send(database, settings, make_mail(sender=ALICE, subject="Re: something",
+                                       in_reply_to="<sent-by-us.d4v3@postdesk.test>"))
+    send(database, settings, make_mail(sender="eve@other.test", cc="dave@customer.test", subject="Re: something",
+                                       in_reply_to="<sent-by-us.d4v3@postdesk.test>"))
+    view = shown(database, ticket.mask)
+    assert view["message_count"] == 2 and [m["unverified_sender"] for m in view["messages"]] == [False, False]
+    assert len(tickets(database)) == 3, "Alice's and Eve's answers open tickets of their own"
+
+
+def test_a_recipient_answering_a_mail_the_ticket_answered_joins_it(database: Database, settings: Settings) -> None:
+    """Rule 4c with the answered mail stored: Carol, Cc'd on Alice's reply, answers Alice's first mail.
+    A stranger answering it, to no one the ticket knows, still opens a ticket of her own."""
+    first = make_mail(sender=ALICE, message_id="<first@customer.test>")
+    send(database, settings, first)
+    send(database, settings, make_mail(sender=ALICE, cc="carol@customer.test", subject="Re: Printer on fire",
+                                       in_reply_to="<first@customer.test>", references="<first@customer.test>"))
+    send(database, settings, make_mail(sender="carol@customer.test", subject="Re: Printer on fire",
+                                       in_reply_to="<first@customer.test>", references="<first@customer.test>"))
+    send(database, settings, make_mail(sender="eve@other.test", subject="Re: Printer on fire",
+                                       in_reply_to="<first@customer.test>", references="<first@customer.test>"))
+    alices, eves = tickets(database)
+    view = shown(database, alices.mask)
+    assert view["message_count"] == 3 and not any(m["unverified_sender"] for m in view["messages"])
+    assert shown(database, eves.mask)["recipients"] == ["eve@other.test"]
+
+
 def test_stranger_answering_a_customer_message_id_opens_a_ticket_of_her_own(database: Database,
                                                                           settings: Settings) -> None:
     """An id proves nothing (and the mail it names could have arrived after): the same ticket in any order."""
