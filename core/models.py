@@ -372,7 +372,7 @@ class ParentReference(Base):
 
     When the mail with that id comes, it is the thread's parent if it was from or to that person
     (core.threads, rule 4b); several tickets waiting for one parent are merged when it arrives. A
-    mail answering the same id from one of the ticket's recipients, or to or from that person,
+    mail answering the same id to or from that person, or from someone that person wrote to there,
     belongs to the ticket too (rule 4c), before that id's mail arrives as after.
     """
 

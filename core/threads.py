@@ -11,9 +11,11 @@ a Message-ID. A sender is PROVEN only by what only the real person could have (`
    a. an answer to a trusted mail of the ticket that was from or to the sender (they received it);
    b. the mail's own Message-ID was answered, in a trusted mail of the ticket, by someone this mail
       is from or to: it is that ticket's parent, arrived late (several such tickets are merged);
-   c. an answer to the same mail a trusted mail of the ticket answered, from one of the ticket's
-      recipients or to or from the one who answered there, whether that mail has arrived or not
-      (a rule that held only until it arrives would join a reply in one order and not another).
+   c. an answer to the same mail a trusted mail of the ticket answered, to or from the one who
+      answered there, or from someone that one wrote to (To or Cc) in a trusted mail of the ticket:
+      the two answers were written to each other, whichever came first, and whether the mail they
+      answer has arrived or not (a rule that held only until it arrives, or that asked who the
+      ticket's recipients are by then, would join a reply in one order and not another).
    So a thread gives the same tickets and recipients whatever order its mails arrive in.
 
 Which ticket, in order: a reply token; the mail's own Message-ID (4b); In-Reply-To and References,
@@ -149,9 +151,9 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
     """Every ticket the mail's In-Reply-To and References lead to, most telling id first.
 
     An id of a mail we sent or received leads to its ticket. An id a trusted mail of a ticket answered
-    leads there too, whether its mail has arrived or not (so the same mails give the same tickets in
-    any order), but only for the ticket's recipients or those to or from its answerer: a stranger may
-    have planted it. An id the helpdesk sent leads only to its own ticket, by rule 2.
+    leads there too, whether its mail has arrived or not, but only for a mail to or from its answerer,
+    or from someone the answerer wrote to there (rule 4c): a stranger may have planted it. An id the
+    helpdesk sent leads only to its own ticket, by rule 2.
     """
     keys = {k.message_id: k for k in _keys_in_order(session, message.thread_ids)}
     answered = _answered_by(session, message.thread_ids)
@@ -168,7 +170,7 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
         for ticket_id, by in answered.get(message_id, ()):
             answerers.setdefault(ticket_id, set()).add(by)
         for ticket_id in sorted(answerers):
-            if answerers[ticket_id] & addresses or is_recipient(session, ticket_id, sender):
+            if answerers[ticket_id] & addresses or _written_to(session, ticket_id, answerers[ticket_id], sender):
                 links.append((ticket_id, there))
     return links
 
@@ -305,6 +307,18 @@ def _is_worker(session: Session, email: str) -> bool:
     return email in worker_emails(session)
 
 
+def _written_to(session: Session, ticket_id: int, writers: set[str], email: str) -> bool:
+    """Whether a trusted mail of the ticket from one of these writers was to or Cc this address.
+
+    Not "one of the ticket's recipients": who they are depends on what arrived before (and a mail
+    through a list brings in no one), while who wrote to whom is in the mails themselves.
+    """
+    for to_addrs, cc_addrs in run(session, _WRITTEN, {"ticket_id": ticket_id, "writers": sorted(writers)}):
+        if any(a.get("email") == email for a in (to_addrs or []) + (cc_addrs or [])):
+            return True
+    return False
+
+
 def is_recipient(session: Session, ticket_id: int, email: str) -> bool:
     """One of the ticket's recipients (by address: a claim, not a proof)."""
     return run(session, _RECIPIENT, {"ticket_id": ticket_id, "email": email}).scalar() is not None
@@ -318,5 +332,8 @@ _PARTY = select(Message.unverified_sender, Message.to_addrs, Message.cc_addrs, A
     AddressRow, AddressRow.id == Message.sender_id).where(Message.message_id == bindparam("message_id"))
 _PARENT_REFERENCES = select(ParentReference.message_id, ParentReference.ticket_id, ParentReference.referenced_by
                             ).where(ParentReference.message_id.in_(bindparam("ids", expanding=True)))
+_WRITTEN = select(Message.to_addrs, Message.cc_addrs).join(AddressRow, AddressRow.id == Message.sender_id).where(
+    Message.ticket_id == bindparam("ticket_id"), Message.unverified_sender.is_(False),
+    AddressRow.email.in_(bindparam("writers", expanding=True)))
 _RECIPIENT = select(TicketRecipient.ticket_id).join(AddressRow, AddressRow.id == TicketRecipient.address_id).where(
     TicketRecipient.ticket_id == bindparam("ticket_id"), AddressRow.email == bindparam("email"))

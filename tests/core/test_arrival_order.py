@@ -145,9 +145,9 @@ def test_a_reply_to_a_lost_mail_by_a_cc_joins_in_any_order(settings: Settings, b
     """Found by the property test below: A writes m0, then answers it with e in Cc (m1); another answer
     to m0 never arrives, and e answers that one (m3, quoting m0 as well).
 
-    e is one of the ticket's recipients and answers m0, which a trusted mail of the ticket (m1)
-    answered: rule 4c. It used to hold only while m0 had not arrived, so m3 joined when filed m1, m3,
-    m0, and opened a ticket of its own when filed m0, m1, m3 (or m3, m0, m1). Every order gives one ticket.
+    e answers m0, which a trusted mail of the ticket (m1) answered, and m1's writer wrote it to e:
+    rule 4c. It used to hold only while m0 had not arrived, so m3 joined when filed m1, m3, m0, and
+    opened a ticket of its own when filed m0, m1, m3 (or m3, m0, m1). Every order gives one ticket.
     """
     thread = Thread()
     m0 = thread.add("a@one.test", [], None, 0)

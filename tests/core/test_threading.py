@@ -142,9 +142,9 @@ def test_answers_to_a_helpdesk_id_prove_no_one_it_was_not_sent_to(database: Data
     assert len(tickets(database)) == 3, "Alice's and Eve's answers open tickets of their own"
 
 
-def test_a_recipient_answering_a_mail_the_ticket_answered_joins_it(database: Database, settings: Settings) -> None:
+def test_someone_the_answerer_wrote_to_answering_the_same_mail_joins(database: Database, settings: Settings) -> None:
     """Rule 4c with the answered mail stored: Carol, Cc'd on Alice's reply, answers Alice's first mail.
-    A stranger answering it, to no one the ticket knows, still opens a ticket of her own."""
+    A stranger answering it, to no one who answered there, still opens a ticket of her own."""
     first = make_mail(sender=ALICE, message_id="<first@customer.test>")
     send(database, settings, first)
     send(database, settings, make_mail(sender=ALICE, cc="carol@customer.test", subject="Re: Printer on fire",

@@ -1,8 +1,11 @@
 """Real threaded mailboxes imported forward and reversed give the same tickets and the same recipients.
 
 The sources are real mail with real threads: the mime4j test suite's mailing-list mbox (rlug, five
-mails, one reply through the list) and bogofilter's `good.mbx` (48 mails, several short threads).
-bench/import_order.py does the same over all of ../shared/corpora/mail and explains any difference.
+mails, one reply through the list), bogofilter's `good.mbx` (48 mails, several short threads), and
+SpamAssassin's ham (folders of files, 3,900 mails of 2002 from a dozen mailing lists, where people
+answer each other on and off the list and write from more than one address).
+bench/import_order.py does the same over any corpus (all of ../shared/corpora/mail by default) and
+explains any difference.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ pytestmark = [pytest.mark.corpus, pytest.mark.skipif(
     not CORPORA.is_dir(), reason=f"no corpora at {CORPORA} (see shared/corpora/README.md)")]
 
 # (mbox, how many of its mails at least join another mail's ticket): a check that threading happened at all
-THREADED_MBOXES = (("mail/mime4j-testmsgs/mbox/mbox.rlug", 0), ("mail/bogofilter-inputs/good.mbx", 1))
+THREADED_MBOXES = (("mail/mime4j-testmsgs/mbox/mbox.rlug", 0), ("mail/bogofilter-inputs/good.mbx", 1),
+                   ("spam/spamassassin/easy_ham_2", 150), ("spam/spamassassin/easy_ham", 250))
 Tickets = set[tuple[frozenset[str], frozenset[str]]]  # per ticket: its Message-IDs, its recipients
 
 
@@ -56,7 +60,7 @@ def tickets_after_import(folder: Path, messages: list[SourcedMessage]) -> Ticket
 @pytest.mark.parametrize(("mbox", "joined_at_least"), THREADED_MBOXES, ids=[m for m, _ in THREADED_MBOXES])
 def test_forward_and_reverse_import_give_the_same_tickets(tmp_path: Path, mbox: str, joined_at_least: int) -> None:
     messages = list(read_messages(CORPORA / mbox))
-    assert len(messages) > 1, f"{mbox} is read as an mbox"
+    assert len(messages) > 1, f"{mbox} is read as an mbox or a folder of messages"
     forward = tickets_after_import(tmp_path / "forward", messages)
     reverse = tickets_after_import(tmp_path / "reverse", messages[::-1])
     assert (forward - reverse, reverse - forward) == (set(), set()), "tickets only forward, only reversed"
