@@ -29,6 +29,12 @@ Before the duplicate digest took in sender, To, Cc and subject (body and attachm
 differed, all for one cause: files with the same Message-ID and body but other parties (ruby-mail
 rfc2822/example03 and example11, spamassassin dkim/*.msg, thunderbird bugmail*...): the first read
 was kept and the others dropped as duplicates, so a ticket's sender and recipients followed the order.
+
+Figures (2026-12-01, --corpus of SpamAssassin's 4,149 ham files, SQLite): filed 4,146, quarantined 3,
+3,519 tickets forward and reversed, none differs. Before rule 4c asked who wrote to whom (it asked
+whether the sender was one of the ticket's recipients by then, and held only until the answered mail
+arrived), 3,629 tickets forward and 3,602 reversed, 69 groups differing: list mail brings in no
+recipients, so "to the one who answered" held in one order and "one of its recipients" not in the other.
 """
 
 from __future__ import annotations

@@ -163,9 +163,9 @@ def record_thread_keys(session: Session, ticket: Ticket, message: StoredMail, *,
     An untrusted mail's references are not kept: a stranger could plant an id and capture the mail
     that later carries it (core.threads, rule 4). Each id a trusted mail answers, but the helpdesk's
     own, is kept with who answered it (ParentReference), whether that id's mail has arrived or not:
-    rules 4b and 4c read them. When this mail just opened the ticket, an id already pointing elsewhere that threading
-    would have followed means another gateway opened a ticket for the same thread at the same
-    moment: raise, so this one retries and joins it.
+    rules 4b and 4c read them. When this mail just opened the ticket, an id already pointing
+    elsewhere that threading would have followed means another gateway opened a ticket for the same
+    thread at the same moment: raise, so this one retries and joins it.
     """
     ids = list(dict.fromkeys((message.message_id, *(message.thread_ids if trusted else ()))))
     sent = _claim_keys(session, ticket, message, ids, opened)
