@@ -152,8 +152,9 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
 
     An id of a mail we sent or received leads to its ticket. An id a trusted mail of a ticket answered
     leads there too, whether its mail has arrived or not, but only for a mail to or from its answerer,
-    or from someone the answerer wrote to there (rule 4c): a stranger may have planted it. An id the
-    helpdesk sent leads only to its own ticket, by rule 2.
+    or from someone the answerer wrote to there (rule 4c): a stranger may have planted it. Answers
+    to the helpdesk's own ids are not kept (core.tickets.record_thread_keys): such an id proves only
+    whom it was sent to (rule 2), however many answered it.
     """
     keys = {k.message_id: k for k in _keys_in_order(session, message.thread_ids)}
     answered = _answered_by(session, message.thread_ids)
@@ -163,8 +164,6 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
         key = keys.get(message_id)
         if key is not None and key.origin is not KeyOrigin.REFERENCED:
             links.append((key.ticket_id, key))
-            if key.origin is KeyOrigin.SENT:  # the helpdesk's own id proves only whom it went to (rule 2),
-                continue  # however many answered it; it exists before any answer, so no order to even out
         there = AnsweredThere(message_id)
         answerers: dict[int, set[str]] = {}
         for ticket_id, by in answered.get(message_id, ()):
