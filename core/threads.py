@@ -107,12 +107,13 @@ def thread_message(session: Session, message: InboundMessage, dkim_dns: DnsLooku
         first = ThreadMatch(session.get(Ticket, parents_of[0]), MatchedBy.OWN_ID, trust,
                             also=tuple(parents_of[1:MAX_MERGED]) if trust is Trust.PROVEN else ())
         return _with_others(session, first, message, dkim_dns)
-    for ticket_id, answers in _links(session, message):
+    links = _links(session, message)
+    for ticket_id, answers in links:
         by = MatchedBy.SENT_ID if isinstance(answers, ThreadKey) and answers.origin is KeyOrigin.SENT \
             else MatchedBy.REFERENCE
         match = _joined(session, ticket_id, by, message, dkim_dns, answers)
         if match.trust is Trust.PROVEN:  # an id is no proof: anyone may have seen it, and the mail it
-            return _with_others(session, match, message, dkim_dns)  # answers may even arrive later
+            return _with_others(session, match, message, dkim_dns, links)  # answers may even arrive later
     for mask in masks_in_subject(message.subject):
         ticket = ticket_with_mask(session, mask)
         if ticket is None:
@@ -124,13 +125,16 @@ def thread_message(session: Session, message: InboundMessage, dkim_dns: DnsLooku
     return _new(session, message, dkim_dns)
 
 
-def _with_others(session: Session, match: ThreadMatch, message: InboundMessage,
-                 dkim_dns: DnsLookup | None) -> ThreadMatch:
-    """A proven mail that also answers mails of other tickets, proven there too, joins their threads."""
+def _with_others(session: Session, match: ThreadMatch, message: InboundMessage, dkim_dns: DnsLookup | None,
+                 links: list[tuple[int, ThreadKey | AnsweredThere]] | None = None) -> ThreadMatch:
+    """A proven mail that also answers mails of other tickets, proven there too, joins their threads.
+
+    `links`: the mail's _links where the caller has them already (nothing was written since).
+    """
     if match.trust is not Trust.PROVEN or match.ticket is None:
         return match
     others = list(match.also)
-    for ticket_id, answers in _links(session, message):
+    for ticket_id, answers in (links if links is not None else _links(session, message)):
         if len(others) >= MAX_MERGED - 1:
             break
         if ticket_id == match.ticket.id or ticket_id in others:
@@ -159,6 +163,8 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
     keys = {k.message_id: k for k in _keys_in_order(session, message.thread_ids)}
     answered = _answered_by(session, message.thread_ids)
     sender, addresses = message.sender.email, _addresses_of(message)
+    unsure = [(ticket_id, by) for rows in answered.values() for ticket_id, by in rows if by not in addresses]
+    wrote_to_sender = _wrote_to(session, unsure, sender)
     links: list[tuple[int, ThreadKey | AnsweredThere]] = []
     for message_id in message.thread_ids:
         key = keys.get(message_id)
@@ -168,8 +174,8 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
         answerers: dict[int, set[str]] = {}
         for ticket_id, by in answered.get(message_id, ()):
             answerers.setdefault(ticket_id, set()).add(by)
-        for ticket_id in sorted(answerers):
-            if answerers[ticket_id] & addresses or _written_to(session, ticket_id, answerers[ticket_id], sender):
+        for ticket_id, by_whom in sorted(answerers.items()):
+            if by_whom & addresses or any((ticket_id, by) in wrote_to_sender for by in by_whom):
                 links.append((ticket_id, there))
     return links
 
@@ -306,16 +312,19 @@ def _is_worker(session: Session, email: str) -> bool:
     return email in worker_emails(session)
 
 
-def _written_to(session: Session, ticket_id: int, writers: set[str], email: str) -> bool:
-    """Whether a trusted mail of the ticket from one of these writers was to or Cc this address.
+def _wrote_to(session: Session, writers: Sequence[tuple[int, str]], email: str) -> set[tuple[int, str]]:
+    """Which of these (ticket, writer) wrote a trusted mail of the ticket to or Cc this address; one query.
 
     Not "one of the ticket's recipients": who they are depends on what arrived before (and a mail
     through a list brings in no one), while who wrote to whom is in the mails themselves.
     """
-    for to_addrs, cc_addrs in run(session, _WRITTEN, {"ticket_id": ticket_id, "writers": sorted(writers)}):
-        if any(a.get("email") == email for a in (to_addrs or []) + (cc_addrs or [])):
-            return True
-    return False
+    if not writers:
+        return set()
+    wanted = set(writers)
+    tickets, people = sorted({t for t, _ in wanted}), sorted({w for _, w in wanted})
+    rows = run(session, _WRITTEN, {"tickets": tickets, "writers": people})
+    return {(ticket_id, writer) for ticket_id, writer, to_addrs, cc_addrs in rows if (ticket_id, writer) in wanted
+            and any(a.get("email") == email for a in (to_addrs or []) + (cc_addrs or []))}
 
 
 def is_recipient(session: Session, ticket_id: int, email: str) -> bool:
@@ -331,8 +340,9 @@ _PARTY = select(Message.unverified_sender, Message.to_addrs, Message.cc_addrs, A
     AddressRow, AddressRow.id == Message.sender_id).where(Message.message_id == bindparam("message_id"))
 _PARENT_REFERENCES = select(ParentReference.message_id, ParentReference.ticket_id, ParentReference.referenced_by
                             ).where(ParentReference.message_id.in_(bindparam("ids", expanding=True)))
-_WRITTEN = select(Message.to_addrs, Message.cc_addrs).join(AddressRow, AddressRow.id == Message.sender_id).where(
-    Message.ticket_id == bindparam("ticket_id"), Message.unverified_sender.is_(False),
+_WRITTEN = select(Message.ticket_id, AddressRow.email, Message.to_addrs, Message.cc_addrs).join(
+    AddressRow, AddressRow.id == Message.sender_id).where(
+    Message.ticket_id.in_(bindparam("tickets", expanding=True)), Message.unverified_sender.is_(False),
     AddressRow.email.in_(bindparam("writers", expanding=True)))
 _RECIPIENT = select(TicketRecipient.ticket_id).join(AddressRow, AddressRow.id == TicketRecipient.address_id).where(
     TicketRecipient.ticket_id == bindparam("ticket_id"), AddressRow.email == bindparam("email"))
