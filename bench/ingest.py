@@ -268,7 +268,6 @@ def _run_spool_only(config: Path, ready: multiprocessing.synchronize.Event,
     """What `postdesk serve` accepts mail with (mailgate.smtp, mailgate.spool), and nothing else."""
     import asyncio
 
-    sys.path.insert(0, str(ROOT))
     from core.helpdesk_addresses import OwnAddresses
     from core.settings import load_settings
     from mailgate.daemon import prepare_database

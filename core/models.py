@@ -363,8 +363,6 @@ class ThreadKey(Base):
     message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     origin: Mapped[KeyOrigin] = mapped_column(_enum(KeyOrigin, "thread_key_origin"))
-    # A referenced id: who first referenced it, in a mail the helpdesk trusted (core.threads, rule 4c).
-    referenced_by: Mapped[str | None] = mapped_column(String(320))
 
 
 class ParentReference(Base):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SCHEMA_LOCK_KEY = 0x706F7374  # "post": any fixed number shared by every postdesk process
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0015"
 
 
 def _alembic_config() -> Config:

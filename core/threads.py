@@ -163,7 +163,8 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
     keys = {k.message_id: k for k in _keys_in_order(session, message.thread_ids)}
     answered = _answered_by(session, message.thread_ids)
     sender, addresses = message.sender.email, _addresses_of(message)
-    unsure = [(ticket_id, by) for rows in answered.values() for ticket_id, by in rows if by not in addresses]
+    unsure = [(ticket_id, by) for tickets in answered.values() for ticket_id, by_whom in tickets.items()
+              for by in by_whom if by not in addresses]
     wrote_to_sender = _wrote_to(session, unsure, sender)
     links: list[tuple[int, ThreadKey | AnsweredThere]] = []
     for message_id in message.thread_ids:
@@ -171,10 +172,7 @@ def _links(session: Session, message: InboundMessage) -> list[tuple[int, ThreadK
         if key is not None and key.origin is not KeyOrigin.REFERENCED:
             links.append((key.ticket_id, key))
         there = AnsweredThere(message_id)
-        answerers: dict[int, set[str]] = {}
-        for ticket_id, by in answered.get(message_id, ()):
-            answerers.setdefault(ticket_id, set()).add(by)
-        for ticket_id, by_whom in sorted(answerers.items()):
+        for ticket_id, by_whom in sorted(answered.get(message_id, {}).items()):
             if by_whom & addresses or any((ticket_id, by) in wrote_to_sender for by in by_whom):
                 links.append((ticket_id, there))
     return links
@@ -231,17 +229,17 @@ def awaiting_parent(session: Session, message: InboundMessage) -> list[int]:
     its own (core.pipeline.skip_duplicate), which nothing answered.
     """
     addresses = _addresses_of(message)
-    rows = _answered_by(session, (message.message_id,)).get(message.message_id, ())
-    return sorted({ticket_id for ticket_id, by in rows if by in addresses})
+    tickets = _answered_by(session, (message.message_id,)).get(message.message_id, {})
+    return sorted(ticket_id for ticket_id, by_whom in tickets.items() if by_whom & addresses)
 
 
-def _answered_by(session: Session, message_ids: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
-    """For each id, the tickets whose trusted mail answered it, each with who answered it there; one query."""
+def _answered_by(session: Session, message_ids: Sequence[str]) -> dict[str, dict[int, set[str]]]:
+    """For each id, the tickets whose trusted mail answered it, with who answered it there; one query."""
     ids = [i for i in dict.fromkeys(message_ids) if not is_unseen(session, i, ParentReference)]
-    answered: dict[str, list[tuple[int, str]]] = {}
+    answered: dict[str, dict[int, set[str]]] = {}
     if ids:
         for message_id, ticket_id, by in run(session, _PARENT_REFERENCES, {"ids": ids}):
-            answered.setdefault(message_id, []).append((ticket_id, by))
+            answered.setdefault(message_id, {}).setdefault(ticket_id, set()).add(by)
     return answered
 
 

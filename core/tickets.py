@@ -184,10 +184,8 @@ def _claim_keys(session: Session, ticket: Ticket, message: StoredMail, ids: list
     One insert for them all; only the ids already stored are read back and decided one by one.
     """
     origins = {i: KeyOrigin.RECEIVED if n == 0 else KeyOrigin.REFERENCED for n, i in enumerate(ids)}
-    rows: list[dict[str, Any]] = [
-        {"message_id": i, "ticket_id": ticket.id, "origin": origin,
-         "referenced_by": message.sender.email if origin is KeyOrigin.REFERENCED else None}
-        for i, origin in origins.items()]
+    rows: list[dict[str, Any]] = [{"message_id": i, "ticket_id": ticket.id, "origin": origin}
+                                  for i, origin in origins.items()]
     for i in ids:
         seen(session, i, ThreadKey)
     inserted = insert_ignore_many(session, ThreadKey.__table__, rows)
@@ -208,13 +206,11 @@ def _settle_key(session: Session, ticket: Ticket, message: StoredMail, existing:
         if origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
             _take_over(existing, ticket)  # our own id, only mentioned there: the mail's own ticket keeps it
     elif origin is KeyOrigin.RECEIVED and existing.origin is KeyOrigin.REFERENCED:
-        existing.origin, existing.referenced_by = KeyOrigin.RECEIVED, None
-    elif existing.origin is KeyOrigin.REFERENCED and existing.referenced_by is None:
-        existing.referenced_by = message.sender.email
+        existing.origin = KeyOrigin.RECEIVED
 
 
 def _take_over(key: ThreadKey, ticket: Ticket) -> None:
-    key.ticket_id, key.origin, key.referenced_by = ticket.id, KeyOrigin.RECEIVED, None
+    key.ticket_id, key.origin = ticket.id, KeyOrigin.RECEIVED
 
 
 def _threading_would_have_followed(session: Session, existing: ThreadKey, origin: KeyOrigin,
